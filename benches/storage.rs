@@ -1,0 +1,194 @@
+//! Engine benchmarks (criterion). Run with `bash benches/storage.sh`, which also measures the
+//! machine's limits in the same run and writes the ratios into storage/README.md's table.
+//!
+//!   ingest/*       256 MiB of incompressible data, streamed in 64 KiB pieces (as a socket
+//!                  delivers it), MD5 only or MD5 + SHA-512, at several chunk sizes
+//!   ingest_dedup   the same 256 MiB again while the first copy is stored
+//!   read_cached/*  the whole blob from the page cache, CRC-verified (and BLAKE3-verified)
+//!   read_cold      the whole blob after dropping its chunk files from the page cache
+//!   range_64k/*    1000 random 64 KiB ranged reads
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use futures::StreamExt;
+use glint_storage::{BlobId, DigestSet, Store, StoreConfig, WriteOptions};
+use rand::{Rng, RngCore, SeedableRng};
+
+const SIZE: usize = 256 << 20;
+const PIECE: usize = 64 << 10;
+
+fn bench_root() -> PathBuf {
+    let base = std::env::var_os("GLINT_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("glint-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn open(root: &Path, chunk: usize, full_hash: bool) -> Store {
+    let _ = std::fs::remove_dir_all(root);
+    let mut cfg = StoreConfig::single(root);
+    std::fs::create_dir_all(&cfg.data_dirs[0]).unwrap();
+    cfg.chunk_size = chunk;
+    cfg.verify_full_hash_on_read = full_hash;
+    Store::open(cfg).unwrap()
+}
+
+fn data() -> Bytes {
+    let mut v = vec![0u8; SIZE];
+    rand::rngs::StdRng::seed_from_u64(42).fill_bytes(&mut v);
+    Bytes::from(v)
+}
+
+fn pieces(data: &Bytes) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let d = data.clone();
+    futures::stream::iter((0..d.len()).step_by(PIECE).map(move |i| Ok(d.slice(i..(i + PIECE).min(d.len())))))
+}
+
+async fn ingest(store: &Store, data: &Bytes, digests: DigestSet) -> BlobId {
+    let staged = store.write(pieces(data), WriteOptions { digests, max_size: None }).await.unwrap();
+    store.commit(staged).await.unwrap()
+}
+
+async fn drain(store: &Store, id: BlobId, range: Option<std::ops::Range<u64>>) -> usize {
+    let (_, mut r) = store.read(id, range).await.unwrap();
+    let mut n = 0;
+    while let Some(b) = r.next().await {
+        n += b.unwrap().len();
+    }
+    n
+}
+
+fn drop_page_cache(root: &Path) {
+    fn walk(p: &Path) {
+        for e in std::fs::read_dir(p).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path);
+            } else if let Ok(f) = std::fs::File::open(&path) {
+                // SAFETY: plain syscall on a valid descriptor.
+                unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            }
+        }
+    }
+    walk(&root.join("data/chunks"));
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = runtime();
+    let data = data();
+    let root = bench_root();
+
+    let mut g = c.benchmark_group("ingest");
+    g.throughput(Throughput::Bytes(SIZE as u64)).sample_size(10).measurement_time(Duration::from_secs(15));
+    for (name, digests, chunks) in [
+        ("md5", DigestSet::MD5, &[256 << 10, 1 << 20, 4 << 20][..]),
+        ("md5+sha512", DigestSet::MD5 | DigestSet::SHA512, &[1 << 20][..]),
+    ] {
+        for &chunk in chunks {
+            let store = open(&root, chunk, false);
+            g.bench_function(BenchmarkId::new(name, format!("{}KiB", chunk >> 10)), |b| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let (store, data) = (store.clone(), data.clone());
+                    async move {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let t = Instant::now();
+                            let id = ingest(&store, &data, digests).await;
+                            total += t.elapsed();
+                            store.delete(id).await.unwrap(); // next round writes afresh
+                        }
+                        total
+                    }
+                })
+            });
+        }
+    }
+    let store = open(&root, 1 << 20, false);
+    let first = rt.block_on(ingest(&store, &data, DigestSet::MD5));
+    g.bench_function("dedup_second_copy", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (store, data) = (store.clone(), data.clone());
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = Instant::now();
+                    let id = ingest(&store, &data, DigestSet::MD5).await;
+                    total += t.elapsed();
+                    store.delete(id).await.unwrap();
+                }
+                total
+            }
+        })
+    });
+    let _ = first;
+    g.finish();
+
+    let mut g = c.benchmark_group("read_cached");
+    g.throughput(Throughput::Bytes(SIZE as u64)).sample_size(10).measurement_time(Duration::from_secs(10));
+    for (label, chunk, full_hash) in [
+        ("crc_256KiB", 256 << 10, false),
+        ("crc_1024KiB", 1 << 20, false),
+        ("crc_4096KiB", 4 << 20, false),
+        ("blake3_1024KiB", 1 << 20, true),
+    ] {
+        let store = open(&root, chunk, full_hash);
+        let id = rt.block_on(ingest(&store, &data, DigestSet::NONE));
+        rt.block_on(drain(&store, id, None)); // warm the page cache
+        g.bench_function(label, |b| b.to_async(&rt).iter(|| drain(&store, id, None)));
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("read_cold");
+    g.throughput(Throughput::Bytes(SIZE as u64)).sample_size(10).measurement_time(Duration::from_secs(20));
+    let store = open(&root, 1 << 20, false);
+    let id = rt.block_on(ingest(&store, &data, DigestSet::NONE));
+    g.bench_function("crc_1024KiB", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (store, root) = (store.clone(), root.clone());
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    drop_page_cache(&root);
+                    let t = Instant::now();
+                    drain(&store, id, None).await;
+                    total += t.elapsed();
+                }
+                total
+            }
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("range_64k");
+    g.throughput(Throughput::Elements(1000)).sample_size(10);
+    for chunk in [256 << 10, 1 << 20, 4 << 20] {
+        let store = open(&root, chunk, false);
+        let id = rt.block_on(ingest(&store, &data, DigestSet::NONE));
+        rt.block_on(drain(&store, id, None));
+        g.bench_function(format!("{}KiB", chunk >> 10), |b| {
+            b.to_async(&rt).iter(|| {
+                let store = store.clone();
+                async move {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+                    for _ in 0..1000 {
+                        let at = rng.gen_range(0..(SIZE - PIECE) as u64);
+                        drain(&store, id, Some(at..at + PIECE as u64)).await;
+                    }
+                }
+            })
+        });
+    }
+    g.finish();
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+criterion_group!(storage, benches);
+criterion_main!(storage);

@@ -1,0 +1,454 @@
+//! The store: opening (with recovery), the pin table that keeps chunks of in-flight writes
+//! alive, reclamation of unreferenced chunks, and the catalog read helpers.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::catalog::{self, cf, decode_count, Catalog, Db, CF_BLOBS, CF_CHUNKS, CF_META};
+use crate::datadirs::{self, DataDir, DataDirs, Probe};
+use crate::error::{Result, StoreError};
+use crate::ids::{BlobId, ChunkId};
+use crate::manifest::BlobInfo;
+
+/// Engine configuration; `etc/glance-api.conf` maps onto it in the server.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// One directory per disk. Each must exist and be writable.
+    pub data_dirs: Vec<PathBuf>,
+    /// Where the RocksDB catalog lives (created if missing).
+    pub catalog_dir: PathBuf,
+    /// Fixed chunk size in bytes (see README for how the default was chosen).
+    pub chunk_size: usize,
+    /// Blobs no larger than this are kept inline in the catalog (one synced write, no file).
+    pub inline_max: usize,
+    /// Chunks hashed and written concurrently during one ingest.
+    pub write_parallelism: usize,
+    /// Chunks read ahead of the consumer during one read.
+    pub read_ahead: usize,
+    /// Reads always verify the CRC32C of each 64 KiB block they return; this adds the full
+    /// BLAKE3 check of every chunk read (and so reads whole chunks even for small ranges).
+    /// Off by default: see the README for the measured cost. Scrub always checks BLAKE3.
+    pub verify_full_hash_on_read: bool,
+}
+
+pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
+
+impl StoreConfig {
+    pub fn new(data_dirs: Vec<PathBuf>, catalog_dir: PathBuf) -> StoreConfig {
+        StoreConfig {
+            data_dirs,
+            catalog_dir,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            inline_max: 16 << 10,
+            write_parallelism: 2,
+            read_ahead: 4,
+            verify_full_hash_on_read: false,
+        }
+    }
+
+    /// A store rooted in one directory: `<root>/data` and `<root>/catalog`.
+    pub fn single(root: impl Into<PathBuf>) -> StoreConfig {
+        let root = root.into();
+        StoreConfig::new(vec![root.join("data")], root.join("catalog"))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.data_dirs.is_empty() {
+            return Err(StoreError::Config("at least one data directory is required".into()));
+        }
+        if !(4096..=(64 << 20)).contains(&self.chunk_size) {
+            return Err(StoreError::Config("chunk_size must be between 4 KiB and 64 MiB".into()));
+        }
+        if self.inline_max >= self.chunk_size {
+            return Err(StoreError::Config("inline_max must be below chunk_size".into()));
+        }
+        if self.write_parallelism == 0 || self.read_ahead == 0 {
+            return Err(StoreError::Config("write_parallelism and read_ahead must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct Inner {
+    pub db: Db,
+    pub dirs: DataDirs,
+    pub cfg: StoreConfig,
+    /// Chunks that in-flight writes have written or found, not yet covered by a committed
+    /// reference. Reclamation skips them; see `reclaim`.
+    pins: Mutex<HashMap<ChunkId, u32>>,
+    /// Reclaims scheduled from `Drop` and not yet finished (see `Store::settle`).
+    pending_reclaims: AtomicUsize,
+}
+
+/// The blob engine. Cheap to clone; all clones share one catalog and set of data directories.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+const META_DIRS: &[u8] = b"datadirs";
+const META_CLEAN: &[u8] = b"clean_shutdown";
+
+/// What recovery did at open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub unclean_shutdown: bool,
+    pub temp_files_removed: usize,
+    pub orphan_chunks_removed: usize,
+}
+
+impl Store {
+    /// Opens (or creates) a store. Blocking: call it before serving, or in `spawn_blocking`.
+    pub fn open(cfg: StoreConfig) -> Result<Store> {
+        Self::open_with_report(cfg).map(|(s, _)| s)
+    }
+
+    pub fn open_with_report(cfg: StoreConfig) -> Result<(Store, RecoveryReport)> {
+        cfg.validate()?;
+        let mut probes = Vec::new();
+        for root in &cfg.data_dirs {
+            probes.push((root.clone(), datadirs::probe(root)?));
+        }
+        let db = catalog::open(&cfg.catalog_dir)?;
+        let meta = cf(&db, CF_META);
+        let known: Vec<(PathBuf, u64)> = match db.get_cf(meta, META_DIRS)? {
+            Some(v) => decode_dirs(&v)?,
+            None => Vec::new(),
+        };
+        let mut dirs = Vec::new();
+        for (root, probe) in probes {
+            let id = match probe {
+                Probe::Initialized(id) => {
+                    if let Some((_, want)) = known.iter().find(|(p, want)| *p == root && *want != id) {
+                        return Err(StoreError::DataDir {
+                            path: root,
+                            reason: format!(
+                                "holds data directory {id:016x} but the catalog expects {want:016x} \
+                                 (a different disk mounted here?); refusing to start"
+                            ),
+                        });
+                    }
+                    id
+                }
+                Probe::Empty => {
+                    if known.iter().any(|(p, _)| *p == root) {
+                        return Err(StoreError::DataDir {
+                            path: root,
+                            reason: format!(
+                                "the catalog knows this directory but its {} marker is gone \
+                                 (disk not mounted?); refusing to start",
+                                datadirs::MARKER
+                            ),
+                        });
+                    }
+                    datadirs::initialize(&root)?
+                }
+            };
+            dirs.push(DataDir { root, id });
+        }
+        let record: Vec<(PathBuf, u64)> = dirs.iter().map(|d| (d.root.clone(), d.id)).collect();
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        db.put_cf_opt(meta, META_DIRS, encode_dirs(&record), &wo)?;
+        let clean = db.get_cf(meta, META_CLEAN)?.is_some_and(|v| v == b"1");
+        // From here until a clean close, a crash means recovery must scan.
+        db.put_cf_opt(meta, META_CLEAN, b"0", &wo)?;
+
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                dirs: DataDirs::new(dirs),
+                cfg,
+                pins: Mutex::new(HashMap::new()),
+                pending_reclaims: AtomicUsize::new(0),
+            }),
+        };
+        let mut report = RecoveryReport { unclean_shutdown: !clean, ..Default::default() };
+        if !clean {
+            // No writer is running yet, so every temp file and every unreferenced chunk is
+            // debris of an interrupted write or delete: no grace period is needed.
+            report.temp_files_removed = store.inner.dirs.clean_tmp(None)?;
+            report.orphan_chunks_removed = store.inner.collect_garbage(Duration::ZERO)?;
+            if report.temp_files_removed + report.orphan_chunks_removed > 0 {
+                tracing::warn!(?report, "recovered from an unclean shutdown");
+            }
+        }
+        Ok((store, report))
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.cfg
+    }
+
+    /// The blob's record, or `None`.
+    pub async fn blob_info(&self, id: BlobId) -> Result<Option<BlobInfo>> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.blob_info(id)).await?
+    }
+
+    /// One catalog value, read outside any transaction.
+    pub async fn get(&self, cat: Catalog, key: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || Ok(inner.db.get_cf(cf(&inner.db, cat.cf_name()), key)?))
+            .await?
+    }
+
+    /// Up to `limit` entries of `cat` whose keys start with `prefix`, from the first key
+    /// strictly after `after` (or from the prefix's start). For listings.
+    pub async fn scan(
+        &self,
+        cat: Catalog,
+        prefix: Vec<u8>,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut it = inner.db.raw_iterator_cf(cf(&inner.db, cat.cf_name()));
+            match &after {
+                Some(a) if a.as_slice() >= prefix.as_slice() => it.seek(a),
+                _ => it.seek(&prefix),
+            }
+            let mut out = Vec::new();
+            while it.valid() && out.len() < limit {
+                let (k, v) = (it.key().expect("valid"), it.value().expect("valid"));
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                if after.as_deref() != Some(k) {
+                    out.push((k.to_vec(), v.to_vec()));
+                }
+                it.next();
+            }
+            it.status()?;
+            Ok(out)
+        })
+        .await?
+    }
+
+    /// Removes unreferenced chunk files older than `grace` that no in-flight write holds, and
+    /// temp files older than `grace`. Safe while writers run: a writer pins its chunks before
+    /// it looks for or writes them, and a pinned or young file is never removed.
+    pub async fn gc(&self, grace: Duration) -> Result<usize> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            inner.dirs.clean_tmp(Some(grace))?;
+            inner.collect_garbage(grace)
+        })
+        .await?
+    }
+
+    /// Waits until reclamations scheduled by dropped in-flight writes have finished.
+    pub async fn settle(&self) {
+        while self.inner.pending_reclaims.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Adds `delta` to a chunk's reference count, bypassing every invariant. Only for tests
+    /// that need to damage a store to see scrub find and repair it.
+    #[doc(hidden)]
+    pub async fn debug_add_refcount(&self, id: ChunkId, delta: i64) -> Result<()> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let chunks = cf(&inner.db, CF_CHUNKS);
+            Ok(inner.db.merge_cf(chunks, id.0, crate::catalog::encode_count(delta))?)
+        })
+        .await?
+    }
+
+    /// Ids of every committed blob (for tests and tools; a full scan).
+    pub async fn list_blobs(&self) -> Result<Vec<BlobId>> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut it = inner.db.raw_iterator_cf(cf(&inner.db, CF_BLOBS));
+            it.seek_to_first();
+            let mut out = Vec::new();
+            while it.valid() {
+                let k = it.key().expect("valid");
+                out.push(BlobId(k.try_into().map_err(|_| StoreError::Malformed("blob key"))?));
+                it.next();
+            }
+            it.status()?;
+            Ok(out)
+        })
+        .await?
+    }
+
+    /// Number of stored chunk files (for tests and reports).
+    pub fn chunk_file_count(&self) -> Result<usize> {
+        let mut n = 0;
+        self.inner.dirs.list_chunks(|_, _, _| n += 1)?;
+        Ok(n)
+    }
+}
+
+impl Inner {
+    pub fn blob_info(&self, id: BlobId) -> Result<Option<BlobInfo>> {
+        match self.db.get_cf(cf(&self.db, CF_BLOBS), id.0)? {
+            Some(v) => Ok(Some(BlobInfo::decode(id, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn pin(self: &Arc<Self>, id: ChunkId) -> PinGuard {
+        *self.pins.lock().expect("pins").entry(id).or_insert(0) += 1;
+        PinGuard { inner: self.clone(), ids: vec![id] }
+    }
+
+    fn unpin(&self, ids: &[ChunkId]) -> Vec<ChunkId> {
+        let mut pins = self.pins.lock().expect("pins");
+        let mut released = Vec::new();
+        for id in ids {
+            if let Some(n) = pins.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    pins.remove(id);
+                    released.push(*id);
+                }
+            }
+        }
+        released
+    }
+
+    /// Deletes each candidate chunk whose reference count is zero and that no write pins.
+    ///
+    /// Why this is race-free: a count can rise from zero only through a writer that stores
+    /// (or finds) that chunk, and writers pin first; clone and concatenate raise counts of
+    /// chunks that their locked source blob already references (count ≥ 1). The pin check,
+    /// the count read and the unlink all happen under the pin lock, so a writer either pins
+    /// before (and the chunk stays) or after (and finds no file, so writes it again).
+    pub fn reclaim(&self, candidates: &[ChunkId]) -> Result<usize> {
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let chunks = cf(&self.db, CF_CHUNKS);
+        let pins = self.pins.lock().expect("pins");
+        let mut removed = 0;
+        for id in candidates {
+            if pins.contains_key(id) {
+                continue;
+            }
+            let stored = self.db.get_cf(chunks, id.0)?;
+            if stored.as_deref().map(decode_count).unwrap_or(0) > 0 {
+                continue;
+            }
+            self.dirs.remove_chunk(id)?;
+            if stored.is_some() {
+                self.db.delete_cf(chunks, id.0)?;
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Reclaims every unreferenced chunk file older than `grace`, and drops count records
+    /// at zero whose file is already gone.
+    pub fn collect_garbage(&self, grace: Duration) -> Result<usize> {
+        let now = std::time::SystemTime::now();
+        let chunks = cf(&self.db, CF_CHUNKS);
+        let mut candidates = Vec::new();
+        self.dirs.list_chunks(|id, _, mtime| {
+            if now.duration_since(mtime).unwrap_or_default() >= grace {
+                candidates.push(id);
+            }
+        })?;
+        let mut unreferenced = Vec::new();
+        for id in candidates {
+            let count = self.db.get_cf(chunks, id.0)?.as_deref().map(decode_count).unwrap_or(0);
+            if count <= 0 {
+                unreferenced.push(id);
+            }
+        }
+        let mut zero_records = Vec::new();
+        let mut it = self.db.raw_iterator_cf(chunks);
+        it.seek_to_first();
+        while it.valid() {
+            if decode_count(it.value().expect("valid")) <= 0 {
+                if let Ok(k) = <[u8; 32]>::try_from(it.key().expect("valid")) {
+                    zero_records.push(ChunkId(k));
+                }
+            }
+            it.next();
+        }
+        it.status()?;
+        let removed = self.reclaim(&unreferenced)?;
+        self.reclaim(&zero_records)?;
+        Ok(removed)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        if let Err(e) = self.db.put_cf_opt(cf(&self.db, CF_META), META_CLEAN, b"1", &wo) {
+            tracing::error!(error = %e, "could not record a clean shutdown");
+        }
+    }
+}
+
+/// Keeps chunks pinned while an uncommitted write holds them. On drop, the chunks that are
+/// no longer pinned are checked for reclamation (an abandoned upload leaves nothing behind).
+pub(crate) struct PinGuard {
+    inner: Arc<Inner>,
+    ids: Vec<ChunkId>,
+}
+
+impl PinGuard {
+    pub fn absorb(&mut self, mut other: PinGuard) {
+        self.ids.append(&mut std::mem::take(&mut other.ids));
+    }
+
+    pub fn empty(inner: &Arc<Inner>) -> PinGuard {
+        PinGuard { inner: inner.clone(), ids: Vec::new() }
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let released = self.inner.unpin(&self.ids);
+        if released.is_empty() {
+            return;
+        }
+        let inner = self.inner.clone();
+        let run = move |inner: Arc<Inner>| {
+            if let Err(e) = inner.reclaim(&released) {
+                tracing::warn!(error = %e, "reclaiming chunks of an abandoned write failed; gc will retry");
+            }
+            inner.pending_reclaims.fetch_sub(1, Ordering::AcqRel);
+        };
+        inner.pending_reclaims.fetch_add(1, Ordering::AcqRel);
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(move || run(inner));
+            }
+            Err(_) => run(inner),
+        }
+    }
+}
+
+fn encode_dirs(dirs: &[(PathBuf, u64)]) -> Vec<u8> {
+    let mut s = String::new();
+    for (p, id) in dirs {
+        s.push_str(&format!("{id:016x} {}\n", p.display()));
+    }
+    s.into_bytes()
+}
+
+fn decode_dirs(v: &[u8]) -> Result<Vec<(PathBuf, u64)>> {
+    let s = std::str::from_utf8(v).map_err(|_| StoreError::Malformed("data directory list"))?;
+    s.lines()
+        .map(|l| {
+            let (id, p) = l.split_once(' ').ok_or(StoreError::Malformed("data directory list"))?;
+            let id = u64::from_str_radix(id, 16).map_err(|_| StoreError::Malformed("data directory id"))?;
+            Ok((PathBuf::from(p), id))
+        })
+        .collect()
+}

@@ -1,0 +1,251 @@
+//! Transactions: every logical change — a blob committed with the catalog record that names
+//! it, a clone, a concatenation, a delete — is one RocksDB transaction, committed as one
+//! synced write batch. Pessimistic locks (`get_for_update`) serialize conflicting changes:
+//! a delete locks the blob record exclusively, a clone or concatenation locks its sources
+//! shared, and front ends lock their own keys (an object name, an image id) the same way.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rocksdb::{ErrorKind, TransactionOptions, WriteOptions as DbWriteOptions};
+
+use crate::catalog::{cf, encode_count, Catalog, Db, CF_BLOBS, CF_CHUNKS, CF_MANIFESTS};
+use crate::error::{Result, StoreError};
+use crate::ids::{BlobId, ChunkId};
+use crate::manifest::{
+    decode_segment, encode_segment, parse_segment_key, push_extent, segment_key, segments, BlobInfo, Extent,
+};
+use crate::store::{Inner, Store};
+use crate::write::StagedBlob;
+
+const MAX_ATTEMPTS: u32 = 20;
+
+/// An open transaction, handed to the closure given to [`Store::transact`].
+pub struct Tx<'a> {
+    inner: &'a Inner,
+    txn: rocksdb::Transaction<'a, Db>,
+    decremented: Vec<ChunkId>,
+}
+
+fn retryable(e: &rocksdb::Error) -> bool {
+    matches!(e.kind(), ErrorKind::Busy | ErrorKind::TimedOut | ErrorKind::TryAgain)
+}
+
+impl Store {
+    /// Runs `f` in a transaction on a blocking thread and commits it durably. `f` may run
+    /// more than once: on a lock timeout or deadlock the transaction is retried from scratch.
+    pub async fn transact<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnMut(&mut Tx<'_>) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.transact_blocking(f)).await?
+    }
+
+    /// Commits a staged blob on its own (no catalog record with it) and returns its id.
+    pub async fn commit(&self, staged: StagedBlob) -> Result<BlobId> {
+        self.transact(move |tx| tx.add_blob(&staged)).await
+    }
+
+    /// Deletes a blob on its own.
+    pub async fn delete(&self, id: BlobId) -> Result<()> {
+        self.transact(move |tx| tx.delete_blob(id)).await
+    }
+
+    /// A new blob holding `range` (or all) of `src`; metadata only.
+    pub async fn clone_blob(&self, src: BlobId, range: Option<Range<u64>>) -> Result<BlobId> {
+        self.transact(move |tx| tx.concat(&[(src, range.clone())])).await
+    }
+}
+
+impl Inner {
+    pub(crate) fn transact_blocking<R>(self: &Arc<Self>, mut f: impl FnMut(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        let mut wo = DbWriteOptions::default();
+        wo.set_sync(true);
+        let mut topts = TransactionOptions::default();
+        topts.set_deadlock_detect(true);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = Tx { inner: self, txn: self.db.transaction_opt(&wo, &topts), decremented: Vec::new() };
+            let outcome = f(&mut tx).and_then(|r| {
+                let Tx { txn, decremented, .. } = tx;
+                txn.commit()?;
+                Ok((r, decremented))
+            });
+            match outcome {
+                Ok((r, decremented)) => {
+                    // The change is committed: a failure here only delays reclamation.
+                    if let Err(e) = self.reclaim(&decremented) {
+                        tracing::warn!(error = %e, "reclaiming chunks after a commit failed; gc will retry");
+                    }
+                    return Ok(r);
+                }
+                Err(StoreError::Catalog(e)) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                    std::thread::sleep(Duration::from_millis(1 << attempt.min(6)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl<'a> Tx<'a> {
+    fn db(&self) -> &'a Db {
+        &self.inner.db
+    }
+
+    pub fn get(&self, cat: Catalog, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.txn.get_cf(cf(self.db(), cat.cf_name()), key)?)
+    }
+
+    /// Reads `key` and locks it until commit (exclusively: other `get_for_update` callers
+    /// wait). Use it for every read-modify-write of a catalog record.
+    pub fn get_for_update(&self, cat: Catalog, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.txn.get_for_update_cf(cf(self.db(), cat.cf_name()), key, true)?)
+    }
+
+    pub fn put(&self, cat: Catalog, key: &[u8], value: &[u8]) -> Result<()> {
+        Ok(self.txn.put_cf(cf(self.db(), cat.cf_name()), key, value)?)
+    }
+
+    pub fn delete(&self, cat: Catalog, key: &[u8]) -> Result<()> {
+        Ok(self.txn.delete_cf(cf(self.db(), cat.cf_name()), key)?)
+    }
+
+    /// Commits a staged blob in this transaction.
+    pub fn add_blob(&mut self, staged: &StagedBlob) -> Result<BlobId> {
+        if self.txn.get_for_update_cf(cf(self.db(), CF_BLOBS), staged.id.0, true)?.is_some() {
+            return Err(StoreError::AlreadyCommitted(staged.id));
+        }
+        self.write_blob(staged.id, &staged.extents)?;
+        Ok(staged.id)
+    }
+
+    /// A new blob made of the given ranges of existing blobs, in order (a whole blob when the
+    /// range is `None`). Only metadata is written: the chunks gain references.
+    pub fn concat(&mut self, parts: &[(BlobId, Option<Range<u64>>)]) -> Result<BlobId> {
+        let mut extents = Vec::new();
+        for (src, range) in parts {
+            // A shared lock: concurrent clones proceed, a delete of the source waits.
+            let rec = self.txn.get_for_update_cf(cf(self.db(), CF_BLOBS), src.0, false)?;
+            let info = BlobInfo::decode(*src, &rec.ok_or(StoreError::BlobNotFound(*src))?)?;
+            let range = range.clone().unwrap_or(0..info.size);
+            if range.start > range.end || range.end > info.size {
+                return Err(StoreError::InvalidRange { start: range.start, end: range.end, size: info.size });
+            }
+            for e in self.inner.read_extents(*src, range)? {
+                push_extent(&mut extents, e);
+            }
+        }
+        let id = BlobId::random();
+        self.write_blob(id, &extents)?;
+        Ok(id)
+    }
+
+    /// Deletes a blob: its record and manifest go, its chunks lose a reference each, and
+    /// chunks left with none are reclaimed after the commit.
+    pub fn delete_blob(&mut self, id: BlobId) -> Result<()> {
+        let blobs = cf(self.db(), CF_BLOBS);
+        if self.txn.get_for_update_cf(blobs, id.0, true)?.is_none() {
+            return Err(StoreError::BlobNotFound(id));
+        }
+        let manifests = cf(self.db(), CF_MANIFESTS);
+        let mut refs: HashMap<ChunkId, i64> = HashMap::new();
+        let mut keys = Vec::new();
+        let mut it = self.db().raw_iterator_cf(manifests);
+        it.seek(id.0);
+        while it.valid() {
+            let key = it.key().expect("valid");
+            if !key.starts_with(&id.0) {
+                break;
+            }
+            for e in decode_segment(it.value().expect("valid"))? {
+                if let Some(c) = e.chunk() {
+                    *refs.entry(c).or_default() += 1;
+                }
+            }
+            keys.push(key.to_vec());
+            it.next();
+        }
+        it.status()?;
+        for k in keys {
+            self.txn.delete_cf(manifests, k)?;
+        }
+        self.txn.delete_cf(blobs, id.0)?;
+        let chunks = cf(self.db(), CF_CHUNKS);
+        for (c, n) in refs {
+            self.txn.merge_cf(chunks, c.0, encode_count(-n))?;
+            self.decremented.push(c);
+        }
+        Ok(())
+    }
+
+    fn write_blob(&mut self, id: BlobId, extents: &[Extent]) -> Result<()> {
+        let size = extents.iter().map(Extent::len).sum();
+        let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let info = BlobInfo { id, size, extents: extents.len() as u64, created };
+        self.txn.put_cf(cf(self.db(), CF_BLOBS), id.0, info.encode())?;
+        let manifests = cf(self.db(), CF_MANIFESTS);
+        for (start, seg) in segments(extents) {
+            self.txn.put_cf(manifests, segment_key(id, start), encode_segment(seg))?;
+        }
+        let mut refs: HashMap<ChunkId, i64> = HashMap::new();
+        for c in extents.iter().filter_map(Extent::chunk) {
+            *refs.entry(c).or_default() += 1;
+        }
+        let chunks = cf(self.db(), CF_CHUNKS);
+        for (c, n) in refs {
+            self.txn.merge_cf(chunks, c.0, encode_count(n))?;
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// The extents covering `range` of blob `id`, trimmed to it.
+    pub(crate) fn read_extents(&self, id: BlobId, range: Range<u64>) -> Result<Vec<Extent>> {
+        let mut out = Vec::new();
+        self.walk_extents(id, range, |e| {
+            out.push(e);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each extent overlapping `range`, trimmed, in order; stops when `f`
+    /// returns false. Seeks to the segment holding `range.start` rather than scanning.
+    pub(crate) fn walk_extents(&self, id: BlobId, range: Range<u64>, mut f: impl FnMut(Extent) -> bool) -> Result<()> {
+        if range.start >= range.end {
+            return Ok(());
+        }
+        let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_MANIFESTS));
+        it.seek_for_prev(segment_key(id, range.start));
+        if !it.valid() || !it.key().expect("valid").starts_with(&id.0) {
+            it.seek(segment_key(id, 0));
+        }
+        while it.valid() {
+            let (blob, mut pos) = parse_segment_key(it.key().expect("valid"))?;
+            if blob != id || pos >= range.end {
+                break;
+            }
+            for e in decode_segment(it.value().expect("valid"))? {
+                let len = e.len();
+                let (from, to) = (range.start.max(pos), range.end.min(pos + len));
+                if from < to && !f(e.slice(from - pos, to - pos)) {
+                    return Ok(());
+                }
+                pos += len;
+                if pos >= range.end {
+                    return Ok(());
+                }
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+}

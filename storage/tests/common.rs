@@ -1,0 +1,59 @@
+//! Helpers shared by the engine's integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+use glint_storage::{Store, StoreConfig};
+
+pub fn config(root: &Path, chunk_size: usize) -> StoreConfig {
+    let mut cfg = StoreConfig::single(root);
+    std::fs::create_dir_all(&cfg.data_dirs[0]).unwrap();
+    cfg.chunk_size = chunk_size;
+    cfg.inline_max = 1024;
+    cfg
+}
+
+pub fn open(root: &Path, chunk_size: usize) -> Store {
+    Store::open(config(root, chunk_size)).unwrap()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), cheap enough for hundreds of MiB.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A tmpfs of `size` bytes mounted at `dir`, unmounted on drop; `None` where mounting is not
+/// permitted (not root), in which case the caller skips and says so.
+pub struct TmpFs {
+    dir: std::path::PathBuf,
+}
+
+impl TmpFs {
+    pub fn mount(dir: &Path, size: usize, read_only: bool) -> Option<TmpFs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let opts = format!("size={size}{}", if read_only { ",ro" } else { "" });
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
+            .arg(dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        ok.then(|| TmpFs { dir: dir.to_path_buf() })
+    }
+}
+
+impl Drop for TmpFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
