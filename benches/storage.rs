@@ -22,7 +22,9 @@ const SIZE: usize = 256 << 20;
 const PIECE: usize = 64 << 10;
 
 fn bench_root() -> PathBuf {
-    let base = std::env::var_os("GLINT_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("GLINT_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     let dir = base.join(format!("glint-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -45,11 +47,24 @@ fn data() -> Bytes {
 
 fn pieces(data: &Bytes) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     let d = data.clone();
-    futures::stream::iter((0..d.len()).step_by(PIECE).map(move |i| Ok(d.slice(i..(i + PIECE).min(d.len())))))
+    futures::stream::iter(
+        (0..d.len())
+            .step_by(PIECE)
+            .map(move |i| Ok(d.slice(i..(i + PIECE).min(d.len())))),
+    )
 }
 
 async fn ingest(store: &Store, data: &Bytes, digests: DigestSet) -> BlobId {
-    let staged = store.write(pieces(data), WriteOptions { digests, max_size: None }).await.unwrap();
+    let staged = store
+        .write(
+            pieces(data),
+            WriteOptions {
+                digests,
+                max_size: None,
+            },
+        )
+        .await
+        .unwrap();
     store.commit(staged).await.unwrap()
 }
 
@@ -78,7 +93,11 @@ fn drop_page_cache(root: &Path) {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn benches(c: &mut Criterion) {
@@ -87,10 +106,16 @@ fn benches(c: &mut Criterion) {
     let root = bench_root();
 
     let mut g = c.benchmark_group("ingest");
-    g.throughput(Throughput::Bytes(SIZE as u64)).sample_size(10).measurement_time(Duration::from_secs(15));
+    g.throughput(Throughput::Bytes(SIZE as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15));
     for (name, digests, chunks) in [
         ("md5", DigestSet::MD5, &[256 << 10, 1 << 20, 4 << 20][..]),
-        ("md5+sha512", DigestSet::MD5 | DigestSet::SHA512, &[1 << 20][..]),
+        (
+            "md5+sha512",
+            DigestSet::MD5 | DigestSet::SHA512,
+            &[1 << 20][..],
+        ),
     ] {
         for &chunk in chunks {
             let store = open(&root, chunk, false);
@@ -132,7 +157,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("read_cached");
-    g.throughput(Throughput::Bytes(SIZE as u64)).sample_size(10).measurement_time(Duration::from_secs(10));
+    g.throughput(Throughput::Bytes(SIZE as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     for (label, chunk, full_hash) in [
         ("crc_256KiB", 256 << 10, false),
         ("crc_1024KiB", 1 << 20, false),
@@ -147,7 +174,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("read_cold");
-    g.throughput(Throughput::Bytes(SIZE as u64)).sample_size(10).measurement_time(Duration::from_secs(20));
+    g.throughput(Throughput::Bytes(SIZE as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     let store = open(&root, 1 << 20, false);
     let id = rt.block_on(ingest(&store, &data, DigestSet::NONE));
     g.bench_function("crc_1024KiB", |b| {

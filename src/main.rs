@@ -8,7 +8,10 @@ use clap::{Parser, Subcommand};
 use glint_storage::{ScrubOptions, Store, StoreConfig};
 
 #[derive(Parser)]
-#[command(name = "glint", about = "Glance Images API v2 and S3 gateway over one blob store")]
+#[command(
+    name = "glint",
+    about = "Glance Images API v2 and S3 gateway over one blob store"
+)]
 struct Cli {
     /// Root of the embedded store: data in <root>/data, catalog in <root>/catalog.
     #[arg(long, default_value = "var")]
@@ -39,9 +42,11 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt().with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-    ).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -55,7 +60,8 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = StoreConfig::single(&cli.root);
     std::fs::create_dir_all(&cfg.data_dirs[0])?;
-    let (store, recovery) = tokio::task::spawn_blocking(move || Store::open_with_report(cfg)).await??;
+    let (store, recovery) =
+        tokio::task::spawn_blocking(move || Store::open_with_report(cfg)).await??;
     match cli.command {
         Command::Status => {
             println!("store at {}: {:?}", cli.root.display(), recovery);
@@ -64,11 +70,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Scrub { repair, no_data } => {
             let report = store
-                .scrub(ScrubOptions { verify_data: !no_data, repair, ..ScrubOptions::default() })
+                .scrub(ScrubOptions {
+                    verify_data: !no_data,
+                    repair,
+                    ..ScrubOptions::default()
+                })
                 .await?;
             println!("{report:#?}");
             if !report.is_clean() && !repair {
-                return Err("scrub found problems (run with --repair to fix counts and orphans)".into());
+                return Err(
+                    "scrub found problems (run with --repair to fix counts and orphans)".into(),
+                );
             }
         }
         Command::Gc { grace_secs } => {

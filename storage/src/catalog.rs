@@ -69,7 +69,11 @@ impl Catalog {
 }
 
 /// Sums i64 deltas; the stored value is the current reference count.
-fn add_refcounts(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+fn add_refcounts(
+    _key: &[u8],
+    existing: Option<&[u8]>,
+    operands: &MergeOperands,
+) -> Option<Vec<u8>> {
     let mut total = existing.map(decode_count).unwrap_or(0);
     for op in operands {
         total = total.wrapping_add(decode_count(op));

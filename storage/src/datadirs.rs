@@ -71,7 +71,10 @@ fn splitmix64(mut x: u64) -> u64 {
 
 /// Checks that `root` exists, is a directory and is writable; reads its marker if any.
 pub(crate) fn probe(root: &Path) -> Result<Probe> {
-    let err = |reason: String| StoreError::DataDir { path: root.to_path_buf(), reason };
+    let err = |reason: String| StoreError::DataDir {
+        path: root.to_path_buf(),
+        reason,
+    };
     let meta = fs::metadata(root).map_err(|e| err(format!("cannot be used: {e}")))?;
     if !meta.is_dir() {
         return Err(err("is not a directory".into()));
@@ -104,7 +107,10 @@ pub(crate) fn initialize(root: &Path) -> Result<u64> {
     }
     fsync_dir(&chunks)?;
     let marker = root.join(MARKER);
-    write_file_durably(&root.join("tmp").join(MARKER), format!("{id:016x}\n").as_bytes())?;
+    write_file_durably(
+        &root.join("tmp").join(MARKER),
+        format!("{id:016x}\n").as_bytes(),
+    )?;
     fs::rename(root.join("tmp").join(MARKER), &marker).map_err(|e| StoreError::io(&marker, e))?;
     fsync_dir(root)?;
     Ok(id)
@@ -139,10 +145,6 @@ impl DataDirs {
         DataDirs { dirs }
     }
 
-    pub fn roots(&self) -> impl Iterator<Item = &Path> {
-        self.dirs.iter().map(|d| d.root.as_path())
-    }
-
     fn placed(&self, id: &ChunkId) -> &DataDir {
         let key = id.prefix_u64();
         self.dirs
@@ -173,13 +175,14 @@ impl DataDirs {
         }
         let dir = self.placed(id);
         let final_path = Self::path_in(dir, id);
-        let tmp = dir
-            .root
-            .join("tmp")
-            .join(format!("{}.{:08x}.tmp", id.to_hex(), rand::random::<u32>()));
+        let tmp =
+            dir.root
+                .join("tmp")
+                .join(format!("{}.{:08x}.tmp", id.to_hex(), rand::random::<u32>()));
         let header = chunk_header(data);
-        let written = write_parts_durably(&tmp, &[&header, data])
-            .and_then(|_| fs::rename(&tmp, &final_path).map_err(|e| StoreError::io(&final_path, e)));
+        let written = write_parts_durably(&tmp, &[&header, data]).and_then(|_| {
+            fs::rename(&tmp, &final_path).map_err(|e| StoreError::io(&final_path, e))
+        });
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
             return Err(e);
@@ -199,8 +202,18 @@ impl DataDirs {
 
     /// Reads bytes `[from, to)` of a chunk's data, verifying the CRC32C of every 64 KiB
     /// block it touches (and, with `full_hash`, the BLAKE3 name over the whole chunk).
-    pub fn read_range(file: &File, path: &Path, id: &ChunkId, from: usize, to: usize, full_hash: bool) -> Result<Bytes> {
-        let corrupt = || StoreError::Corrupt { chunk: *id, path: path.to_path_buf() };
+    pub fn read_range(
+        file: &File,
+        path: &Path,
+        id: &ChunkId,
+        from: usize,
+        to: usize,
+        full_hash: bool,
+    ) -> Result<Bytes> {
+        let corrupt = || StoreError::Corrupt {
+            chunk: *id,
+            path: path.to_path_buf(),
+        };
         let read_at = |buf: &mut [u8], at: u64| -> Result<()> {
             file.read_exact_at(buf, at).map_err(|e| match e.kind() {
                 io::ErrorKind::UnexpectedEof => corrupt(),
@@ -215,7 +228,11 @@ impl DataDirs {
             return Err(corrupt());
         }
         let data_at = FIXED_HEADER + 4 * n;
-        let (b0, b1) = if full_hash { (0, n) } else { (from / BLOCK, to.div_ceil(BLOCK)) };
+        let (b0, b1) = if full_hash {
+            (0, n)
+        } else {
+            (from / BLOCK, to.div_ceil(BLOCK))
+        };
         let mut crcs = vec![0u8; 4 * (b1 - b0)];
         read_at(&mut crcs, (FIXED_HEADER + 4 * b0) as u64)?;
         let start = b0 * BLOCK;
@@ -238,12 +255,18 @@ impl DataDirs {
         let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
         let mut fixed = [0u8; FIXED_HEADER];
         file.read_exact_at(&mut fixed, 0)
-            .map_err(|_| StoreError::Corrupt { chunk: *id, path: path.to_path_buf() })?;
+            .map_err(|_| StoreError::Corrupt {
+                chunk: *id,
+                path: path.to_path_buf(),
+            })?;
         let len = u64::from_le_bytes(fixed[8..16].try_into().expect("8")) as usize;
         let n = blocks_for(len);
         let file_len = file.metadata().map_err(|e| StoreError::io(path, e))?.len() as usize;
         if file_len != FIXED_HEADER + 4 * n + len {
-            return Err(StoreError::Corrupt { chunk: *id, path: path.to_path_buf() });
+            return Err(StoreError::Corrupt {
+                chunk: *id,
+                path: path.to_path_buf(),
+            });
         }
         Self::read_range(&file, path, id, 0, len, true).map(|b| b.len() as u64)
     }
@@ -263,7 +286,10 @@ impl DataDirs {
 
     /// Every chunk file: (id, path, modification time). Files whose names are not chunk ids
     /// are skipped (and reported by scrub through `stray`).
-    pub fn list_chunks(&self, mut f: impl FnMut(ChunkId, PathBuf, SystemTime)) -> Result<Vec<PathBuf>> {
+    pub fn list_chunks(
+        &self,
+        mut f: impl FnMut(ChunkId, PathBuf, SystemTime),
+    ) -> Result<Vec<PathBuf>> {
         let mut stray = Vec::new();
         for d in &self.dirs {
             let chunks = d.root.join("chunks");

@@ -93,7 +93,9 @@ impl Hasher {
             sha512: set.contains(DigestSet::SHA512).then(sha2::Sha512::new),
             crc32: set.contains(DigestSet::CRC32).then(crc32fast::Hasher::new),
             crc32c: set.contains(DigestSet::CRC32C).then_some(0),
-            crc64nvme: set.contains(DigestSet::CRC64NVME).then(crc64fast_nvme::Digest::new),
+            crc64nvme: set
+                .contains(DigestSet::CRC64NVME)
+                .then(crc64fast_nvme::Digest::new),
         }
     }
 
@@ -144,8 +146,14 @@ mod tests {
         h.update(b"hello ");
         h.update(b"world");
         let d = h.finish();
-        assert_eq!(hex::encode(d.md5.unwrap()), "5eb63bbbe01eeed093cb22bb8f5acdc3");
-        assert_eq!(hex::encode(d.sha1.unwrap()), "2aae6c35c94fcfb415dbe95f408b9ce91ee846ed");
+        assert_eq!(
+            hex::encode(d.md5.unwrap()),
+            "5eb63bbbe01eeed093cb22bb8f5acdc3"
+        );
+        assert_eq!(
+            hex::encode(d.sha1.unwrap()),
+            "2aae6c35c94fcfb415dbe95f408b9ce91ee846ed"
+        );
         assert_eq!(
             hex::encode(d.sha256.unwrap()),
             "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"

@@ -52,7 +52,10 @@ impl StoreError {
 
     /// True for the data-integrity failures a reader must never paper over.
     pub fn is_integrity(&self) -> bool {
-        matches!(self, StoreError::Corrupt { .. } | StoreError::ChunkMissing(_))
+        matches!(
+            self,
+            StoreError::Corrupt { .. } | StoreError::ChunkMissing(_)
+        )
     }
 }
 

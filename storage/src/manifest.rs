@@ -218,9 +218,15 @@ mod tests {
     #[test]
     fn segment_round_trip() {
         let list = vec![
-            Extent::Chunk { id: ChunkId::of(b"a"), offset: 7, len: 100 },
+            Extent::Chunk {
+                id: ChunkId::of(b"a"),
+                offset: 7,
+                len: 100,
+            },
             Extent::Zero { len: 1 << 40 },
-            Extent::Inline { data: Bytes::from_static(b"tiny") },
+            Extent::Inline {
+                data: Bytes::from_static(b"tiny"),
+            },
         ];
         let enc = encode_segment(&list);
         assert_eq!(decode_segment(&enc).unwrap(), list);
@@ -234,13 +240,28 @@ mod tests {
         push_extent(&mut l, Extent::Zero { len: 6 });
         push_extent(&mut l, Extent::Inline { data: Bytes::new() });
         assert_eq!(l, vec![Extent::Zero { len: 11 }]);
-        let c = Extent::Chunk { id: ChunkId::of(b"x"), offset: 10, len: 50 };
-        assert_eq!(c.slice(5, 15), Extent::Chunk { id: ChunkId::of(b"x"), offset: 15, len: 10 });
+        let c = Extent::Chunk {
+            id: ChunkId::of(b"x"),
+            offset: 10,
+            len: 50,
+        };
+        assert_eq!(
+            c.slice(5, 15),
+            Extent::Chunk {
+                id: ChunkId::of(b"x"),
+                offset: 15,
+                len: 10
+            }
+        );
     }
 
     #[test]
     fn segments_carry_start_offsets() {
-        let list: Vec<Extent> = (0..600).map(|_| Extent::Inline { data: Bytes::from_static(b"ab") }).collect();
+        let list: Vec<Extent> = (0..600)
+            .map(|_| Extent::Inline {
+                data: Bytes::from_static(b"ab"),
+            })
+            .collect();
         let segs = segments(&list);
         assert_eq!(segs.len(), 3);
         assert_eq!(segs[1].0, 2 * SEGMENT_EXTENTS as u64);

@@ -43,14 +43,22 @@ impl Stream for BlobReader {
 impl Store {
     /// Opens `range` (or all) of blob `id` for reading. Returns the blob's record first so a
     /// front end can send its length before any byte.
-    pub async fn read(&self, id: BlobId, range: Option<Range<u64>>) -> Result<(BlobInfo, BlobReader)> {
+    pub async fn read(
+        &self,
+        id: BlobId,
+        range: Option<Range<u64>>,
+    ) -> Result<(BlobInfo, BlobReader)> {
         let inner = self.inner.clone();
         let info = tokio::task::spawn_blocking(move || inner.blob_info(id))
             .await??
             .ok_or(StoreError::BlobNotFound(id))?;
         let range = range.unwrap_or(0..info.size);
         if range.start > range.end || range.end > info.size {
-            return Err(StoreError::InvalidRange { start: range.start, end: range.end, size: info.size });
+            return Err(StoreError::InvalidRange {
+                start: range.start,
+                end: range.end,
+                size: info.size,
+            });
         }
         let (tx, rx) = mpsc::channel(self.inner.cfg.read_ahead);
         let inner = self.inner.clone();
@@ -75,10 +83,22 @@ impl Store {
 
 fn read_chunk(inner: &Inner, id: &ChunkId, from: usize, to: usize) -> Result<Bytes> {
     let (file, path) = inner.dirs.open_chunk(id)?;
-    DataDirs::read_range(&file, &path, id, from, to, inner.cfg.verify_full_hash_on_read)
+    DataDirs::read_range(
+        &file,
+        &path,
+        id,
+        from,
+        to,
+        inner.cfg.verify_full_hash_on_read,
+    )
 }
 
-async fn pump(inner: Arc<Inner>, id: BlobId, range: Range<u64>, tx: &mpsc::Sender<Result<Bytes>>) -> Result<()> {
+async fn pump(
+    inner: Arc<Inner>,
+    id: BlobId,
+    range: Range<u64>,
+    tx: &mpsc::Sender<Result<Bytes>>,
+) -> Result<()> {
     let depth = inner.cfg.read_ahead;
     let mut in_flight: FuturesOrdered<BoxFuture<'static, Result<Bytes>>> = FuturesOrdered::new();
     let mut pos = range.start;
@@ -95,22 +115,33 @@ async fn pump(inner: Arc<Inner>, id: BlobId, range: Range<u64>, tx: &mpsc::Sende
         })
         .await??;
         if batch.is_empty() {
-            return Err(StoreError::Malformed("manifest shorter than its blob record"));
+            return Err(StoreError::Malformed(
+                "manifest shorter than its blob record",
+            ));
         }
         for e in batch {
             pos += e.len();
             match e {
-                Extent::Chunk { id: chunk, offset, len } => {
+                Extent::Chunk {
+                    id: chunk,
+                    offset,
+                    len,
+                } => {
                     let reader = inner.clone();
                     let (from, to) = (offset as usize, offset as usize + len as usize);
-                    let job = tokio::task::spawn_blocking(move || read_chunk(&reader, &chunk, from, to));
-                    in_flight.push_back(job.map(|r| r.map_err(StoreError::from).and_then(|r| r)).boxed());
+                    let job =
+                        tokio::task::spawn_blocking(move || read_chunk(&reader, &chunk, from, to));
+                    in_flight.push_back(
+                        job.map(|r| r.map_err(StoreError::from).and_then(|r| r))
+                            .boxed(),
+                    );
                 }
                 Extent::Zero { len } => {
                     let mut left = len;
                     while left > 0 {
                         let n = left.min(ZERO_BUF as u64) as usize;
-                        in_flight.push_back(future::ready(Ok(Bytes::from_static(&ZEROS[..n]))).boxed());
+                        in_flight
+                            .push_back(future::ready(Ok(Bytes::from_static(&ZEROS[..n]))).boxed());
                         left -= n as u64;
                         if !deliver(&mut in_flight, depth - 1, tx).await? {
                             return Ok(());

@@ -27,7 +27,11 @@ pub struct ScrubOptions {
 
 impl Default for ScrubOptions {
     fn default() -> Self {
-        ScrubOptions { verify_data: true, repair: false, grace: Duration::from_secs(3600) }
+        ScrubOptions {
+            verify_data: true,
+            repair: false,
+            grace: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -78,56 +82,74 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
     // 1. What the manifests say: expected reference counts and per-blob totals.
     let mut expected: HashMap<ChunkId, i64> = HashMap::new();
     let mut totals: HashMap<BlobId, (u64, u64)> = HashMap::new();
-    let mut it = snap.raw_iterator_cf(cf(db, CF_MANIFESTS));
-    it.seek_to_first();
-    while it.valid() {
-        let (blob, _) = parse_segment_key(it.key().expect("valid"))?;
-        let t = totals.entry(blob).or_default();
-        for e in decode_segment(it.value().expect("valid"))? {
-            t.0 += e.len();
-            t.1 += 1;
-            if let Some(c) = e.chunk() {
-                *expected.entry(c).or_default() += 1;
+    {
+        let mut it = snap.raw_iterator_cf(cf(db, CF_MANIFESTS));
+        it.seek_to_first();
+        while it.valid() {
+            let (blob, _) = parse_segment_key(it.key().expect("valid"))?;
+            let t = totals.entry(blob).or_default();
+            for e in decode_segment(it.value().expect("valid"))? {
+                t.0 += e.len();
+                t.1 += 1;
+                if let Some(c) = e.chunk() {
+                    *expected.entry(c).or_default() += 1;
+                }
             }
+            it.next();
         }
-        it.next();
+        it.status()?;
     }
-    it.status()?;
 
     // 2. Blob records against their manifests.
-    let mut it = snap.raw_iterator_cf(cf(db, CF_BLOBS));
-    it.seek_to_first();
-    while it.valid() {
-        let id = BlobId(it.key().expect("valid").try_into().map_err(|_| StoreError::Malformed("blob key"))?);
-        let info = BlobInfo::decode(id, it.value().expect("valid"))?;
-        report.blobs += 1;
-        let (size, extents) = totals.remove(&id).unwrap_or((0, 0));
-        if size != info.size || extents != info.extents {
-            report.bad_blobs.push(id);
+    {
+        let mut it = snap.raw_iterator_cf(cf(db, CF_BLOBS));
+        it.seek_to_first();
+        while it.valid() {
+            let id = BlobId(
+                it.key()
+                    .expect("valid")
+                    .try_into()
+                    .map_err(|_| StoreError::Malformed("blob key"))?,
+            );
+            let info = BlobInfo::decode(id, it.value().expect("valid"))?;
+            report.blobs += 1;
+            let (size, extents) = totals.remove(&id).unwrap_or((0, 0));
+            if size != info.size || extents != info.extents {
+                report.bad_blobs.push(id);
+            }
+            it.next();
         }
-        it.next();
+        it.status()?;
     }
-    it.status()?;
     report.bad_blobs.extend(totals.keys().copied()); // manifests whose record is gone
 
     // 3. Stored counts against expected ones.
     let chunks_cf = cf(db, CF_CHUNKS);
     let mut stored: HashMap<ChunkId, i64> = HashMap::new();
-    let mut it = snap.raw_iterator_cf(chunks_cf);
-    it.seek_to_first();
-    while it.valid() {
-        let id = ChunkId(it.key().expect("valid").try_into().map_err(|_| StoreError::Malformed("chunk key"))?);
-        stored.insert(id, decode_count(it.value().expect("valid")));
-        it.next();
+    {
+        let mut it = snap.raw_iterator_cf(chunks_cf);
+        it.seek_to_first();
+        while it.valid() {
+            let id = ChunkId(
+                it.key()
+                    .expect("valid")
+                    .try_into()
+                    .map_err(|_| StoreError::Malformed("chunk key"))?,
+            );
+            stored.insert(id, decode_count(it.value().expect("valid")));
+            it.next();
+        }
+        it.status()?;
     }
-    it.status()?;
-    drop(it);
     drop(snap);
     let mut all: Vec<ChunkId> = expected.keys().chain(stored.keys()).copied().collect();
     all.sort_unstable();
     all.dedup();
     for id in &all {
-        let (have, want) = (stored.get(id).copied().unwrap_or(0), expected.get(id).copied().unwrap_or(0));
+        let (have, want) = (
+            stored.get(id).copied().unwrap_or(0),
+            expected.get(id).copied().unwrap_or(0),
+        );
         if have != want {
             report.refcount_mismatches.push((*id, have, want));
             if opts.repair {
@@ -153,14 +175,20 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
                 Err(e) => return Err(e),
             }
         }
-        if !expected.contains_key(&id) && now.duration_since(mtime).unwrap_or_default() >= opts.grace {
+        if !expected.contains_key(&id)
+            && now.duration_since(mtime).unwrap_or_default() >= opts.grace
+        {
             orphans.push(id);
         }
     }
     // A chunk referenced in the snapshot may have been released since; only report it
     // missing if it is still referenced now.
     for id in expected.keys().filter(|id| !present.contains(id)) {
-        let now_count = db.get_cf(chunks_cf, id.0)?.as_deref().map(decode_count).unwrap_or(0);
+        let now_count = db
+            .get_cf(chunks_cf, id.0)?
+            .as_deref()
+            .map(decode_count)
+            .unwrap_or(0);
         if now_count > 0 && inner.dirs.find(id).is_none() {
             report.missing.push(*id);
         }

@@ -57,16 +57,24 @@ impl StoreConfig {
 
     fn validate(&self) -> Result<()> {
         if self.data_dirs.is_empty() {
-            return Err(StoreError::Config("at least one data directory is required".into()));
+            return Err(StoreError::Config(
+                "at least one data directory is required".into(),
+            ));
         }
         if !(4096..=(64 << 20)).contains(&self.chunk_size) {
-            return Err(StoreError::Config("chunk_size must be between 4 KiB and 64 MiB".into()));
+            return Err(StoreError::Config(
+                "chunk_size must be between 4 KiB and 64 MiB".into(),
+            ));
         }
         if self.inline_max >= self.chunk_size {
-            return Err(StoreError::Config("inline_max must be below chunk_size".into()));
+            return Err(StoreError::Config(
+                "inline_max must be below chunk_size".into(),
+            ));
         }
         if self.write_parallelism == 0 || self.read_ahead == 0 {
-            return Err(StoreError::Config("write_parallelism and read_ahead must be positive".into()));
+            return Err(StoreError::Config(
+                "write_parallelism and read_ahead must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -122,7 +130,9 @@ impl Store {
         for (root, probe) in probes {
             let id = match probe {
                 Probe::Initialized(id) => {
-                    if let Some((_, want)) = known.iter().find(|(p, want)| *p == root && *want != id) {
+                    if let Some((_, want)) =
+                        known.iter().find(|(p, want)| *p == root && *want != id)
+                    {
                         return Err(StoreError::DataDir {
                             path: root,
                             reason: format!(
@@ -166,7 +176,10 @@ impl Store {
                 pending_reclaims: AtomicUsize::new(0),
             }),
         };
-        let mut report = RecoveryReport { unclean_shutdown: !clean, ..Default::default() };
+        let mut report = RecoveryReport {
+            unclean_shutdown: !clean,
+            ..Default::default()
+        };
         if !clean {
             // No writer is running yet, so every temp file and every unreferenced chunk is
             // debris of an interrupted write or delete: no grace period is needed.
@@ -192,8 +205,10 @@ impl Store {
     /// One catalog value, read outside any transaction.
     pub async fn get(&self, cat: Catalog, key: Vec<u8>) -> Result<Option<Vec<u8>>> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || Ok(inner.db.get_cf(cf(&inner.db, cat.cf_name()), key)?))
-            .await?
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            Ok(inner.db.get_cf(cf(&inner.db, cat.cf_name()), key)?)
+        })
+        .await?
     }
 
     /// Up to `limit` entries of `cat` whose keys start with `prefix`, from the first key
@@ -206,7 +221,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
             let mut it = inner.db.raw_iterator_cf(cf(&inner.db, cat.cf_name()));
             match &after {
                 Some(a) if a.as_slice() >= prefix.as_slice() => it.seek(a),
@@ -253,9 +268,11 @@ impl Store {
     #[doc(hidden)]
     pub async fn debug_add_refcount(&self, id: ChunkId, delta: i64) -> Result<()> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || -> Result<()> {
             let chunks = cf(&inner.db, CF_CHUNKS);
-            Ok(inner.db.merge_cf(chunks, id.0, crate::catalog::encode_count(delta))?)
+            Ok(inner
+                .db
+                .merge_cf(chunks, id.0, crate::catalog::encode_count(delta))?)
         })
         .await?
     }
@@ -263,13 +280,16 @@ impl Store {
     /// Ids of every committed blob (for tests and tools; a full scan).
     pub async fn list_blobs(&self) -> Result<Vec<BlobId>> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || -> Result<Vec<BlobId>> {
             let mut it = inner.db.raw_iterator_cf(cf(&inner.db, CF_BLOBS));
             it.seek_to_first();
             let mut out = Vec::new();
             while it.valid() {
                 let k = it.key().expect("valid");
-                out.push(BlobId(k.try_into().map_err(|_| StoreError::Malformed("blob key"))?));
+                out.push(BlobId(
+                    k.try_into()
+                        .map_err(|_| StoreError::Malformed("blob key"))?,
+                ));
                 it.next();
             }
             it.status()?;
@@ -296,7 +316,10 @@ impl Inner {
 
     pub fn pin(self: &Arc<Self>, id: ChunkId) -> PinGuard {
         *self.pins.lock().expect("pins").entry(id).or_insert(0) += 1;
-        PinGuard { inner: self.clone(), ids: vec![id] }
+        PinGuard {
+            inner: self.clone(),
+            ids: vec![id],
+        }
     }
 
     fn unpin(&self, ids: &[ChunkId]) -> Vec<ChunkId> {
@@ -358,7 +381,12 @@ impl Inner {
         })?;
         let mut unreferenced = Vec::new();
         for id in candidates {
-            let count = self.db.get_cf(chunks, id.0)?.as_deref().map(decode_count).unwrap_or(0);
+            let count = self
+                .db
+                .get_cf(chunks, id.0)?
+                .as_deref()
+                .map(decode_count)
+                .unwrap_or(0);
             if count <= 0 {
                 unreferenced.push(id);
             }
@@ -385,7 +413,10 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(true);
-        if let Err(e) = self.db.put_cf_opt(cf(&self.db, CF_META), META_CLEAN, b"1", &wo) {
+        if let Err(e) = self
+            .db
+            .put_cf_opt(cf(&self.db, CF_META), META_CLEAN, b"1", &wo)
+        {
             tracing::error!(error = %e, "could not record a clean shutdown");
         }
     }
@@ -404,7 +435,10 @@ impl PinGuard {
     }
 
     pub fn empty(inner: &Arc<Inner>) -> PinGuard {
-        PinGuard { inner: inner.clone(), ids: Vec::new() }
+        PinGuard {
+            inner: inner.clone(),
+            ids: Vec::new(),
+        }
     }
 }
 
@@ -446,8 +480,11 @@ fn decode_dirs(v: &[u8]) -> Result<Vec<(PathBuf, u64)>> {
     let s = std::str::from_utf8(v).map_err(|_| StoreError::Malformed("data directory list"))?;
     s.lines()
         .map(|l| {
-            let (id, p) = l.split_once(' ').ok_or(StoreError::Malformed("data directory list"))?;
-            let id = u64::from_str_radix(id, 16).map_err(|_| StoreError::Malformed("data directory id"))?;
+            let (id, p) = l
+                .split_once(' ')
+                .ok_or(StoreError::Malformed("data directory list"))?;
+            let id = u64::from_str_radix(id, 16)
+                .map_err(|_| StoreError::Malformed("data directory id"))?;
             Ok((PathBuf::from(p), id))
         })
         .collect()

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rocksdb::{ErrorKind, TransactionOptions, WriteOptions as DbWriteOptions};
@@ -15,7 +14,8 @@ use crate::catalog::{cf, encode_count, Catalog, Db, CF_BLOBS, CF_CHUNKS, CF_MANI
 use crate::error::{Result, StoreError};
 use crate::ids::{BlobId, ChunkId};
 use crate::manifest::{
-    decode_segment, encode_segment, parse_segment_key, push_extent, segment_key, segments, BlobInfo, Extent,
+    decode_segment, encode_segment, parse_segment_key, push_extent, segment_key, segments,
+    BlobInfo, Extent,
 };
 use crate::store::{Inner, Store};
 use crate::write::StagedBlob;
@@ -30,7 +30,10 @@ pub struct Tx<'a> {
 }
 
 fn retryable(e: &rocksdb::Error) -> bool {
-    matches!(e.kind(), ErrorKind::Busy | ErrorKind::TimedOut | ErrorKind::TryAgain)
+    matches!(
+        e.kind(),
+        ErrorKind::Busy | ErrorKind::TimedOut | ErrorKind::TryAgain
+    )
 }
 
 impl Store {
@@ -57,12 +60,16 @@ impl Store {
 
     /// A new blob holding `range` (or all) of `src`; metadata only.
     pub async fn clone_blob(&self, src: BlobId, range: Option<Range<u64>>) -> Result<BlobId> {
-        self.transact(move |tx| tx.concat(&[(src, range.clone())])).await
+        self.transact(move |tx| tx.concat(&[(src, range.clone())]))
+            .await
     }
 }
 
 impl Inner {
-    pub(crate) fn transact_blocking<R>(self: &Arc<Self>, mut f: impl FnMut(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+    pub(crate) fn transact_blocking<R>(
+        &self,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<R>,
+    ) -> Result<R> {
         let mut wo = DbWriteOptions::default();
         wo.set_sync(true);
         let mut topts = TransactionOptions::default();
@@ -70,9 +77,15 @@ impl Inner {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut tx = Tx { inner: self, txn: self.db.transaction_opt(&wo, &topts), decremented: Vec::new() };
+            let mut tx = Tx {
+                inner: self,
+                txn: self.db.transaction_opt(&wo, &topts),
+                decremented: Vec::new(),
+            };
             let outcome = f(&mut tx).and_then(|r| {
-                let Tx { txn, decremented, .. } = tx;
+                let Tx {
+                    txn, decremented, ..
+                } = tx;
                 txn.commit()?;
                 Ok((r, decremented))
             });
@@ -105,7 +118,9 @@ impl<'a> Tx<'a> {
     /// Reads `key` and locks it until commit (exclusively: other `get_for_update` callers
     /// wait). Use it for every read-modify-write of a catalog record.
     pub fn get_for_update(&self, cat: Catalog, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.txn.get_for_update_cf(cf(self.db(), cat.cf_name()), key, true)?)
+        Ok(self
+            .txn
+            .get_for_update_cf(cf(self.db(), cat.cf_name()), key, true)?)
     }
 
     pub fn put(&self, cat: Catalog, key: &[u8], value: &[u8]) -> Result<()> {
@@ -118,7 +133,11 @@ impl<'a> Tx<'a> {
 
     /// Commits a staged blob in this transaction.
     pub fn add_blob(&mut self, staged: &StagedBlob) -> Result<BlobId> {
-        if self.txn.get_for_update_cf(cf(self.db(), CF_BLOBS), staged.id.0, true)?.is_some() {
+        if self
+            .txn
+            .get_for_update_cf(cf(self.db(), CF_BLOBS), staged.id.0, true)?
+            .is_some()
+        {
             return Err(StoreError::AlreadyCommitted(staged.id));
         }
         self.write_blob(staged.id, &staged.extents)?;
@@ -131,11 +150,17 @@ impl<'a> Tx<'a> {
         let mut extents = Vec::new();
         for (src, range) in parts {
             // A shared lock: concurrent clones proceed, a delete of the source waits.
-            let rec = self.txn.get_for_update_cf(cf(self.db(), CF_BLOBS), src.0, false)?;
+            let rec = self
+                .txn
+                .get_for_update_cf(cf(self.db(), CF_BLOBS), src.0, false)?;
             let info = BlobInfo::decode(*src, &rec.ok_or(StoreError::BlobNotFound(*src))?)?;
             let range = range.clone().unwrap_or(0..info.size);
             if range.start > range.end || range.end > info.size {
-                return Err(StoreError::InvalidRange { start: range.start, end: range.end, size: info.size });
+                return Err(StoreError::InvalidRange {
+                    start: range.start,
+                    end: range.end,
+                    size: info.size,
+                });
             }
             for e in self.inner.read_extents(*src, range)? {
                 push_extent(&mut extents, e);
@@ -186,12 +211,22 @@ impl<'a> Tx<'a> {
 
     fn write_blob(&mut self, id: BlobId, extents: &[Extent]) -> Result<()> {
         let size = extents.iter().map(Extent::len).sum();
-        let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let info = BlobInfo { id, size, extents: extents.len() as u64, created };
-        self.txn.put_cf(cf(self.db(), CF_BLOBS), id.0, info.encode())?;
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let info = BlobInfo {
+            id,
+            size,
+            extents: extents.len() as u64,
+            created,
+        };
+        self.txn
+            .put_cf(cf(self.db(), CF_BLOBS), id.0, info.encode())?;
         let manifests = cf(self.db(), CF_MANIFESTS);
         for (start, seg) in segments(extents) {
-            self.txn.put_cf(manifests, segment_key(id, start), encode_segment(seg))?;
+            self.txn
+                .put_cf(manifests, segment_key(id, start), encode_segment(seg))?;
         }
         let mut refs: HashMap<ChunkId, i64> = HashMap::new();
         for c in extents.iter().filter_map(Extent::chunk) {
@@ -218,7 +253,12 @@ impl Inner {
 
     /// Calls `f` with each extent overlapping `range`, trimmed, in order; stops when `f`
     /// returns false. Seeks to the segment holding `range.start` rather than scanning.
-    pub(crate) fn walk_extents(&self, id: BlobId, range: Range<u64>, mut f: impl FnMut(Extent) -> bool) -> Result<()> {
+    pub(crate) fn walk_extents(
+        &self,
+        id: BlobId,
+        range: Range<u64>,
+        mut f: impl FnMut(Extent) -> bool,
+    ) -> Result<()> {
         if range.start >= range.end {
             return Ok(());
         }

@@ -3,6 +3,7 @@
 //!   - one thread per digest group (MD5 + CRCs, SHA-512, SHA-1 + SHA-256), in input order;
 //!   - up to `write_parallelism` chunk tasks, each BLAKE3-hashing, pinning and durably
 //!     writing one chunk (or finding it already stored: dedup; or all zeros: nothing).
+//!
 //! Bounded queues between them cap memory at a few chunks whatever the blob's size, and the
 //! slowest digest (MD5 on one core) sets the pace.
 
@@ -57,7 +58,10 @@ impl StagedBlob {
 
 impl std::fmt::Debug for StagedBlob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StagedBlob").field("id", &self.id).field("size", &self.size).finish()
+        f.debug_struct("StagedBlob")
+            .field("id", &self.id)
+            .field("size", &self.size)
+            .finish()
     }
 }
 
@@ -69,19 +73,28 @@ struct StoredChunk {
 
 pub(crate) fn is_zero(data: &[u8]) -> bool {
     // OR-folding a block vectorizes; checking per block exits early on ordinary data.
-    data.chunks(4096).all(|b| b.iter().fold(0u8, |acc, &x| acc | x) == 0)
+    data.chunks(4096)
+        .all(|b| b.iter().fold(0u8, |acc, &x| acc | x) == 0)
 }
 
 fn store_chunk(inner: &Arc<Inner>, data: Bytes) -> Result<StoredChunk> {
     let len = data.len() as u32;
     if is_zero(&data) {
-        return Ok(StoredChunk { extent: Extent::Zero { len: len as u64 }, pin: None, new_dir_entry: None });
+        return Ok(StoredChunk {
+            extent: Extent::Zero { len: len as u64 },
+            pin: None,
+            new_dir_entry: None,
+        });
     }
     let id = ChunkId::of(&data);
     // Pin before looking for the file: from now on reclamation leaves this chunk alone.
     let pin = inner.pin(id);
     let new_dir_entry = inner.dirs.write_chunk(&id, &data)?;
-    Ok(StoredChunk { extent: Extent::Chunk { id, offset: 0, len }, pin: Some(pin), new_dir_entry })
+    Ok(StoredChunk {
+        extent: Extent::Chunk { id, offset: 0, len },
+        pin: Some(pin),
+        new_dir_entry,
+    })
 }
 
 struct Ingest {
@@ -125,7 +138,9 @@ impl Ingest {
 
     async fn digest(&self, data: &Bytes) -> Result<()> {
         for q in &self.digest_queues {
-            q.send(data.clone()).await.map_err(|_| StoreError::Task("digest thread stopped".into()))?;
+            q.send(data.clone())
+                .await
+                .map_err(|_| StoreError::Task("digest thread stopped".into()))?;
         }
         Ok(())
     }
@@ -136,7 +151,10 @@ impl Ingest {
             self.complete_one().await?;
         }
         let inner = self.inner.clone();
-        self.in_flight.push_back(tokio::task::spawn_blocking(move || store_chunk(&inner, chunk)));
+        self.in_flight
+            .push_back(tokio::task::spawn_blocking(move || {
+                store_chunk(&inner, chunk)
+            }));
         self.chunks_dispatched += 1;
         Ok(())
     }
@@ -210,7 +228,10 @@ impl Store {
             }
             if !buf.is_empty() {
                 let tail = buf.split().freeze();
-                if ingest.chunks_dispatched == 0 && tail.len() <= self.inner.cfg.inline_max && !is_zero(&tail) {
+                if ingest.chunks_dispatched == 0
+                    && tail.len() <= self.inner.cfg.inline_max
+                    && !is_zero(&tail)
+                {
                     ingest.digest(&tail).await?;
                     push_extent(&mut ingest.extents, Extent::Inline { data: tail });
                 } else {
@@ -234,10 +255,14 @@ impl Store {
             return Err(e);
         }
         // Make the new chunk names durable before anything can reference them.
-        let dirs: Vec<PathBuf> = std::mem::take(&mut ingest.dirs_to_sync).into_iter().collect();
+        let dirs: Vec<PathBuf> = std::mem::take(&mut ingest.dirs_to_sync)
+            .into_iter()
+            .collect();
         if !dirs.is_empty() {
-            tokio::task::spawn_blocking(move || dirs.iter().try_for_each(|d| crate::datadirs::fsync_dir(d)))
-                .await??;
+            tokio::task::spawn_blocking(move || {
+                dirs.iter().try_for_each(|d| crate::datadirs::fsync_dir(d))
+            })
+            .await??;
         }
         Ok(StagedBlob {
             id: BlobId::random(),
@@ -249,9 +274,14 @@ impl Store {
     }
 
     /// Convenience for callers holding the whole input already (tests, small values).
-    pub async fn write_bytes(&self, data: impl Into<Bytes>, opts: WriteOptions) -> Result<StagedBlob> {
+    pub async fn write_bytes(
+        &self,
+        data: impl Into<Bytes>,
+        opts: WriteOptions,
+    ) -> Result<StagedBlob> {
         let data: Bytes = data.into();
-        self.write(futures::stream::iter([Ok::<_, std::io::Error>(data)]), opts).await
+        self.write(futures::stream::iter([Ok::<_, std::io::Error>(data)]), opts)
+            .await
     }
 }
 

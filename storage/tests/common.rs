@@ -48,7 +48,9 @@ impl TmpFs {
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
-        ok.then(|| TmpFs { dir: dir.to_path_buf() })
+        ok.then(|| TmpFs {
+            dir: dir.to_path_buf(),
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 //!   - every acknowledged blob reads back byte-exact, every acknowledged delete stayed done;
 //!   - nothing unacknowledged is visible (only the single in-flight operation may have landed);
 //!   - scrub finds no orphan chunk, no missing chunk and reference counts equal to manifests.
+//!
 //! `GLINT_CRASH_ROUNDS` sets the number of rounds (default 50; the long mode is e.g. 2000).
 
 mod common;
@@ -29,7 +30,7 @@ fn generate(seed: u64, len: usize) -> Vec<u8> {
         let block = match pick {
             0 => vec![0u8; CHUNK],
             1..=4 => pattern(pick, CHUNK),
-            _ => pattern(seed * 1000 + k + 10, CHUNK),
+            _ => pattern(seed.wrapping_mul(1000).wrapping_add(k + 10), CHUNK),
         };
         out.extend_from_slice(&block);
         k += 1;
@@ -40,9 +41,16 @@ fn generate(seed: u64, len: usize) -> Vec<u8> {
 
 #[test]
 fn crash_child() {
-    let Ok(dir) = std::env::var("GLINT_CRASH_CHILD_DIR") else { return };
+    let Ok(dir) = std::env::var("GLINT_CRASH_CHILD_DIR") else {
+        return;
+    };
     let seed: u64 = std::env::var("GLINT_CRASH_SEED").unwrap().parse().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    println!(); // end the harness's "test crash_child ... " line: protocol lines start clean
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let store = open(std::path::Path::new(&dir), CHUNK);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -53,7 +61,13 @@ fn crash_child() {
                 let s: u64 = rng.gen();
                 let len = rng.gen_range(0..40 * CHUNK);
                 let staged = store
-                    .write_bytes(generate(s, len), WriteOptions { digests: DigestSet::MD5, max_size: None })
+                    .write_bytes(
+                        generate(s, len),
+                        WriteOptions {
+                            digests: DigestSet::MD5,
+                            max_size: None,
+                        },
+                    )
                     .await
                     .unwrap();
                 println!("BEGIN PUT {} {s} {len}", staged.id());
@@ -78,7 +92,10 @@ fn crash_child() {
                 let x = ids[rng.gen_range(0..ids.len())];
                 let y = ids[rng.gen_range(0..ids.len())];
                 println!("BEGIN CONCAT {x} {y}");
-                let id = store.transact(move |tx| tx.concat(&[(x, None), (y, None)])).await.unwrap();
+                let id = store
+                    .transact(move |tx| tx.concat(&[(x, None), (y, None)]))
+                    .await
+                    .unwrap();
                 println!("ACK CONCAT {id}");
                 ids.push(id);
             }
@@ -96,12 +113,19 @@ enum InFlight {
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
-    let rounds: usize = std::env::var("GLINT_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let rounds: usize = std::env::var("GLINT_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x6c69_6e74);
     let mut live: HashMap<BlobId, Vec<u8>> = HashMap::new();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (mut acked_total, mut recovered_orphans) = (0usize, 0usize);
     for round in 0..rounds {
         let mut child = Command::new(&exe)
@@ -109,10 +133,14 @@ fn acknowledged_writes_survive_sigkill() {
             .env("GLINT_CRASH_CHILD_DIR", dir.path())
             .env("GLINT_CRASH_SEED", rng.gen::<u64>().to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(rng.gen_range(60..400)));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "round {round}: the child stopped before the kill"
+        );
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let out = child.stdout.take().unwrap();
@@ -122,15 +150,23 @@ fn acknowledged_writes_survive_sigkill() {
             let w: Vec<&str> = line.split_whitespace().collect();
             match w.as_slice() {
                 ["BEGIN", "PUT", id, s, len] => {
-                    in_flight = InFlight::Put(id.parse().unwrap(), generate(s.parse().unwrap(), len.parse().unwrap()))
+                    in_flight = InFlight::Put(
+                        id.parse().unwrap(),
+                        generate(s.parse().unwrap(), len.parse().unwrap()),
+                    )
                 }
                 ["BEGIN", "DEL", id] => in_flight = InFlight::Del(id.parse().unwrap()),
                 ["BEGIN", "CLONE", src, a, b] => {
                     let d = &live[&src.parse::<BlobId>().unwrap()];
-                    in_flight = InFlight::Derived(d[a.parse::<usize>().unwrap()..b.parse::<usize>().unwrap()].to_vec());
+                    in_flight = InFlight::Derived(
+                        d[a.parse::<usize>().unwrap()..b.parse::<usize>().unwrap()].to_vec(),
+                    );
                 }
                 ["BEGIN", "CONCAT", x, y] => {
-                    let (x, y) = (&live[&x.parse::<BlobId>().unwrap()], &live[&y.parse::<BlobId>().unwrap()]);
+                    let (x, y) = (
+                        &live[&x.parse::<BlobId>().unwrap()],
+                        &live[&y.parse::<BlobId>().unwrap()],
+                    );
                     in_flight = InFlight::Derived([x.as_slice(), y.as_slice()].concat());
                 }
                 ["ACK", kind, id] => {
@@ -156,11 +192,19 @@ fn acknowledged_writes_survive_sigkill() {
         }
 
         rt.block_on(async {
-            let (store, report) = glint_storage::Store::open_with_report(common::config(dir.path(), CHUNK)).unwrap();
-            assert!(report.unclean_shutdown, "round {round}: a killed writer is an unclean shutdown");
+            let (store, report) =
+                glint_storage::Store::open_with_report(common::config(dir.path(), CHUNK)).unwrap();
+            assert!(
+                report.unclean_shutdown,
+                "round {round}: a killed writer is an unclean shutdown"
+            );
             recovered_orphans += report.orphan_chunks_removed;
             let visible = store.list_blobs().await.unwrap();
-            let mut extra: Vec<BlobId> = visible.iter().filter(|id| !live.contains_key(id)).copied().collect();
+            let mut extra: Vec<BlobId> = visible
+                .iter()
+                .filter(|id| !live.contains_key(id))
+                .copied()
+                .collect();
             match in_flight {
                 InFlight::Put(id, data) if extra == [id] => {
                     extra.clear();
@@ -168,7 +212,10 @@ fn acknowledged_writes_survive_sigkill() {
                 }
                 InFlight::Derived(data) if extra.len() == 1 => {
                     let got = store.read_to_vec(extra[0], None).await.unwrap();
-                    assert_eq!(got, data, "round {round}: in-flight derived blob has wrong content");
+                    assert_eq!(
+                        got, data,
+                        "round {round}: in-flight derived blob has wrong content"
+                    );
                     live.insert(extra.pop().unwrap(), data);
                 }
                 InFlight::Del(id) if !visible.contains(&id) => {
@@ -176,14 +223,27 @@ fn acknowledged_writes_survive_sigkill() {
                 }
                 _ => {}
             }
-            assert!(extra.is_empty(), "round {round}: unacknowledged blobs visible: {extra:?}");
+            assert!(
+                extra.is_empty(),
+                "round {round}: unacknowledged blobs visible: {extra:?}"
+            );
             for (id, data) in &live {
-                assert!(visible.contains(id), "round {round}: acknowledged blob {id} lost");
+                assert!(
+                    visible.contains(id),
+                    "round {round}: acknowledged blob {id} lost"
+                );
                 let got = store.read_to_vec(*id, None).await.unwrap();
-                assert!(got == *data, "round {round}: blob {id} differs after recovery");
+                assert!(
+                    got == *data,
+                    "round {round}: blob {id} differs after recovery"
+                );
             }
             let scrub = store
-                .scrub(ScrubOptions { verify_data: true, repair: false, grace: Duration::ZERO })
+                .scrub(ScrubOptions {
+                    verify_data: true,
+                    repair: false,
+                    grace: Duration::ZERO,
+                })
                 .await
                 .unwrap();
             assert!(scrub.is_clean(), "round {round}: {scrub:?}");
@@ -194,5 +254,8 @@ fn acknowledged_writes_survive_sigkill() {
          {recovered_orphans} orphan chunks removed by recovery",
         live.len()
     );
-    assert!(acked_total > rounds, "the child must get work done between kills");
+    assert!(
+        acked_total > rounds,
+        "the child must get work done between kills"
+    );
 }
