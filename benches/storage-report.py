@@ -5,6 +5,9 @@ import json, pathlib, sys
 
 limits = dict(line.split() for line in open(sys.argv[1]) if len(line.split()) == 2)
 limits = {k: float(v) for k, v in limits.items()}
+if "md5" in limits and "sha512" in limits:
+    # Both digests over the same bytes on one core: the rate a single-threaded ingest could reach.
+    limits["md5+sha512"] = 1 / (1 / limits["md5"] + 1 / limits["sha512"])
 root = pathlib.Path(sys.argv[2])
 MIB = 1 << 20
 
@@ -27,7 +30,7 @@ def add(group, name, what, bytes_per_iter, limit_key, limit_label):
 size = 256 * MIB
 for chunk in ["256KiB", "1024KiB", "4096KiB"]:
     add("ingest", f"md5/{chunk}", f"ingest 256 MiB, MD5, {chunk} chunks", size, "md5", "openssl MD5 1 core")
-add("ingest", "md5+sha512/1024KiB", "ingest 256 MiB, MD5 + SHA-512, 1 MiB chunks", size, "sha512", "openssl SHA-512 1 core")
+add("ingest", "md5+sha512/1024KiB", "ingest 256 MiB, MD5 + SHA-512, 1 MiB chunks", size, "md5+sha512", "openssl MD5 + SHA-512 on 1 core")
 add("ingest", "dedup_second_copy", "ingest a second copy (dedup), MD5", size, "md5", "openssl MD5 1 core")
 for name in ["crc_256KiB", "crc_1024KiB", "crc_4096KiB", "blake3_1024KiB"]:
     add("read_cached", name, f"read 256 MiB from page cache ({name.replace('_', ', ')})", size, "cat_cached", "cat from page cache")

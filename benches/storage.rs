@@ -30,9 +30,11 @@ fn bench_root() -> PathBuf {
     dir
 }
 
+/// A fresh store in its own directory under `root` (earlier stores may still be open).
 fn open(root: &Path, chunk: usize, full_hash: bool) -> Store {
-    let _ = std::fs::remove_dir_all(root);
-    let mut cfg = StoreConfig::single(root);
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = root.join(N.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string());
+    let mut cfg = StoreConfig::single(&dir);
     std::fs::create_dir_all(&cfg.data_dirs[0]).unwrap();
     cfg.chunk_size = chunk;
     cfg.verify_full_hash_on_read = full_hash;
@@ -77,7 +79,7 @@ async fn drain(store: &Store, id: BlobId, range: Option<std::ops::Range<u64>>) -
     n
 }
 
-fn drop_page_cache(root: &Path) {
+fn drop_page_cache(store: &Store) {
     fn walk(p: &Path) {
         for e in std::fs::read_dir(p).unwrap().flatten() {
             let path = e.path();
@@ -89,7 +91,7 @@ fn drop_page_cache(root: &Path) {
             }
         }
     }
-    walk(&root.join("data/chunks"));
+    walk(&store.config().data_dirs[0].join("chunks"));
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -181,11 +183,11 @@ fn benches(c: &mut Criterion) {
     let id = rt.block_on(ingest(&store, &data, DigestSet::NONE));
     g.bench_function("crc_1024KiB", |b| {
         b.to_async(&rt).iter_custom(|iters| {
-            let (store, root) = (store.clone(), root.clone());
+            let store = store.clone();
             async move {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    drop_page_cache(&root);
+                    drop_page_cache(&store);
                     let t = Instant::now();
                     drain(&store, id, None).await;
                     total += t.elapsed();

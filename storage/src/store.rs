@@ -43,7 +43,7 @@ impl StoreConfig {
             catalog_dir,
             chunk_size: DEFAULT_CHUNK_SIZE,
             inline_max: 16 << 10,
-            write_parallelism: 2,
+            write_parallelism: 4,
             read_ahead: 4,
             verify_full_hash_on_read: false,
         }

@@ -24,7 +24,7 @@ use crate::manifest::{push_extent, Extent};
 use crate::store::{Inner, PinGuard, Store};
 
 /// Chunks queued per digest thread.
-const DIGEST_QUEUE: usize = 2;
+const DIGEST_QUEUE: usize = 4;
 
 /// What a write should compute and enforce.
 #[derive(Clone, Copy, Debug, Default)]
