@@ -33,7 +33,10 @@ fn bench_root() -> PathBuf {
 /// A fresh store in its own directory under `root` (earlier stores may still be open).
 fn open(root: &Path, chunk: usize, full_hash: bool) -> Store {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let dir = root.join(N.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string());
+    let dir = root.join(
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_string(),
+    );
     let mut cfg = StoreConfig::single(&dir);
     std::fs::create_dir_all(&cfg.data_dirs[0]).unwrap();
     cfg.chunk_size = chunk;
