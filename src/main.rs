@@ -1,11 +1,12 @@
-//! The `glint` command. The S3 and Glance front ends arrive with issues 3 and 4; until then it
-//! opens the embedded store (running crash recovery) and offers the engine's maintenance calls.
+//! The `glint` command: `serve` runs the S3 gateway (the Glance API joins it next);
+//! `credentials` manages S3 keys; `status`, `scrub` and `gc` are the engine's maintenance calls.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use glint_storage::{ScrubOptions, Store, StoreConfig};
+use glint::config::Config;
+use glint_storage::{ScrubOptions, Store};
 
 #[derive(Parser)]
 #[command(
@@ -13,15 +14,22 @@ use glint_storage::{ScrubOptions, Store, StoreConfig};
     about = "Glance Images API v2 and S3 gateway over one blob store"
 )]
 struct Cli {
-    /// Root of the embedded store: data in <root>/data, catalog in <root>/catalog.
-    #[arg(long, default_value = "var")]
-    root: PathBuf,
+    /// Configuration file (glance-api.conf style). Without it, built-in defaults (./var).
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the server.
+    Serve,
+    /// Manage S3 access keys.
+    Credentials {
+        #[command(subcommand)]
+        action: CredentialAction,
+    },
     /// Open the store (recovering after a crash) and print its state.
     Status,
     /// Check every chunk against its hash and every reference count against the manifests.
@@ -38,6 +46,17 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum CredentialAction {
+    /// Create a key pair bound to a project; prints the access key and the secret once.
+    Create {
+        #[arg(long)]
+        project: String,
+    },
+    /// List access keys and their projects (never secrets).
+    List,
 }
 
 #[tokio::main]
@@ -57,18 +76,47 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let cfg = StoreConfig::single(&cli.root);
-    std::fs::create_dir_all(&cfg.data_dirs[0])?;
-    let (store, recovery) =
-        tokio::task::spawn_blocking(move || Store::open_with_report(cfg)).await??;
+async fn open_store(cfg: &Config) -> Result<Store, Box<dyn std::error::Error + Send + Sync>> {
+    for d in &cfg.data_dirs {
+        std::fs::create_dir_all(d)?;
+    }
+    let sc = cfg.store_config();
+    Ok(tokio::task::spawn_blocking(move || Store::open(sc)).await??)
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let cfg = match &cli.config {
+        Some(p) => Config::load(p)?,
+        None => Config::defaults(),
+    };
     match cli.command {
+        Command::Serve => {
+            let running = glint::start(cfg).await?;
+            println!("Glint S3 gateway on http://{}", running.s3_addr);
+            tokio::signal::ctrl_c().await?;
+            tracing::info!("shutting down");
+        }
+        Command::Credentials { action } => {
+            let store = open_store(&cfg).await?;
+            match action {
+                CredentialAction::Create { project } => {
+                    let (a, s) = glint::credentials::create(&store, &project).await?;
+                    println!("access_key {a}\nsecret_key {s}\nproject {project}");
+                }
+                CredentialAction::List => {
+                    for (a, p) in glint::credentials::list(&store).await? {
+                        println!("{a}\t{p}");
+                    }
+                }
+            }
+        }
         Command::Status => {
-            println!("store at {}: {:?}", cli.root.display(), recovery);
+            let store = open_store(&cfg).await?;
             println!("blobs: {}", store.list_blobs().await?.len());
             println!("chunk files: {}", store.chunk_file_count()?);
         }
         Command::Scrub { repair, no_data } => {
+            let store = open_store(&cfg).await?;
             let report = store
                 .scrub(ScrubOptions {
                     verify_data: !no_data,
@@ -84,6 +132,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Gc { grace_secs } => {
+            let store = open_store(&cfg).await?;
             let removed = store.gc(Duration::from_secs(grace_secs)).await?;
             println!("removed {removed} unreferenced chunks");
         }

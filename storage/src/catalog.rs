@@ -119,3 +119,30 @@ pub(crate) fn open(path: &Path) -> Result<Db> {
 pub(crate) fn cf<'a>(db: &'a Db, name: &str) -> &'a ColumnFamily {
     db.cf_handle(name).expect("column family created at open")
 }
+
+/// Up to `limit` entries whose keys start with `prefix`, from the first key strictly after
+/// `after` (or from the prefix's start); shared by plain and transactional scans.
+pub(crate) fn scan<D: rocksdb::DBAccess>(
+    mut it: rocksdb::DBRawIteratorWithThreadMode<'_, D>,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    match after {
+        Some(a) if a >= prefix => it.seek(a),
+        _ => it.seek(prefix),
+    }
+    let mut out = Vec::new();
+    while it.valid() && out.len() < limit {
+        let (k, v) = (it.key().expect("valid"), it.value().expect("valid"));
+        if !k.starts_with(prefix) {
+            break;
+        }
+        if after != Some(k) {
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        it.next();
+    }
+    it.status()?;
+    Ok(out)
+}

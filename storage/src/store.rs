@@ -221,25 +221,9 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-            let mut it = inner.db.raw_iterator_cf(cf(&inner.db, cat.cf_name()));
-            match &after {
-                Some(a) if a.as_slice() >= prefix.as_slice() => it.seek(a),
-                _ => it.seek(&prefix),
-            }
-            let mut out = Vec::new();
-            while it.valid() && out.len() < limit {
-                let (k, v) = (it.key().expect("valid"), it.value().expect("valid"));
-                if !k.starts_with(&prefix) {
-                    break;
-                }
-                if after.as_deref() != Some(k) {
-                    out.push((k.to_vec(), v.to_vec()));
-                }
-                it.next();
-            }
-            it.status()?;
-            Ok(out)
+        tokio::task::spawn_blocking(move || {
+            let it = inner.db.raw_iterator_cf(cf(&inner.db, cat.cf_name()));
+            catalog::scan(it, &prefix, after.as_deref(), limit)
         })
         .await?
     }

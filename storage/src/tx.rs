@@ -123,6 +123,26 @@ impl<'a> Tx<'a> {
             .get_for_update_cf(cf(self.db(), cat.cf_name()), key, true)?)
     }
 
+    /// Reads `key` under a shared lock: other shared readers proceed, an exclusive
+    /// `get_for_update` waits (e.g. PUTs into a bucket share its lock; deleting it excludes).
+    pub fn get_shared(&self, cat: Catalog, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .txn
+            .get_for_update_cf(cf(self.db(), cat.cf_name()), key, false)?)
+    }
+
+    /// Like [`Store::scan`], seeing this transaction's own writes.
+    pub fn scan(
+        &self,
+        cat: Catalog,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let it = self.txn.raw_iterator_cf(cf(self.db(), cat.cf_name()));
+        crate::catalog::scan(it, prefix, after, limit)
+    }
+
     pub fn put(&self, cat: Catalog, key: &[u8], value: &[u8]) -> Result<()> {
         Ok(self.txn.put_cf(cf(self.db(), cat.cf_name()), key, value)?)
     }

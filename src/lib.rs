@@ -1,0 +1,47 @@
+//! Glint's server: the S3 gateway (and, next, the Glance Images API v2) over the
+//! `glint-storage` engine. The binary in `main.rs` is a thin CLI over this library, which the
+//! integration tests start on loopback.
+
+pub mod body;
+pub mod config;
+pub mod credentials;
+pub mod s3;
+pub mod server;
+
+use std::sync::Arc;
+
+use glint_storage::Store;
+
+/// A running S3 listener (for tests and the binary).
+pub struct Running {
+    pub s3_addr: std::net::SocketAddr,
+    pub store: Store,
+}
+
+/// Opens the store, installs the bootstrap key and starts the S3 listener.
+pub async fn start(
+    cfg: config::Config,
+) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    for d in &cfg.data_dirs {
+        std::fs::create_dir_all(d)?;
+    }
+    let store_cfg = cfg.store_config();
+    let (store, recovery) =
+        tokio::task::spawn_blocking(move || Store::open_with_report(store_cfg)).await??;
+    if recovery.unclean_shutdown {
+        tracing::warn!(?recovery, "store recovered after an unclean shutdown");
+    }
+    if let Some((access, secret, project)) = &cfg.s3_bootstrap {
+        credentials::put(&store, access, secret, project).await?;
+        tracing::info!(access_key = %access, project = %project, "bootstrap S3 key installed");
+    }
+    let listener = server::bind(cfg.s3_addr).await?;
+    let s3_addr = listener.local_addr()?;
+    let s3 = Arc::new(s3::S3 {
+        store: store.clone(),
+        cfg: Arc::new(cfg),
+    });
+    tokio::spawn(server::serve_s3(listener, s3));
+    tracing::info!(%s3_addr, "S3 listening");
+    Ok(Running { s3_addr, store })
+}

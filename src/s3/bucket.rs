@@ -1,0 +1,215 @@
+//! Bucket operations: list, create, head, delete, location, ACL.
+
+use glint_storage::{Catalog, StoreError};
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::error::S3Error;
+use super::records::{iso8601, now_ms, object_prefix, valid_bucket_name, BucketRecord};
+use super::{
+    acl_document, allowed, load_bucket, read_small_body, requested_acl, xml, xml_response, Ctx,
+    S3Result, S3,
+};
+use crate::body;
+
+fn name(ctx: &Ctx) -> &str {
+    ctx.bucket.as_deref().unwrap_or_default()
+}
+
+fn require_identity(ctx: &Ctx) -> Result<&str, S3Error> {
+    ctx.project().ok_or_else(S3Error::access_denied)
+}
+
+pub async fn list_buckets(s3: &S3, ctx: &Ctx) -> S3Result {
+    let project = require_identity(ctx)?.to_string();
+    let all = s3
+        .store
+        .scan(Catalog::Buckets, Vec::new(), None, usize::MAX)
+        .await?;
+    let mut w = xml::Writer::new();
+    w.open("ListAllMyBucketsResult");
+    w.open("Owner");
+    w.elem("ID", &project);
+    w.elem("DisplayName", &project);
+    w.close("Owner");
+    w.open("Buckets");
+    for (k, v) in all {
+        let Ok(rec) = serde_json::from_slice::<BucketRecord>(&v) else {
+            continue;
+        };
+        if rec.owner != project {
+            continue;
+        }
+        w.open("Bucket");
+        w.elem("Name", &String::from_utf8_lossy(&k));
+        w.elem("CreationDate", &iso8601(rec.created_ms));
+        w.close("Bucket");
+    }
+    w.close("Buckets");
+    w.close("ListAllMyBucketsResult");
+    xml_response(StatusCode::OK, w.finish())
+}
+
+pub async fn create(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+    let project = require_identity(ctx)?.to_string();
+    let bucket = name(ctx).to_string();
+    if !valid_bucket_name(&bucket) {
+        return Err(S3Error::invalid_bucket_name().with("BucketName", bucket));
+    }
+    let acl = requested_acl(ctx)?;
+    let doc = read_small_body(incoming, ctx, 64 << 10).await?;
+    let mut region = s3.cfg.s3_region.clone();
+    if !doc.iter().all(u8::is_ascii_whitespace) {
+        let el = xml::parse(&doc).ok_or_else(S3Error::malformed_xml)?;
+        if let Some(loc) = el
+            .child_text("LocationConstraint")
+            .filter(|l| !l.is_empty())
+        {
+            if loc != s3.cfg.s3_region {
+                return Err(S3Error::invalid_request()
+                    .with_message(format!(
+                        "The specified location-constraint is not valid; this endpoint serves {}",
+                        s3.cfg.s3_region
+                    ))
+                    .with("LocationConstraint", loc));
+            }
+            region = loc.to_string();
+        }
+    }
+    let rec = BucketRecord {
+        owner: project.clone(),
+        created_ms: now_ms(),
+        region,
+        acl,
+    };
+    let value = serde_json::to_vec(&rec).expect("serializable");
+    let key = bucket.clone();
+    let outcome = s3
+        .store
+        .transact(move |tx| {
+            if let Some(old) = tx.get_for_update(Catalog::Buckets, key.as_bytes())? {
+                let owner = serde_json::from_slice::<BucketRecord>(&old)
+                    .map(|r| r.owner)
+                    .unwrap_or_default();
+                return Ok(Some(owner));
+            }
+            tx.put(Catalog::Buckets, key.as_bytes(), &value)?;
+            Ok(None)
+        })
+        .await?;
+    match outcome {
+        // S3 in us-east-1 answers 200 to re-creating one's own bucket; elsewhere 409. Glint
+        // follows the documented non-legacy behaviour.
+        Some(owner) if owner == project => {
+            Err(S3Error::bucket_already_owned().with("BucketName", bucket))
+        }
+        Some(_) => Err(S3Error::bucket_already_exists().with("BucketName", bucket)),
+        None => Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header("location", format!("/{bucket}"))
+            .body(body::empty())
+            .expect("valid")),
+    }
+}
+
+pub async fn head(s3: &S3, ctx: &Ctx) -> S3Result {
+    let rec = load_bucket(s3, name(ctx)).await?;
+    allowed(ctx, &rec.owner, &rec.acl, false)?;
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header("x-amz-bucket-region", rec.region)
+        .body(body::empty())
+        .expect("valid"))
+}
+
+pub async fn delete(s3: &S3, ctx: &Ctx) -> S3Result {
+    let project = require_identity(ctx)?.to_string();
+    let bucket = name(ctx).to_string();
+    let result = s3
+        .store
+        .transact(move |tx| {
+            let rec = tx
+                .get_for_update(Catalog::Buckets, bucket.as_bytes())?
+                .ok_or(StoreError::Config("no such bucket".into()))?;
+            let rec: BucketRecord =
+                serde_json::from_slice(&rec).map_err(|_| StoreError::Malformed("bucket record"))?;
+            if rec.owner != project {
+                return Ok(Err(S3Error::access_denied()));
+            }
+            // Objects are written under a lock on their own key, not the bucket's: a PUT racing
+            // this delete re-checks the bucket inside its transaction (see object::put).
+            if !tx
+                .scan(Catalog::Objects, &object_prefix(&bucket), None, 1)?
+                .is_empty()
+            {
+                return Ok(Err(
+                    S3Error::bucket_not_empty().with("BucketName", bucket.clone())
+                ));
+            }
+            tx.delete(Catalog::Buckets, bucket.as_bytes())?;
+            Ok(Ok(()))
+        })
+        .await;
+    match result {
+        Ok(Ok(())) => Ok(Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(body::empty())
+            .expect("valid")),
+        Ok(Err(e)) => Err(e),
+        Err(StoreError::Config(_)) => Err(S3Error::no_such_bucket().with("BucketName", name(ctx))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn location(s3: &S3, ctx: &Ctx) -> S3Result {
+    let rec = load_bucket(s3, name(ctx)).await?;
+    allowed(ctx, &rec.owner, "private", false)?;
+    let mut w = xml::Writer::new();
+    // us-east-1 is reported as an empty constraint, as S3 does.
+    if rec.region == "us-east-1" {
+        w.raw("<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"></LocationConstraint>");
+    } else {
+        w.open("LocationConstraint");
+        w.raw(&rec.region);
+        w.close("LocationConstraint");
+    }
+    xml_response(StatusCode::OK, w.finish())
+}
+
+pub async fn get_acl(s3: &S3, ctx: &Ctx) -> S3Result {
+    let rec = load_bucket(s3, name(ctx)).await?;
+    allowed(ctx, &rec.owner, "private", false)?;
+    xml_response(StatusCode::OK, acl_document(&rec.owner, &rec.acl))
+}
+
+pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+    let project = require_identity(ctx)?.to_string();
+    let acl = requested_acl(ctx)?;
+    let _ = read_small_body(incoming, ctx, 64 << 10).await?;
+    let bucket = name(ctx).to_string();
+    let outcome = s3
+        .store
+        .transact(move |tx| {
+            let Some(v) = tx.get_for_update(Catalog::Buckets, bucket.as_bytes())? else {
+                return Ok(Err(S3Error::no_such_bucket()));
+            };
+            let mut rec: BucketRecord =
+                serde_json::from_slice(&v).map_err(|_| StoreError::Malformed("bucket record"))?;
+            if rec.owner != project {
+                return Ok(Err(S3Error::access_denied()));
+            }
+            rec.acl = acl.clone();
+            tx.put(
+                Catalog::Buckets,
+                bucket.as_bytes(),
+                &serde_json::to_vec(&rec).expect("serializable"),
+            )?;
+            Ok(Ok(()))
+        })
+        .await?;
+    outcome?;
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .body(body::empty())
+        .expect("valid"))
+}

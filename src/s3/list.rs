@@ -1,0 +1,188 @@
+//! ListObjects (v1) and ListObjectsV2: prefix, delimiter (common prefixes, skipped with one
+//! seek each), marker / start-after / continuation token, max-keys, url encoding, owners.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use glint_storage::Catalog;
+use http::StatusCode;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use super::error::S3Error;
+use super::records::{iso8601, object_key, ObjectRecord};
+use super::{allowed, load_bucket, xml, xml_response, Ctx, S3Result, S3};
+
+const URL_KEY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+enum Entry {
+    Object(String, Box<ObjectRecord>),
+    Prefix(String),
+}
+
+pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
+    let bucket = ctx.bucket.as_deref().unwrap_or_default();
+    let brec = load_bucket(s3, bucket).await?;
+    allowed(ctx, &brec.owner, &brec.acl, false)?;
+    let v2 = ctx.q("list-type") == Some("2");
+    let prefix = ctx.q("prefix").unwrap_or("").to_string();
+    let delimiter = ctx
+        .q("delimiter")
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
+    let max_keys: usize = match ctx.q("max-keys") {
+        None => 1000,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| n.min(1000) as usize)
+            .ok_or_else(|| {
+                S3Error::invalid_argument()
+                    .with_message("Provided max-keys not an integer or within integer range")
+            })?,
+    };
+    let url = match ctx.q("encoding-type") {
+        None => false,
+        Some("url") => true,
+        Some(_) => {
+            return Err(S3Error::invalid_argument()
+                .with_message("Invalid Encoding Method specified in Request"))
+        }
+    };
+    let token = ctx.q("continuation-token");
+    let start: Option<String> = if v2 {
+        match token {
+            Some(t) => Some(
+                B64.decode(t)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        S3Error::invalid_argument()
+                            .with_message("The continuation token provided is incorrect")
+                    })?,
+            ),
+            None => ctx.q("start-after").map(str::to_string),
+        }
+    } else {
+        ctx.q("marker").map(str::to_string)
+    };
+
+    let base = object_key(bucket, "");
+    let scan_prefix = object_key(bucket, &prefix);
+    let mut after: Option<Vec<u8>> = start.as_deref().map(|s| object_key(bucket, s));
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut truncated = false;
+    'scan: loop {
+        let batch = s3
+            .store
+            .scan(Catalog::Objects, scan_prefix.clone(), after.clone(), 1000)
+            .await?;
+        if batch.is_empty() {
+            break;
+        }
+        for (k, v) in batch {
+            let key = String::from_utf8_lossy(&k[base.len()..]).into_owned();
+            let common = delimiter.as_deref().and_then(|d| {
+                key[prefix.len()..]
+                    .find(d)
+                    .map(|i| key[..prefix.len() + i + d.len()].to_string())
+            });
+            if entries.len() == max_keys {
+                truncated = true;
+                break 'scan;
+            }
+            match common {
+                Some(cp) => {
+                    // Everything under this common prefix sorts before cp ‖ 0xFF: skip it all.
+                    let mut skip = object_key(bucket, &cp);
+                    skip.push(0xFF);
+                    entries.push(Entry::Prefix(cp));
+                    after = Some(skip);
+                    continue 'scan;
+                }
+                None => {
+                    let rec: ObjectRecord =
+                        serde_json::from_slice(&v).map_err(|_| S3Error::internal())?;
+                    entries.push(Entry::Object(key, Box::new(rec)));
+                    after = Some(k);
+                }
+            }
+        }
+    }
+
+    let enc = |s: &str| {
+        if url {
+            utf8_percent_encode(s, URL_KEY).to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let last = entries.last().map(|e| match e {
+        Entry::Object(k, _) => k.clone(),
+        Entry::Prefix(p) => p.clone(),
+    });
+    let mut w = xml::Writer::new();
+    w.open("ListBucketResult");
+    w.elem("Name", bucket);
+    w.elem("Prefix", &enc(&prefix));
+    if v2 {
+        if let Some(sa) = ctx.q("start-after") {
+            w.elem("StartAfter", &enc(sa));
+        }
+        if let Some(t) = token {
+            w.elem("ContinuationToken", t);
+        }
+        if truncated {
+            if let Some(l) = &last {
+                w.elem("NextContinuationToken", &B64.encode(l));
+            }
+        }
+        w.elem("KeyCount", &entries.len().to_string());
+    } else {
+        w.elem("Marker", &enc(ctx.q("marker").unwrap_or("")));
+        if truncated && delimiter.is_some() {
+            if let Some(l) = &last {
+                w.elem("NextMarker", &enc(l));
+            }
+        }
+    }
+    w.elem("MaxKeys", &max_keys.to_string());
+    if let Some(d) = &delimiter {
+        w.elem("Delimiter", &enc(d));
+    }
+    if url {
+        w.elem("EncodingType", "url");
+    }
+    w.elem("IsTruncated", if truncated { "true" } else { "false" });
+    let owners = !v2 || ctx.q("fetch-owner") == Some("true");
+    for e in &entries {
+        if let Entry::Object(key, rec) = e {
+            w.open("Contents");
+            w.elem("Key", &enc(key));
+            w.elem("LastModified", &iso8601(rec.modified_ms));
+            w.elem("ETag", &rec.etag);
+            w.elem("Size", &rec.size.to_string());
+            w.elem("StorageClass", "STANDARD");
+            if owners {
+                w.open("Owner");
+                w.elem("ID", &rec.owner);
+                w.elem("DisplayName", &rec.owner);
+                w.close("Owner");
+            }
+            w.close("Contents");
+        }
+    }
+    for e in &entries {
+        if let Entry::Prefix(p) = e {
+            w.open("CommonPrefixes");
+            w.elem("Prefix", &enc(p));
+            w.close("CommonPrefixes");
+        }
+    }
+    w.close("ListBucketResult");
+    xml_response(StatusCode::OK, w.finish())
+}

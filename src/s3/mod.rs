@@ -1,0 +1,408 @@
+//! The S3 front end: routing (path-style and virtual-hosted-style), authentication, and the
+//! mapping of every outcome to an S3 response. Handlers live in `bucket`, `object`, `list`.
+
+pub mod auth;
+mod bucket;
+pub mod chunked;
+pub mod error;
+mod list;
+mod object;
+pub mod records;
+pub mod xml;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use glint_storage::{Catalog, Store};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
+
+use crate::body::{self, Body};
+use crate::config::Config;
+use auth::{Identity, Payload, SignedRequest};
+use error::S3Error;
+use records::BucketRecord;
+
+pub struct S3 {
+    pub store: Store,
+    pub cfg: Arc<Config>,
+}
+
+/// A credential record in `Catalog::Credentials` (key: the access key id).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Credential {
+    pub secret: String,
+    pub project: String,
+    pub created_ms: i64,
+}
+
+/// Everything a handler needs about the request.
+pub struct Ctx {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: HashMap<String, String>,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub identity: Option<Identity>,
+    pub payload: Payload,
+}
+
+impl Ctx {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn q(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.query.contains_key(name)
+    }
+
+    pub fn project(&self) -> Option<&str> {
+        self.identity.as_ref().map(|i| i.project.as_str())
+    }
+}
+
+pub type S3Result = Result<Response<Body>, S3Error>;
+
+pub fn request_id() -> String {
+    format!("{:016X}", rand::random::<u64>())
+}
+
+pub async fn handle(
+    s3: Arc<S3>,
+    req: http::Request<Incoming>,
+    request_id: String,
+) -> Response<Body> {
+    let (parts, incoming) = req.into_parts();
+    let resource = parts.uri.path().to_string();
+    let is_head = parts.method == Method::HEAD;
+    let mut resp = match route(&s3, parts, incoming).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status.is_server_error() {
+                tracing::error!(code = e.code, message = %e.message, "request failed");
+            } else {
+                tracing::info!(code = e.code, message = %e.message, "request refused");
+            }
+            error_response(&e, &resource, &request_id, is_head)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amz-request-id", v.clone());
+        resp.headers_mut().insert("x-amz-id-2", v);
+    }
+    resp.headers_mut()
+        .insert("server", HeaderValue::from_static("Glint"));
+    resp
+}
+
+fn error_response(e: &S3Error, resource: &str, request_id: &str, is_head: bool) -> Response<Body> {
+    let mut b = Response::builder().status(e.status);
+    if e.status == StatusCode::NOT_MODIFIED || is_head {
+        return b.body(body::empty()).expect("valid response");
+    }
+    b = b.header("content-type", "application/xml");
+    b.body(body::full(e.render(resource, request_id)))
+        .expect("valid response")
+}
+
+fn parse_query(raw: &str) -> HashMap<String, String> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |s: &str| {
+                percent_decode_str(&s.replace('+', "%20"))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+/// Splits host and path into (bucket, key) for both addressing styles.
+fn address(
+    cfg: &Config,
+    headers: &HeaderMap,
+    raw_path: &str,
+) -> Result<(Option<String>, Option<String>), S3Error> {
+    let path = percent_decode_str(raw_path)
+        .decode_utf8()
+        .map_err(|_| S3Error::invalid_request().with_message("the path is not valid UTF-8"))?
+        .into_owned();
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let host = host
+        .rsplit_once(':')
+        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(h, _)| h);
+    let vhost_bucket = cfg
+        .s3_domain
+        .as_deref()
+        .and_then(|d| host.strip_suffix(d))
+        .and_then(|b| b.strip_suffix('.'))
+        .filter(|b| !b.is_empty());
+    let rest = path.strip_prefix('/').unwrap_or(&path);
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    Ok(match vhost_bucket {
+        Some(b) => (Some(b.to_string()), non_empty(rest)),
+        None => match rest.split_once('/') {
+            Some((b, k)) => (non_empty(b), non_empty(k)),
+            None => (non_empty(rest), None),
+        },
+    })
+}
+
+async fn authenticate(
+    s3: &S3,
+    req: &SignedRequest<'_>,
+) -> Result<(Option<Identity>, Payload), S3Error> {
+    let Some(claims) = auth::parse_v4(req)? else {
+        return Ok((None, Payload::Unsigned));
+    };
+    let cred = s3
+        .store
+        .get(Catalog::Credentials, claims.access_key.as_bytes().to_vec())
+        .await?
+        .and_then(|v| serde_json::from_slice::<Credential>(&v).ok())
+        .ok_or_else(S3Error::invalid_access_key)?;
+    let payload = auth::verify_v4(req, &claims, &cred.secret, time::OffsetDateTime::now_utc())?;
+    Ok((
+        Some(Identity {
+            access_key: claims.access_key,
+            project: cred.project,
+        }),
+        payload,
+    ))
+}
+
+/// Sub-resources Glint does not implement: answered with a well-formed NotImplemented.
+const UNSUPPORTED: &[&str] = &[
+    "versioning",
+    "versions",
+    "lifecycle",
+    "policy",
+    "policyStatus",
+    "tagging",
+    "encryption",
+    "object-lock",
+    "retention",
+    "legal-hold",
+    "cors",
+    "website",
+    "logging",
+    "notification",
+    "replication",
+    "requestPayment",
+    "accelerate",
+    "analytics",
+    "inventory",
+    "metrics",
+    "intelligent-tiering",
+    "ownershipControls",
+    "publicAccessBlock",
+    "restore",
+    "select",
+    "torrent",
+    "attributes",
+];
+
+async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Result {
+    let raw_path = parts.uri.path();
+    let raw_query = parts.uri.query().unwrap_or("");
+    let signed = SignedRequest {
+        method: &parts.method,
+        raw_path,
+        raw_query,
+        headers: &parts.headers,
+    };
+    let (identity, payload) = authenticate(s3, &signed).await?;
+    let (bucket, key) = address(&s3.cfg, &parts.headers, raw_path)?;
+    let ctx = Ctx {
+        method: parts.method.clone(),
+        headers: parts.headers,
+        query: parse_query(raw_query),
+        bucket,
+        key,
+        identity,
+        payload,
+    };
+    if let Some(sub) = UNSUPPORTED.iter().find(|s| ctx.has(s)) {
+        drain(incoming).await;
+        return Err(S3Error::not_implemented().with_message(format!(
+            "The {sub} sub-resource is not implemented by Glint."
+        )));
+    }
+    let m = ctx.method.clone();
+    match (&ctx.bucket, &ctx.key) {
+        (None, _) => match m {
+            Method::GET => bucket::list_buckets(s3, &ctx).await,
+            _ => Err(S3Error::method_not_allowed()),
+        },
+        (Some(_), None) => match m {
+            Method::PUT if ctx.has("acl") => bucket::put_acl(s3, &ctx, incoming).await,
+            Method::PUT => bucket::create(s3, &ctx, incoming).await,
+            Method::HEAD => bucket::head(s3, &ctx).await,
+            Method::DELETE => bucket::delete(s3, &ctx).await,
+            Method::GET if ctx.has("location") => bucket::location(s3, &ctx).await,
+            Method::GET if ctx.has("acl") => bucket::get_acl(s3, &ctx).await,
+            Method::GET if ctx.has("uploads") => Err(S3Error::not_implemented()
+                .with_message("multipart uploads arrive in the next step")),
+            Method::GET => list::list_objects(s3, &ctx).await,
+            Method::POST if ctx.has("delete") => object::delete_many(s3, &ctx, incoming).await,
+            _ => Err(S3Error::method_not_allowed()),
+        },
+        (Some(_), Some(_)) => match m {
+            Method::PUT if ctx.has("acl") => object::put_acl(s3, &ctx, incoming).await,
+            Method::PUT if ctx.header("x-amz-copy-source").is_some() => {
+                object::copy(s3, &ctx).await
+            }
+            Method::PUT if ctx.has("uploadId") || ctx.has("partNumber") => {
+                Err(S3Error::not_implemented()
+                    .with_message("multipart uploads arrive in the next step"))
+            }
+            Method::PUT => object::put(s3, &ctx, incoming).await,
+            Method::GET if ctx.has("acl") => object::get_acl(s3, &ctx).await,
+            Method::GET | Method::HEAD => object::get(s3, &ctx).await,
+            Method::DELETE => object::delete(s3, &ctx).await,
+            Method::POST => Err(S3Error::not_implemented()
+                .with_message("multipart uploads arrive in the next step")),
+            _ => Err(S3Error::method_not_allowed()),
+        },
+    }
+}
+
+/// Reads a small request body (XML documents) with a size limit.
+pub async fn read_small_body(
+    incoming: Incoming,
+    ctx: &Ctx,
+    limit: usize,
+) -> Result<Bytes, S3Error> {
+    let stream = body::request_stream(incoming, ctx)?;
+    let mut out = Vec::new();
+    futures::pin_mut!(stream);
+    use futures::StreamExt;
+    while let Some(b) = stream.next().await {
+        let b = b.map_err(|e| match e.downcast::<S3Error>() {
+            Ok(s3) => *s3,
+            Err(_) => S3Error::incomplete_body(),
+        })?;
+        if out.len() + b.len() > limit {
+            return Err(S3Error::malformed_xml().with_message("request document too large"));
+        }
+        out.extend_from_slice(&b);
+    }
+    if let Payload::Sha256(want) = &ctx.payload {
+        if auth::sha256_hex(&out) != *want {
+            return Err(S3Error::sha256_mismatch());
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+async fn drain(incoming: Incoming) {
+    let _ = incoming.collect().await;
+}
+
+/// Loads a bucket record; `NoSuchBucket` when absent.
+pub async fn load_bucket(s3: &S3, name: &str) -> Result<BucketRecord, S3Error> {
+    let v = s3
+        .store
+        .get(Catalog::Buckets, name.as_bytes().to_vec())
+        .await?
+        .ok_or_else(|| S3Error::no_such_bucket().with("BucketName", name))?;
+    serde_json::from_slice(&v).map_err(|_| S3Error::internal())
+}
+
+/// Access rule: the owner project may do anything; others only what the canned ACL grants.
+pub fn allowed(ctx: &Ctx, owner: &str, acl: &str, write: bool) -> Result<(), S3Error> {
+    if ctx.project() == Some(owner) {
+        return Ok(());
+    }
+    let ok = match acl {
+        "public-read-write" => true,
+        "public-read" => !write,
+        "authenticated-read" => !write && ctx.identity.is_some(),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(S3Error::access_denied())
+    }
+}
+
+pub const CANNED_ACLS: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
+
+/// The canned ACL named by `x-amz-acl`, validated.
+pub fn requested_acl(ctx: &Ctx) -> Result<String, S3Error> {
+    match ctx.header("x-amz-acl") {
+        None => Ok("private".into()),
+        Some(a) if CANNED_ACLS.contains(&a) => Ok(a.to_string()),
+        Some(_) => Err(S3Error::invalid_argument().with_message("unknown canned ACL")),
+    }
+}
+
+/// An AccessControlPolicy document for a canned ACL.
+pub fn acl_document(owner: &str, acl: &str) -> String {
+    let mut w = xml::Writer::new();
+    w.open("AccessControlPolicy");
+    w.open("Owner");
+    w.elem("ID", owner);
+    w.elem("DisplayName", owner);
+    w.close("Owner");
+    w.open("AccessControlList");
+    let grant = |w: &mut xml::Writer, grantee: &str, perm: &str| {
+        w.open("Grant");
+        if let Some(uri) = grantee.strip_prefix("group:") {
+            w.raw("<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"Group\">");
+            w.elem("URI", uri);
+        } else {
+            w.raw("<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">");
+            w.elem("ID", grantee);
+            w.elem("DisplayName", grantee);
+        }
+        w.close("Grantee");
+        w.elem("Permission", perm);
+        w.close("Grant");
+    };
+    grant(&mut w, owner, "FULL_CONTROL");
+    const ALL: &str = "group:http://acs.amazonaws.com/groups/global/AllUsers";
+    const AUTH: &str = "group:http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
+    match acl {
+        "public-read" => grant(&mut w, ALL, "READ"),
+        "public-read-write" => {
+            grant(&mut w, ALL, "READ");
+            grant(&mut w, ALL, "WRITE");
+        }
+        "authenticated-read" => grant(&mut w, AUTH, "READ"),
+        _ => {}
+    }
+    w.close("AccessControlList");
+    w.close("AccessControlPolicy");
+    w.finish()
+}
+
+pub fn xml_response(status: StatusCode, doc: String) -> S3Result {
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(body::full(doc))
+        .expect("valid response"))
+}

@@ -1,0 +1,849 @@
+//! Object operations: PUT (streamed into the engine, every digest in one pass), GET/HEAD
+//! (ranges, part numbers, conditionals, response overrides), DELETE, multi-object delete,
+//! CopyObject (a zero-copy clone) and object ACLs.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use glint_storage::{BlobId, Catalog, DigestSet, Digests, StoreError, WriteOptions};
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
+
+use super::auth::Payload;
+use super::error::S3Error;
+use super::records::{http_date, iso8601, now_ms, object_key, BucketRecord, ObjectRecord};
+use super::{
+    acl_document, allowed, load_bucket, read_small_body, requested_acl, xml, xml_response, Ctx,
+    S3Result, S3,
+};
+use crate::body;
+
+/// Content headers stored with an object and returned on GET.
+const CONTENT_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+];
+
+pub const CHECKSUM_ALGOS: &[&str] = &["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
+
+fn checksum_digest(algo: &str) -> DigestSet {
+    match algo {
+        "crc32" => DigestSet::CRC32,
+        "crc32c" => DigestSet::CRC32C,
+        "crc64nvme" => DigestSet::CRC64NVME,
+        "sha1" => DigestSet::SHA1,
+        "sha256" => DigestSet::SHA256,
+        _ => DigestSet::NONE,
+    }
+}
+
+/// The base64 S3 form of a computed checksum.
+pub fn checksum_value(algo: &str, d: &Digests) -> Option<String> {
+    Some(match algo {
+        "crc32" => B64.encode(d.crc32?.to_be_bytes()),
+        "crc32c" => B64.encode(d.crc32c?.to_be_bytes()),
+        "crc64nvme" => B64.encode(d.crc64nvme?.to_be_bytes()),
+        "sha1" => B64.encode(d.sha1?),
+        "sha256" => B64.encode(d.sha256?),
+        _ => return None,
+    })
+}
+
+fn names(ctx: &Ctx) -> (&str, &str) {
+    (
+        ctx.bucket.as_deref().unwrap_or_default(),
+        ctx.key.as_deref().unwrap_or_default(),
+    )
+}
+
+fn parse_record(v: &[u8]) -> Result<ObjectRecord, StoreError> {
+    serde_json::from_slice(v).map_err(|_| StoreError::Malformed("object record"))
+}
+
+fn blob_id(rec: &ObjectRecord) -> Result<BlobId, StoreError> {
+    rec.blob
+        .parse()
+        .map_err(|_| StoreError::Malformed("object blob id"))
+}
+
+/// Which checksum the client sends (header or trailer), if any.
+fn requested_checksum(ctx: &Ctx) -> Result<Option<(String, Option<String>)>, S3Error> {
+    for algo in CHECKSUM_ALGOS {
+        if let Some(v) = ctx.header(&format!("x-amz-checksum-{algo}")) {
+            return Ok(Some((algo.to_string(), Some(v.to_string()))));
+        }
+    }
+    if let Some(t) = ctx.header("x-amz-trailer") {
+        let algo = t.trim().to_ascii_lowercase();
+        let algo = algo
+            .strip_prefix("x-amz-checksum-")
+            .ok_or_else(|| S3Error::invalid_request().with_message("unsupported x-amz-trailer"))?;
+        if !CHECKSUM_ALGOS.contains(&algo) {
+            return Err(S3Error::invalid_request()
+                .with_message("unsupported checksum algorithm in x-amz-trailer"));
+        }
+        return Ok(Some((algo.to_string(), None)));
+    }
+    if let Some(a) = ctx
+        .header("x-amz-checksum-algorithm")
+        .or(ctx.header("x-amz-sdk-checksum-algorithm"))
+    {
+        let a = a.to_ascii_lowercase();
+        if !CHECKSUM_ALGOS.contains(&a.as_str()) {
+            return Err(S3Error::invalid_request()
+                .with_message("Checksum algorithm provided is unsupported."));
+        }
+        return Ok(Some((a, None)));
+    }
+    Ok(None)
+}
+
+/// Streams the request body into a staged blob and checks every integrity claim the client
+/// made (Content-MD5, x-amz-content-sha256, x-amz-checksum-* header or trailer, length).
+pub async fn stage_body(
+    s3: &S3,
+    ctx: &Ctx,
+    incoming: Incoming,
+    checksum: &Option<(String, Option<String>)>,
+) -> Result<(glint_storage::StagedBlob, Option<(String, String)>), S3Error> {
+    let content_md5 = match ctx.header("content-md5") {
+        None => None,
+        Some(v) => Some(
+            B64.decode(v.trim())
+                .ok()
+                .filter(|d| d.len() == 16)
+                .ok_or_else(S3Error::invalid_digest)?,
+        ),
+    };
+    if ctx.header("content-length").is_none() && ctx.header("transfer-encoding").is_none() {
+        return Err(S3Error::missing_content_length());
+    }
+    let mut digests = DigestSet::MD5;
+    if let Payload::Sha256(_) = ctx.payload {
+        digests = digests | DigestSet::SHA256;
+    }
+    if let Some((algo, _)) = checksum {
+        digests = digests | checksum_digest(algo);
+    }
+    let (stream, trailers) = body::request_stream_with_trailers(incoming, ctx)?;
+    let staged = s3
+        .store
+        .write(
+            stream,
+            WriteOptions {
+                digests,
+                max_size: Some(s3.cfg.s3_max_put_size),
+            },
+        )
+        .await?;
+    let d = staged.digests();
+    if let Some(want) = ctx
+        .header("x-amz-decoded-content-length")
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if want != staged.size() {
+            return Err(S3Error::incomplete_body());
+        }
+    }
+    if let Some(md5) = content_md5 {
+        if d.md5.map(|m| m.to_vec()) != Some(md5) {
+            return Err(S3Error::bad_digest());
+        }
+    }
+    if let Payload::Sha256(want) = &ctx.payload {
+        if d.sha256.map(hex::encode).as_deref() != Some(want.as_str()) {
+            return Err(S3Error::sha256_mismatch());
+        }
+    }
+    let mut stored_checksum = None;
+    if let Some((algo, claimed)) = checksum {
+        let computed = checksum_value(algo, d).ok_or_else(S3Error::internal)?;
+        let name = format!("x-amz-checksum-{algo}");
+        let claimed = claimed.clone().or_else(|| {
+            trailers
+                .lock()
+                .expect("trailers")
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        });
+        if let Some(c) = &claimed {
+            if *c != computed {
+                return Err(S3Error::bad_digest()
+                    .with_message(format!("Value for {name} header is invalid.")));
+            }
+        }
+        stored_checksum = Some((algo.clone(), computed));
+    }
+    Ok((staged, stored_checksum))
+}
+
+fn collect_metadata(ctx: &Ctx) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut headers = BTreeMap::new();
+    let mut meta = BTreeMap::new();
+    for (name, value) in &ctx.headers {
+        let Ok(v) = value.to_str() else { continue };
+        let n = name.as_str();
+        if let Some(m) = n.strip_prefix("x-amz-meta-") {
+            meta.insert(m.to_string(), v.to_string());
+        } else if CONTENT_HEADERS.contains(&n) {
+            if n == "content-encoding" {
+                // aws-chunked is a transfer detail, never part of the stored object.
+                let kept: Vec<&str> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| *p != "aws-chunked" && !p.is_empty())
+                    .collect();
+                if !kept.is_empty() {
+                    headers.insert(n.to_string(), kept.join(", "));
+                }
+            } else {
+                headers.insert(n.to_string(), v.to_string());
+            }
+        }
+    }
+    (headers, meta)
+}
+
+/// Checks If-Match / If-None-Match of a write against the current record.
+fn write_preconditions(ctx: &Ctx, current: Option<&ObjectRecord>) -> Result<(), S3Error> {
+    if let Some(m) = ctx.header("if-match") {
+        match current {
+            Some(r) if etag_matches(m, &r.etag) => {}
+            Some(_) => return Err(S3Error::precondition_failed().with("Condition", "If-Match")),
+            None => return Err(S3Error::no_such_key()),
+        }
+    }
+    if let Some(m) = ctx.header("if-none-match") {
+        if current.is_some_and(|r| etag_matches(m, &r.etag)) {
+            return Err(S3Error::precondition_failed().with("Condition", "If-None-Match"));
+        }
+    }
+    Ok(())
+}
+
+fn etag_matches(header: &str, etag: &str) -> bool {
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|h| h == "*" || h == etag || h.trim_matches('"') == etag.trim_matches('"'))
+}
+
+pub async fn put(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+    let (bucket, key) = names(ctx);
+    let brec = load_bucket(s3, bucket).await?;
+    allowed(ctx, &brec.owner, &brec.acl, true)?;
+    let acl = requested_acl(ctx)?;
+    let checksum = requested_checksum(ctx)?;
+    let (staged, stored_checksum) = stage_body(s3, ctx, incoming, &checksum).await?;
+    let (headers, meta) = collect_metadata(ctx);
+    let mut rec = ObjectRecord {
+        blob: staged.id().to_hex(),
+        size: staged.size(),
+        etag: format!(
+            "\"{}\"",
+            hex::encode(staged.digests().md5.unwrap_or_default())
+        ),
+        modified_ms: now_ms(),
+        owner: ctx.project().unwrap_or(&brec.owner).to_string(),
+        acl,
+        headers,
+        meta,
+        checksums: BTreeMap::new(),
+        parts: Vec::new(),
+    };
+    if let Some((algo, v)) = &stored_checksum {
+        rec.checksums.insert(algo.clone(), v.clone());
+    }
+    let etag = rec.etag.clone();
+    commit_object(s3, ctx, bucket, key, rec, move |tx| {
+        tx.add_blob(&staged).map(|_| ())
+    })
+    .await?;
+    let mut resp = Response::builder()
+        .status(StatusCode::OK)
+        .header("etag", etag);
+    if let Some((algo, v)) = stored_checksum {
+        resp = resp.header(format!("x-amz-checksum-{algo}"), v);
+    }
+    Ok(resp.body(body::empty()).expect("valid"))
+}
+
+/// Commits `rec` under `bucket/key` in one transaction: checks the bucket still exists
+/// (shared lock), evaluates write preconditions against the current record (locked), runs
+/// `attach` (adds or clones the new blob) and deletes the replaced object's blob.
+pub async fn commit_object<F>(
+    s3: &S3,
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    rec: ObjectRecord,
+    mut attach: F,
+) -> Result<(), S3Error>
+where
+    F: FnMut(&mut glint_storage::Tx<'_>) -> glint_storage::Result<()> + Send + 'static,
+{
+    let (bucket, okey) = (bucket.to_string(), object_key(bucket, key));
+    let value = serde_json::to_vec(&rec).expect("serializable");
+    let cond = (
+        ctx.header("if-match").map(str::to_string),
+        ctx.header("if-none-match").map(str::to_string),
+    );
+    let result = s3
+        .store
+        .transact(move |tx| {
+            if tx
+                .get_shared(Catalog::Buckets, bucket.as_bytes())?
+                .is_none()
+            {
+                return Ok(Err(S3Error::no_such_bucket()));
+            }
+            let current = tx
+                .get_for_update(Catalog::Objects, &okey)?
+                .map(|v| parse_record(&v))
+                .transpose()?;
+            let mut probe = Ctx::conditions_only(&cond);
+            probe.query.clear();
+            if let Err(e) = write_preconditions(&probe, current.as_ref()) {
+                return Ok(Err(e));
+            }
+            attach(tx)?;
+            tx.put(Catalog::Objects, &okey, &value)?;
+            if let Some(old) = current {
+                tx.delete_blob(blob_id(&old)?)?;
+            }
+            Ok(Ok(()))
+        })
+        .await?;
+    result
+}
+
+impl Ctx {
+    /// A context carrying only write-precondition headers (for use inside a transaction).
+    fn conditions_only(cond: &(Option<String>, Option<String>)) -> Ctx {
+        let mut headers = http::HeaderMap::new();
+        if let Some(v) = cond.0.as_deref().and_then(|v| v.parse().ok()) {
+            headers.insert("if-match", v);
+        }
+        if let Some(v) = cond.1.as_deref().and_then(|v| v.parse().ok()) {
+            headers.insert("if-none-match", v);
+        }
+        Ctx {
+            method: http::Method::PUT,
+            headers,
+            query: Default::default(),
+            bucket: None,
+            key: None,
+            identity: None,
+            payload: Payload::Unsigned,
+        }
+    }
+}
+
+async fn load_object(s3: &S3, bucket: &str, key: &str) -> Result<ObjectRecord, S3Error> {
+    let v = s3
+        .store
+        .get(Catalog::Objects, object_key(bucket, key))
+        .await?
+        .ok_or_else(|| S3Error::no_such_key().with("Key", key))?;
+    Ok(parse_record(&v)?)
+}
+
+enum RangeSpec {
+    Whole,
+    Bytes(u64, u64),
+    Unsatisfiable,
+}
+
+/// `Range: bytes=a-b | a- | -n`; anything else (several ranges, other units, bad syntax)
+/// is ignored as HTTP allows, and the whole object is served.
+fn parse_range(h: Option<&str>, size: u64) -> RangeSpec {
+    let Some(spec) = h.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeSpec::Whole;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Whole;
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeSpec::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) if a <= b => {
+            if a >= size {
+                RangeSpec::Unsatisfiable
+            } else {
+                RangeSpec::Bytes(a, b.min(size - 1) + 1)
+            }
+        }
+        (Ok(a), Err(_)) if b.is_empty() => {
+            if a >= size {
+                RangeSpec::Unsatisfiable
+            } else {
+                RangeSpec::Bytes(a, size)
+            }
+        }
+        (Err(_), Ok(n)) if a.is_empty() => {
+            if n == 0 || size == 0 {
+                RangeSpec::Unsatisfiable
+            } else {
+                RangeSpec::Bytes(size - n.min(size), size)
+            }
+        }
+        _ => RangeSpec::Whole,
+    }
+}
+
+fn read_preconditions(ctx: &Ctx, rec: &ObjectRecord) -> Result<(), S3Error> {
+    let modified = rec.modified_ms / 1000;
+    let since = |h: &str| {
+        ctx.header(h)
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .map(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0)
+            })
+    };
+    let if_match = ctx.header("if-match");
+    if let Some(m) = if_match {
+        if !etag_matches(m, &rec.etag) {
+            return Err(S3Error::precondition_failed().with("Condition", "If-Match"));
+        }
+    } else if let Some(t) = since("if-unmodified-since") {
+        if modified > t {
+            return Err(S3Error::precondition_failed().with("Condition", "If-Unmodified-Since"));
+        }
+    }
+    if let Some(m) = ctx.header("if-none-match") {
+        if etag_matches(m, &rec.etag) {
+            return Err(S3Error::not_modified());
+        }
+    } else if let Some(t) = since("if-modified-since") {
+        if modified <= t {
+            return Err(S3Error::not_modified());
+        }
+    }
+    Ok(())
+}
+
+pub async fn get(s3: &S3, ctx: &Ctx) -> S3Result {
+    let (bucket, key) = names(ctx);
+    // An overwrite can delete the blob between reading the record and opening it: retry.
+    for _ in 0..3 {
+        let rec = match load_object(s3, bucket, key).await {
+            Ok(r) => r,
+            Err(e) if e.code == "NoSuchKey" => {
+                load_bucket(s3, bucket).await?; // NoSuchBucket takes precedence
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        allowed(ctx, &rec.owner, &rec.acl, false)?;
+        read_preconditions(ctx, &rec)?;
+        match respond_with(s3, ctx, &rec).await {
+            Err(RespondError::Gone) => continue,
+            Err(RespondError::S3(e)) => return Err(e),
+            Ok(r) => return Ok(r),
+        }
+    }
+    Err(S3Error::slow_down())
+}
+
+enum RespondError {
+    Gone,
+    S3(S3Error),
+}
+
+impl From<S3Error> for RespondError {
+    fn from(e: S3Error) -> Self {
+        RespondError::S3(e)
+    }
+}
+
+async fn respond_with(
+    s3: &S3,
+    ctx: &Ctx,
+    rec: &ObjectRecord,
+) -> Result<Response<crate::body::Body>, RespondError> {
+    let size = rec.size;
+    let mut status = StatusCode::OK;
+    let mut range = None;
+    let mut builder = Response::builder();
+    if let Some(pn) = ctx.q("partNumber") {
+        let n: usize = pn.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            S3Error::invalid_argument()
+                .with_message("Part number must be an integer between 1 and 10000, inclusive")
+        })?;
+        let parts = if rec.parts.is_empty() {
+            vec![size]
+        } else {
+            rec.parts.clone()
+        };
+        if n > parts.len() {
+            return Err(S3Error::invalid_range()
+                .with_message("The requested partnumber is not satisfiable")
+                .into());
+        }
+        let start: u64 = parts[..n - 1].iter().sum();
+        let end = start + parts[n - 1];
+        builder = builder.header("x-amz-mp-parts-count", parts.len());
+        if !rec.parts.is_empty() || n > 1 || size > 0 {
+            status = StatusCode::PARTIAL_CONTENT;
+            builder = builder.header(
+                "content-range",
+                format!("bytes {}-{}/{}", start, end.saturating_sub(1), size),
+            );
+        }
+        range = Some(start..end);
+    } else {
+        match parse_range(ctx.header("range"), size) {
+            RangeSpec::Whole => {}
+            RangeSpec::Unsatisfiable => {
+                return Err(S3Error::invalid_range()
+                    .with("ActualObjectSize", size.to_string())
+                    .into());
+            }
+            RangeSpec::Bytes(a, b) => {
+                status = StatusCode::PARTIAL_CONTENT;
+                builder =
+                    builder.header("content-range", format!("bytes {}-{}/{}", a, b - 1, size));
+                range = Some(a..b);
+            }
+        }
+    }
+    let len = range.as_ref().map_or(size, |r| r.end - r.start);
+    builder = builder
+        .status(status)
+        .header("content-length", len)
+        .header("etag", &rec.etag)
+        .header("last-modified", http_date(rec.modified_ms))
+        .header("accept-ranges", "bytes");
+    if !rec.headers.contains_key("content-type") {
+        builder = builder.header("content-type", "binary/octet-stream");
+    }
+    for (k, v) in &rec.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    for (k, v) in &rec.meta {
+        builder = builder.header(format!("x-amz-meta-{k}"), v.as_str());
+    }
+    if ctx
+        .header("x-amz-checksum-mode")
+        .is_some_and(|m| m.eq_ignore_ascii_case("enabled"))
+        && range.is_none()
+    {
+        for (algo, v) in &rec.checksums {
+            builder = builder.header(format!("x-amz-checksum-{algo}"), v.as_str());
+        }
+    }
+    for (q, h) in [
+        ("response-content-type", "content-type"),
+        ("response-content-language", "content-language"),
+        ("response-expires", "expires"),
+        ("response-cache-control", "cache-control"),
+        ("response-content-disposition", "content-disposition"),
+        ("response-content-encoding", "content-encoding"),
+    ] {
+        if let Some(v) = ctx.q(q) {
+            if let Some(hs) = builder.headers_mut() {
+                if let Ok(v) = v.parse() {
+                    hs.insert(h, v);
+                }
+            }
+        }
+    }
+    if ctx.method == http::Method::HEAD {
+        return Ok(builder.body(body::empty()).expect("valid"));
+    }
+    let blob = blob_id(rec).map_err(S3Error::from)?;
+    match s3.store.read(blob, range).await {
+        Ok((_, reader)) => Ok(builder.body(body::blob(reader)).expect("valid")),
+        Err(StoreError::BlobNotFound(_)) => Err(RespondError::Gone),
+        Err(e) => Err(S3Error::from(e).into()),
+    }
+}
+
+pub async fn delete(s3: &S3, ctx: &Ctx) -> S3Result {
+    let (bucket, key) = names(ctx);
+    let brec = load_bucket(s3, bucket).await?;
+    allowed(ctx, &brec.owner, &brec.acl, true)?;
+    delete_one(s3, bucket, key).await?;
+    Ok(Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(body::empty())
+        .expect("valid"))
+}
+
+async fn delete_one(s3: &S3, bucket: &str, key: &str) -> Result<(), S3Error> {
+    let okey = object_key(bucket, key);
+    s3.store
+        .transact(move |tx| {
+            if let Some(v) = tx.get_for_update(Catalog::Objects, &okey)? {
+                let rec = parse_record(&v)?;
+                tx.delete(Catalog::Objects, &okey)?;
+                tx.delete_blob(blob_id(&rec)?)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_many(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+    let bucket = ctx.bucket.as_deref().unwrap_or_default();
+    let brec = load_bucket(s3, bucket).await?;
+    allowed(ctx, &brec.owner, &brec.acl, true)?;
+    let doc = read_small_body(incoming, ctx, 2 << 20).await?;
+    let el = xml::parse(&doc).ok_or_else(S3Error::malformed_xml)?;
+    if el.name != "Delete" {
+        return Err(S3Error::malformed_xml());
+    }
+    let quiet = el
+        .child_text("Quiet")
+        .is_some_and(|q| q.eq_ignore_ascii_case("true"));
+    let keys: Vec<String> = el
+        .children_named("Object")
+        .filter_map(|o| o.child_text("Key").map(str::to_string))
+        .collect();
+    if keys.is_empty() || keys.len() > 1000 {
+        return Err(S3Error::malformed_xml());
+    }
+    let mut w = xml::Writer::new();
+    w.open("DeleteResult");
+    for key in keys {
+        match delete_one(s3, bucket, &key).await {
+            Ok(()) if quiet => {}
+            Ok(()) => {
+                w.open("Deleted");
+                w.elem("Key", &key);
+                w.close("Deleted");
+            }
+            Err(e) => {
+                w.open("Error");
+                w.elem("Key", &key);
+                w.elem("Code", e.code);
+                w.elem("Message", &e.message);
+                w.close("Error");
+            }
+        }
+    }
+    w.close("DeleteResult");
+    xml_response(StatusCode::OK, w.finish())
+}
+
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=…]`, URL-encoded.
+pub fn copy_source(ctx: &Ctx) -> Result<(String, String), S3Error> {
+    let raw = ctx.header("x-amz-copy-source").unwrap_or_default();
+    let raw = raw.split_once("?versionId=").map_or(raw, |(p, _)| p);
+    let decoded = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| S3Error::invalid_argument())?;
+    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
+    match decoded.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string())),
+        _ => Err(S3Error::invalid_argument().with_message(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+        )),
+    }
+}
+
+pub fn copy_preconditions(ctx: &Ctx, src: &ObjectRecord) -> Result<(), S3Error> {
+    let modified = src.modified_ms / 1000;
+    let since = |h: &str| {
+        ctx.header(h)
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .map(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0)
+            })
+    };
+    let failed = (ctx
+        .header("x-amz-copy-source-if-match")
+        .is_some_and(|m| !etag_matches(m, &src.etag)))
+        || (ctx
+            .header("x-amz-copy-source-if-none-match")
+            .is_some_and(|m| etag_matches(m, &src.etag)))
+        || since("x-amz-copy-source-if-unmodified-since").is_some_and(|t| modified > t)
+        || since("x-amz-copy-source-if-modified-since").is_some_and(|t| modified <= t);
+    if failed {
+        Err(S3Error::precondition_failed())
+    } else {
+        Ok(())
+    }
+}
+
+pub async fn copy(s3: &S3, ctx: &Ctx) -> S3Result {
+    let (bucket, key) = names(ctx);
+    let brec: BucketRecord = load_bucket(s3, bucket).await?;
+    allowed(ctx, &brec.owner, &brec.acl, true)?;
+    let (sbucket, skey) = copy_source(ctx)?;
+    load_bucket(s3, &sbucket).await?;
+    let src = load_object(s3, &sbucket, &skey).await?;
+    allowed(ctx, &src.owner, &src.acl, false)?;
+    copy_preconditions(ctx, &src)?;
+    let replace = match ctx.header("x-amz-metadata-directive") {
+        None | Some("COPY") => false,
+        Some("REPLACE") => true,
+        Some(_) => {
+            return Err(S3Error::invalid_argument().with_message("Unknown metadata directive."))
+        }
+    };
+    if sbucket == bucket && skey == key && !replace && ctx.header("x-amz-acl").is_none() {
+        return Err(S3Error::invalid_request().with_message(
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let mut rec = src.clone();
+    rec.modified_ms = now_ms();
+    rec.owner = ctx.project().unwrap_or(&brec.owner).to_string();
+    rec.acl = requested_acl(ctx)?;
+    if replace {
+        let (headers, meta) = collect_metadata(ctx);
+        rec.headers = headers;
+        rec.meta = meta;
+    }
+    let (src_key, src_etag) = (object_key(&sbucket, &skey), src.etag.clone());
+    // The clone's id is only known inside the transaction; the record is patched there.
+    let placeholder = rec.clone();
+    let store = s3.store.clone();
+    let (okey, bname) = (object_key(bucket, key), bucket.to_string());
+    let result = store
+        .transact(move |tx| {
+            if tx.get_shared(Catalog::Buckets, bname.as_bytes())?.is_none() {
+                return Ok(Err(S3Error::no_such_bucket()));
+            }
+            let current = if src_key == okey {
+                None
+            } else {
+                tx.get_for_update(Catalog::Objects, &okey)?
+            };
+            let Some(sv) = (if src_key == okey {
+                tx.get_for_update(Catalog::Objects, &src_key)?
+            } else {
+                tx.get_shared(Catalog::Objects, &src_key)?
+            }) else {
+                return Ok(Err(S3Error::no_such_key()));
+            };
+            let srec = parse_record(&sv)?;
+            if srec.etag != src_etag {
+                return Ok(Err(S3Error::precondition_failed()
+                    .with_message("the source changed during the copy")));
+            }
+            let id = tx.concat(&[(blob_id(&srec)?, None)])?;
+            let mut rec = placeholder.clone();
+            rec.blob = id.to_hex();
+            tx.put(
+                Catalog::Objects,
+                &okey,
+                &serde_json::to_vec(&rec).expect("serializable"),
+            )?;
+            let replaced = if src_key == okey {
+                Some(srec)
+            } else {
+                current.map(|v| parse_record(&v)).transpose()?
+            };
+            if let Some(old) = replaced {
+                tx.delete_blob(blob_id(&old)?)?;
+            }
+            Ok(Ok(()))
+        })
+        .await?;
+    result?;
+    let mut w = xml::Writer::new();
+    w.open("CopyObjectResult");
+    w.elem("LastModified", &iso8601(rec.modified_ms));
+    w.elem("ETag", &rec.etag);
+    w.close("CopyObjectResult");
+    xml_response(StatusCode::OK, w.finish())
+}
+
+pub async fn get_acl(s3: &S3, ctx: &Ctx) -> S3Result {
+    let (bucket, key) = names(ctx);
+    let rec = load_object(s3, bucket, key).await?;
+    allowed(ctx, &rec.owner, "private", false)?;
+    xml_response(StatusCode::OK, acl_document(&rec.owner, &rec.acl))
+}
+
+pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+    let (bucket, key) = names(ctx);
+    let acl = requested_acl(ctx)?;
+    let _ = read_small_body(incoming, ctx, 64 << 10).await?;
+    let project = ctx
+        .project()
+        .ok_or_else(S3Error::access_denied)?
+        .to_string();
+    let okey = object_key(bucket, key);
+    let outcome = s3
+        .store
+        .transact(move |tx| {
+            let Some(v) = tx.get_for_update(Catalog::Objects, &okey)? else {
+                return Ok(Err(S3Error::no_such_key()));
+            };
+            let mut rec = parse_record(&v)?;
+            if rec.owner != project {
+                return Ok(Err(S3Error::access_denied()));
+            }
+            rec.acl = acl.clone();
+            tx.put(
+                Catalog::Objects,
+                &okey,
+                &serde_json::to_vec(&rec).expect("serializable"),
+            )?;
+            Ok(Ok(()))
+        })
+        .await?;
+    outcome?;
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .body(body::empty())
+        .expect("valid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert!(matches!(
+            parse_range(Some("bytes=0-9"), 100),
+            RangeSpec::Bytes(0, 10)
+        ));
+        assert!(matches!(
+            parse_range(Some("bytes=90-200"), 100),
+            RangeSpec::Bytes(90, 100)
+        ));
+        assert!(matches!(
+            parse_range(Some("bytes=-10"), 100),
+            RangeSpec::Bytes(90, 100)
+        ));
+        assert!(matches!(
+            parse_range(Some("bytes=-200"), 100),
+            RangeSpec::Bytes(0, 100)
+        ));
+        assert!(matches!(
+            parse_range(Some("bytes=100-"), 100),
+            RangeSpec::Unsatisfiable
+        ));
+        assert!(matches!(
+            parse_range(Some("bytes=0-"), 0),
+            RangeSpec::Unsatisfiable
+        ));
+        assert!(matches!(
+            parse_range(Some("bytes=5-1"), 100),
+            RangeSpec::Whole
+        ));
+        assert!(matches!(
+            parse_range(Some("items=0-1"), 100),
+            RangeSpec::Whole
+        ));
+    }
+}
