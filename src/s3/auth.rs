@@ -134,8 +134,7 @@ pub fn parse_v4(req: &SignedRequest) -> Result<Option<V4Claims>, S3Error> {
     if let Some(auth) = header(req.headers, "authorization") {
         let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") else {
             if auth.starts_with("AWS ") {
-                return Err(S3Error::not_implemented()
-                    .with_message("Signature Version 2 is not supported yet."));
+                return Ok(None); // Signature Version 2: see parse_v2
             }
             return Err(S3Error::invalid_argument().with_message("Unsupported Authorization Type"));
         };
@@ -172,10 +171,6 @@ pub fn parse_v4(req: &SignedRequest) -> Result<Option<V4Claims>, S3Error> {
     let params = query_params(req.raw_query);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if get("X-Amz-Algorithm").is_none() {
-        if get("AWSAccessKeyId").is_some() {
-            return Err(S3Error::not_implemented()
-                .with_message("Signature Version 2 is not supported yet."));
-        }
         return Ok(None);
     }
     if get("X-Amz-Algorithm") != Some("AWS4-HMAC-SHA256") {
@@ -446,5 +441,171 @@ mod tests {
             verify_v4(&req, &claims, secret, late).unwrap_err().code,
             "RequestTimeTooSkewed"
         );
+    }
+}
+
+/// Signature Version 2 claims (legacy tools: aws-cli v1 `presign`, s3cmd, old SDKs).
+#[derive(Debug)]
+pub struct V2Claims {
+    pub access_key: String,
+    pub signature: String,
+    /// Query authentication: the expiry (Unix seconds).
+    pub expires: Option<i64>,
+}
+
+pub fn parse_v2(req: &SignedRequest) -> Result<Option<V2Claims>, S3Error> {
+    if let Some(auth) = header(req.headers, "authorization") {
+        let Some(rest) = auth.strip_prefix("AWS ") else {
+            return Ok(None);
+        };
+        let (access, sig) = rest.rsplit_once(':').ok_or_else(|| {
+            S3Error::invalid_argument().with_message("Authorization header is malformed")
+        })?;
+        return Ok(Some(V2Claims {
+            access_key: access.trim().to_string(),
+            signature: sig.trim().to_string(),
+            expires: None,
+        }));
+    }
+    let params = query_params(req.raw_query);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let Some(access) = get("AWSAccessKeyId") else {
+        return Ok(None);
+    };
+    let (Some(sig), Some(expires)) = (get("Signature"), get("Expires")) else {
+        return Err(S3Error::access_denied().with_message("Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters"));
+    };
+    let expires = expires
+        .parse()
+        .map_err(|_| S3Error::access_denied().with_message("Expires is not a number"))?;
+    Ok(Some(V2Claims {
+        access_key: access,
+        signature: sig,
+        expires: Some(expires),
+    }))
+}
+
+/// Sub-resources that are part of a V2 canonical resource.
+const V2_SUBRESOURCES: &[&str] = &[
+    "acl",
+    "cors",
+    "delete",
+    "lifecycle",
+    "location",
+    "logging",
+    "notification",
+    "partNumber",
+    "policy",
+    "requestPayment",
+    "response-cache-control",
+    "response-content-disposition",
+    "response-content-encoding",
+    "response-content-language",
+    "response-content-type",
+    "response-expires",
+    "restore",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versionId",
+    "versioning",
+    "versions",
+    "website",
+];
+
+pub fn verify_v2(
+    req: &SignedRequest,
+    c: &V2Claims,
+    secret: &str,
+    vhost_bucket: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), S3Error> {
+    let date_field = match c.expires {
+        Some(exp) => {
+            if now.unix_timestamp() > exp {
+                return Err(S3Error::expired());
+            }
+            exp.to_string()
+        }
+        None => {
+            let date = header(req.headers, "x-amz-date").or_else(|| header(req.headers, "date"));
+            let when = date
+                .and_then(|d| httpdate::parse_http_date(d).ok())
+                .ok_or_else(|| {
+                    S3Error::access_denied().with_message(
+                        "AWS authentication requires a valid Date or x-amz-date header",
+                    )
+                })?;
+            let when = OffsetDateTime::from(when);
+            if (now - when).whole_seconds().abs() > MAX_SKEW_SECS {
+                return Err(S3Error::request_time_too_skewed());
+            }
+            if header(req.headers, "x-amz-date").is_some() {
+                String::new()
+            } else {
+                date.unwrap_or_default().to_string()
+            }
+        }
+    };
+    let mut amz: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in req.headers {
+        let n = name.as_str();
+        if n.starts_with("x-amz-") {
+            amz.entry(n.to_string())
+                .or_default()
+                .push(String::from_utf8_lossy(value.as_bytes()).trim().to_string());
+        }
+    }
+    let mut resource = String::new();
+    if let Some(b) = vhost_bucket {
+        resource.push('/');
+        resource.push_str(b);
+    }
+    resource.push_str(if req.raw_path.is_empty() {
+        "/"
+    } else {
+        req.raw_path
+    });
+    let mut subs: Vec<(String, String)> = query_params(req.raw_query)
+        .into_iter()
+        .filter(|(k, _)| V2_SUBRESOURCES.contains(&k.as_str()))
+        .collect();
+    subs.sort();
+    if !subs.is_empty() {
+        resource.push('?');
+        let parts: Vec<String> = subs
+            .iter()
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
+        resource.push_str(&parts.join("&"));
+    }
+    let mut sts = format!(
+        "{}\n{}\n{}\n{}\n",
+        req.method.as_str(),
+        header(req.headers, "content-md5").unwrap_or(""),
+        header(req.headers, "content-type").unwrap_or(""),
+        date_field
+    );
+    for (k, v) in &amz {
+        sts.push_str(&format!("{k}:{}\n", v.join(",")));
+    }
+    sts.push_str(&resource);
+    let mut m = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("any key length");
+    m.update(sts.as_bytes());
+    let expected = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        m.finalize().into_bytes(),
+    );
+    if bool::from(expected.as_bytes().ct_eq(c.signature.as_bytes())) {
+        Ok(())
+    } else {
+        Err(S3Error::signature_mismatch())
     }
 }

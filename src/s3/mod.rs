@@ -6,6 +6,7 @@ mod bucket;
 pub mod chunked;
 pub mod error;
 mod list;
+mod multipart;
 mod object;
 pub mod records;
 pub mod xml;
@@ -128,11 +129,12 @@ fn parse_query(raw: &str) -> HashMap<String, String> {
 }
 
 /// Splits host and path into (bucket, key) for both addressing styles.
+/// The third value tells whether the bucket came from the host name.
 fn address(
     cfg: &Config,
     headers: &HeaderMap,
     raw_path: &str,
-) -> Result<(Option<String>, Option<String>), S3Error> {
+) -> Result<(Option<String>, Option<String>, bool), S3Error> {
     let path = percent_decode_str(raw_path)
         .decode_utf8()
         .map_err(|_| S3Error::invalid_request().with_message("the path is not valid UTF-8"))?
@@ -154,35 +156,51 @@ fn address(
     let rest = path.strip_prefix('/').unwrap_or(&path);
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
     Ok(match vhost_bucket {
-        Some(b) => (Some(b.to_string()), non_empty(rest)),
+        Some(b) => (Some(b.to_string()), non_empty(rest), true),
         None => match rest.split_once('/') {
-            Some((b, k)) => (non_empty(b), non_empty(k)),
-            None => (non_empty(rest), None),
+            Some((b, k)) => (non_empty(b), non_empty(k), false),
+            None => (non_empty(rest), None, false),
         },
     })
+}
+
+async fn lookup_credential(s3: &S3, access_key: &str) -> Result<Credential, S3Error> {
+    s3.store
+        .get(Catalog::Credentials, access_key.as_bytes().to_vec())
+        .await?
+        .and_then(|v| serde_json::from_slice::<Credential>(&v).ok())
+        .ok_or_else(S3Error::invalid_access_key)
 }
 
 async fn authenticate(
     s3: &S3,
     req: &SignedRequest<'_>,
+    vhost_bucket: Option<&str>,
 ) -> Result<(Option<Identity>, Payload), S3Error> {
-    let Some(claims) = auth::parse_v4(req)? else {
-        return Ok((None, Payload::Unsigned));
-    };
-    let cred = s3
-        .store
-        .get(Catalog::Credentials, claims.access_key.as_bytes().to_vec())
-        .await?
-        .and_then(|v| serde_json::from_slice::<Credential>(&v).ok())
-        .ok_or_else(S3Error::invalid_access_key)?;
-    let payload = auth::verify_v4(req, &claims, &cred.secret, time::OffsetDateTime::now_utc())?;
-    Ok((
-        Some(Identity {
-            access_key: claims.access_key,
-            project: cred.project,
-        }),
-        payload,
-    ))
+    let now = time::OffsetDateTime::now_utc();
+    if let Some(claims) = auth::parse_v4(req)? {
+        let cred = lookup_credential(s3, &claims.access_key).await?;
+        let payload = auth::verify_v4(req, &claims, &cred.secret, now)?;
+        return Ok((
+            Some(Identity {
+                access_key: claims.access_key,
+                project: cred.project,
+            }),
+            payload,
+        ));
+    }
+    if let Some(claims) = auth::parse_v2(req)? {
+        let cred = lookup_credential(s3, &claims.access_key).await?;
+        auth::verify_v2(req, &claims, &cred.secret, vhost_bucket, now)?;
+        return Ok((
+            Some(Identity {
+                access_key: claims.access_key,
+                project: cred.project,
+            }),
+            Payload::Unsigned,
+        ));
+    }
+    Ok((None, Payload::Unsigned))
 }
 
 /// Sub-resources Glint does not implement: answered with a well-formed NotImplemented.
@@ -225,8 +243,9 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Re
         raw_query,
         headers: &parts.headers,
     };
-    let (identity, payload) = authenticate(s3, &signed).await?;
-    let (bucket, key) = address(&s3.cfg, &parts.headers, raw_path)?;
+    let (bucket, key, vhost) = address(&s3.cfg, &parts.headers, raw_path)?;
+    let (identity, payload) =
+        authenticate(s3, &signed, vhost.then_some(bucket.as_deref()).flatten()).await?;
     let ctx = Ctx {
         method: parts.method.clone(),
         headers: parts.headers,
@@ -255,27 +274,28 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Re
             Method::DELETE => bucket::delete(s3, &ctx).await,
             Method::GET if ctx.has("location") => bucket::location(s3, &ctx).await,
             Method::GET if ctx.has("acl") => bucket::get_acl(s3, &ctx).await,
-            Method::GET if ctx.has("uploads") => Err(S3Error::not_implemented()
-                .with_message("multipart uploads arrive in the next step")),
+            Method::GET if ctx.has("uploads") => multipart::list_uploads(s3, &ctx).await,
             Method::GET => list::list_objects(s3, &ctx).await,
             Method::POST if ctx.has("delete") => object::delete_many(s3, &ctx, incoming).await,
             _ => Err(S3Error::method_not_allowed()),
         },
         (Some(_), Some(_)) => match m {
             Method::PUT if ctx.has("acl") => object::put_acl(s3, &ctx, incoming).await,
+            Method::PUT if ctx.has("uploadId") && ctx.header("x-amz-copy-source").is_some() => {
+                multipart::upload_part_copy(s3, &ctx).await
+            }
+            Method::PUT if ctx.has("uploadId") => multipart::upload_part(s3, &ctx, incoming).await,
             Method::PUT if ctx.header("x-amz-copy-source").is_some() => {
                 object::copy(s3, &ctx).await
             }
-            Method::PUT if ctx.has("uploadId") || ctx.has("partNumber") => {
-                Err(S3Error::not_implemented()
-                    .with_message("multipart uploads arrive in the next step"))
-            }
             Method::PUT => object::put(s3, &ctx, incoming).await,
             Method::GET if ctx.has("acl") => object::get_acl(s3, &ctx).await,
+            Method::GET if ctx.has("uploadId") => multipart::list_parts(s3, &ctx).await,
             Method::GET | Method::HEAD => object::get(s3, &ctx).await,
+            Method::DELETE if ctx.has("uploadId") => multipart::abort(s3, &ctx).await,
             Method::DELETE => object::delete(s3, &ctx).await,
-            Method::POST => Err(S3Error::not_implemented()
-                .with_message("multipart uploads arrive in the next step")),
+            Method::POST if ctx.has("uploads") => multipart::create(s3, &ctx).await,
+            Method::POST if ctx.has("uploadId") => multipart::complete(s3, &ctx, incoming).await,
             _ => Err(S3Error::method_not_allowed()),
         },
     }

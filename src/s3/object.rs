@@ -32,7 +32,7 @@ const CONTENT_HEADERS: &[&str] = &[
 
 pub const CHECKSUM_ALGOS: &[&str] = &["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
 
-fn checksum_digest(algo: &str) -> DigestSet {
+pub fn checksum_digest(algo: &str) -> DigestSet {
     match algo {
         "crc32" => DigestSet::CRC32,
         "crc32c" => DigestSet::CRC32C,
@@ -73,7 +73,7 @@ fn blob_id(rec: &ObjectRecord) -> Result<BlobId, StoreError> {
 }
 
 /// Which checksum the client sends (header or trailer), if any.
-fn requested_checksum(ctx: &Ctx) -> Result<Option<(String, Option<String>)>, S3Error> {
+pub fn requested_checksum(ctx: &Ctx) -> Result<Option<(String, Option<String>)>, S3Error> {
     for algo in CHECKSUM_ALGOS {
         if let Some(v) = ctx.header(&format!("x-amz-checksum-{algo}")) {
             return Ok(Some((algo.to_string(), Some(v.to_string()))));
@@ -184,7 +184,7 @@ pub async fn stage_body(
     Ok((staged, stored_checksum))
 }
 
-fn collect_metadata(ctx: &Ctx) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+pub fn collect_metadata(ctx: &Ctx) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let mut headers = BTreeMap::new();
     let mut meta = BTreeMap::new();
     for (name, value) in &ctx.headers {

@@ -1,0 +1,635 @@
+//! Multipart uploads. Each part is its own blob; completing the upload concatenates the part
+//! manifests into the object's blob in one transaction (no byte is copied) and drops the part
+//! blobs, so the chunks simply change owner. UploadPartCopy clones a range of an object.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use futures::StreamExt;
+use glint_storage::{BlobId, Catalog, StoreError};
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+use md5::Digest as _;
+use serde::{Deserialize, Serialize};
+
+use super::error::S3Error;
+use super::object::{copy_preconditions, copy_source, stage_body, CHECKSUM_ALGOS};
+use super::records::{iso8601, now_ms, object_key, ObjectRecord};
+use super::{
+    allowed, load_bucket, read_small_body, requested_acl, xml, xml_response, Ctx, S3Result, S3,
+};
+use crate::body;
+
+/// Smallest part S3 accepts (all but the last).
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+const MAX_PART_NUMBER: u32 = 10_000;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub initiated_ms: i64,
+    pub owner: String,
+    pub acl: String,
+    pub headers: BTreeMap<String, String>,
+    pub meta: BTreeMap<String, String>,
+    /// Checksum algorithm declared at creation (lower case), if any.
+    pub checksum: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub blob: String,
+    pub size: u64,
+    pub etag: String,
+    pub modified_ms: i64,
+    pub checksum: Option<(String, String)>,
+}
+
+fn upload_key(bucket: &str, key: &str, upload: &str) -> Vec<u8> {
+    let mut k = object_key(bucket, key);
+    k.push(0);
+    k.extend_from_slice(upload.as_bytes());
+    k
+}
+
+fn part_key(upload: &str, n: u32) -> Vec<u8> {
+    let mut k = upload.as_bytes().to_vec();
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+fn names(ctx: &Ctx) -> (&str, &str) {
+    (
+        ctx.bucket.as_deref().unwrap_or_default(),
+        ctx.key.as_deref().unwrap_or_default(),
+    )
+}
+
+fn upload_id(ctx: &Ctx) -> Result<String, S3Error> {
+    ctx.q("uploadId")
+        .filter(|u| u.len() == 32 && u.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_string)
+        .ok_or_else(S3Error::no_such_upload)
+}
+
+fn part_number(ctx: &Ctx) -> Result<u32, S3Error> {
+    ctx.q("partNumber")
+        .and_then(|p| p.parse().ok())
+        .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
+        .ok_or_else(|| {
+            S3Error::invalid_argument()
+                .with_message("Part number must be an integer between 1 and 10000, inclusive")
+        })
+}
+
+fn bad_record() -> StoreError {
+    StoreError::Malformed("multipart record")
+}
+
+fn blob(s: &str) -> Result<BlobId, StoreError> {
+    s.parse().map_err(|_| bad_record())
+}
+
+async fn load_upload(s3: &S3, ctx: &Ctx, upload: &str) -> Result<UploadRecord, S3Error> {
+    let (bucket, key) = names(ctx);
+    let v = s3
+        .store
+        .get(Catalog::Uploads, upload_key(bucket, key, upload))
+        .await?
+        .ok_or_else(S3Error::no_such_upload)?;
+    serde_json::from_slice(&v).map_err(|_| S3Error::internal())
+}
+
+pub async fn create(s3: &S3, ctx: &Ctx) -> S3Result {
+    let (bucket, key) = names(ctx);
+    let brec = load_bucket(s3, bucket).await?;
+    allowed(ctx, &brec.owner, &brec.acl, true)?;
+    let checksum = ctx
+        .header("x-amz-checksum-algorithm")
+        .map(str::to_ascii_lowercase);
+    if let Some(c) = &checksum {
+        if !CHECKSUM_ALGOS.contains(&c.as_str()) {
+            return Err(S3Error::invalid_request()
+                .with_message("Checksum algorithm provided is unsupported."));
+        }
+    }
+    let (headers, meta) = super::object::collect_metadata(ctx);
+    let rec = UploadRecord {
+        initiated_ms: now_ms(),
+        owner: ctx.project().unwrap_or(&brec.owner).to_string(),
+        acl: requested_acl(ctx)?,
+        headers,
+        meta,
+        checksum: checksum.clone(),
+    };
+    let id = format!("{:032x}", rand::random::<u128>());
+    let (k, v) = (
+        upload_key(bucket, key, &id),
+        serde_json::to_vec(&rec).expect("serializable"),
+    );
+    s3.store
+        .transact(move |tx| tx.put(Catalog::Uploads, &k, &v))
+        .await?;
+    let mut w = xml::Writer::new();
+    w.open("InitiateMultipartUploadResult");
+    w.elem("Bucket", bucket);
+    w.elem("Key", key);
+    w.elem("UploadId", &id);
+    w.close("InitiateMultipartUploadResult");
+    let mut resp = xml_response(StatusCode::OK, w.finish())?;
+    if let Some(c) = checksum {
+        if let Ok(v) = c.to_ascii_uppercase().parse() {
+            resp.headers_mut().insert("x-amz-checksum-algorithm", v);
+        }
+    }
+    Ok(resp)
+}
+
+/// Stores a part record (replacing an earlier upload of the same number) with its blob.
+async fn commit_part(
+    s3: &S3,
+    ctx: &Ctx,
+    upload: &str,
+    n: u32,
+    part: PartRecord,
+    attach: impl FnMut(&mut glint_storage::Tx<'_>) -> glint_storage::Result<()> + Send + 'static,
+) -> Result<(), S3Error> {
+    let (bucket, key) = names(ctx);
+    let (ukey, pkey) = (upload_key(bucket, key, upload), part_key(upload, n));
+    let value = serde_json::to_vec(&part).expect("serializable");
+    let mut attach = attach;
+    s3.store
+        .transact(move |tx| {
+            if tx.get_shared(Catalog::Uploads, &ukey)?.is_none() {
+                return Ok(Err(S3Error::no_such_upload()));
+            }
+            let old = tx.get_for_update(Catalog::Parts, &pkey)?;
+            attach(tx)?;
+            tx.put(Catalog::Parts, &pkey, &value)?;
+            if let Some(old) = old {
+                let old: PartRecord = serde_json::from_slice(&old).map_err(|_| bad_record())?;
+                tx.delete_blob(blob(&old.blob)?)?;
+            }
+            Ok(Ok(()))
+        })
+        .await?
+}
+
+pub async fn upload_part(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+    let upload = upload_id(ctx)?;
+    let n = part_number(ctx)?;
+    let urec = load_upload(s3, ctx, &upload).await?;
+    let checksum =
+        super::object::requested_checksum(ctx)?.or(urec.checksum.clone().map(|c| (c, None)));
+    let (staged, stored) = stage_body(s3, ctx, incoming, &checksum).await?;
+    let etag = format!(
+        "\"{}\"",
+        hex::encode(staged.digests().md5.unwrap_or_default())
+    );
+    let part = PartRecord {
+        blob: staged.id().to_hex(),
+        size: staged.size(),
+        etag: etag.clone(),
+        modified_ms: now_ms(),
+        checksum: stored.clone(),
+    };
+    commit_part(s3, ctx, &upload, n, part, move |tx| {
+        tx.add_blob(&staged).map(|_| ())
+    })
+    .await?;
+    let mut resp = Response::builder()
+        .status(StatusCode::OK)
+        .header("etag", etag);
+    if let Some((algo, v)) = stored {
+        resp = resp.header(format!("x-amz-checksum-{algo}"), v);
+    }
+    Ok(resp.body(body::empty()).expect("valid"))
+}
+
+pub async fn upload_part_copy(s3: &S3, ctx: &Ctx) -> S3Result {
+    let upload = upload_id(ctx)?;
+    let n = part_number(ctx)?;
+    load_upload(s3, ctx, &upload).await?;
+    let (sbucket, skey) = copy_source(ctx)?;
+    load_bucket(s3, &sbucket).await?;
+    let sv = s3
+        .store
+        .get(Catalog::Objects, object_key(&sbucket, &skey))
+        .await?
+        .ok_or_else(S3Error::no_such_key)?;
+    let src: ObjectRecord = serde_json::from_slice(&sv).map_err(|_| S3Error::internal())?;
+    allowed(ctx, &src.owner, &src.acl, false)?;
+    copy_preconditions(ctx, &src)?;
+    let range = match ctx.header("x-amz-copy-source-range") {
+        None => 0..src.size,
+        Some(r) => {
+            let spec = r
+                .trim()
+                .strip_prefix("bytes=")
+                .ok_or_else(S3Error::invalid_range)?;
+            let (a, b) = spec.split_once('-').ok_or_else(S3Error::invalid_range)?;
+            let (a, b): (u64, u64) = (
+                a.parse().map_err(|_| S3Error::invalid_range())?,
+                b.parse().map_err(|_| S3Error::invalid_range())?,
+            );
+            if a > b || b >= src.size {
+                return Err(S3Error::invalid_range());
+            }
+            a..b + 1
+        }
+    };
+    let src_blob = blob(&src.blob)?;
+    // The part's ETag is the MD5 of its bytes: read them once (no write, no copy kept).
+    let (_, mut reader) = s3.store.read(src_blob, Some(range.clone())).await?;
+    let mut md5 = md5::Md5::new();
+    while let Some(b) = reader.next().await {
+        md5.update(&b?);
+    }
+    let etag = format!("\"{}\"", hex::encode(md5.finalize()));
+    let modified = now_ms();
+    let (skey_full, src_etag) = (object_key(&sbucket, &skey), src.etag.clone());
+    let size = range.end - range.start;
+    // The part record needs the clone's id, made inside the transaction: build it there.
+    let (bucket, key) = names(ctx);
+    let (ukey, pkey) = (upload_key(bucket, key, &upload), part_key(&upload, n));
+    let etag2 = etag.clone();
+    s3.store
+        .transact(move |tx| {
+            if tx.get_shared(Catalog::Uploads, &ukey)?.is_none() {
+                return Ok(Err(S3Error::no_such_upload()));
+            }
+            let Some(sv) = tx.get_shared(Catalog::Objects, &skey_full)? else {
+                return Ok(Err(S3Error::no_such_key()));
+            };
+            let srec: ObjectRecord = serde_json::from_slice(&sv).map_err(|_| bad_record())?;
+            if srec.etag != src_etag {
+                return Ok(Err(S3Error::precondition_failed()
+                    .with_message("the source changed during the copy")));
+            }
+            let id = tx.concat(&[(blob(&srec.blob)?, Some(range.clone()))])?;
+            let old = tx.get_for_update(Catalog::Parts, &pkey)?;
+            let part = PartRecord {
+                blob: id.to_hex(),
+                size,
+                etag: etag2.clone(),
+                modified_ms: modified,
+                checksum: None,
+            };
+            tx.put(
+                Catalog::Parts,
+                &pkey,
+                &serde_json::to_vec(&part).expect("serializable"),
+            )?;
+            if let Some(old) = old {
+                let old: PartRecord = serde_json::from_slice(&old).map_err(|_| bad_record())?;
+                tx.delete_blob(blob(&old.blob)?)?;
+            }
+            Ok(Ok(()))
+        })
+        .await??;
+    let mut w = xml::Writer::new();
+    w.open("CopyPartResult");
+    w.elem("LastModified", &iso8601(modified));
+    w.elem("ETag", &etag);
+    w.close("CopyPartResult");
+    xml_response(StatusCode::OK, w.finish())
+}
+
+async fn parts_of(s3: &S3, upload: &str) -> Result<Vec<(u32, PartRecord)>, S3Error> {
+    let all = s3
+        .store
+        .scan(Catalog::Parts, upload.as_bytes().to_vec(), None, usize::MAX)
+        .await?;
+    all.into_iter()
+        .map(|(k, v)| {
+            let n = u32::from_be_bytes(
+                k[k.len() - 4..]
+                    .try_into()
+                    .map_err(|_| S3Error::internal())?,
+            );
+            Ok((
+                n,
+                serde_json::from_slice(&v).map_err(|_| S3Error::internal())?,
+            ))
+        })
+        .collect()
+}
+
+pub async fn complete(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+    let (bucket, key) = names(ctx);
+    let upload = upload_id(ctx)?;
+    let urec = load_upload(s3, ctx, &upload).await?;
+    let doc = read_small_body(incoming, ctx, 4 << 20).await?;
+    let el = xml::parse(&doc).ok_or_else(S3Error::malformed_xml)?;
+    let mut wanted: Vec<(u32, String)> = Vec::new();
+    for p in el.children_named("Part") {
+        let n: u32 = p
+            .child_text("PartNumber")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(S3Error::malformed_xml)?;
+        let etag = p
+            .child_text("ETag")
+            .ok_or_else(S3Error::malformed_xml)?
+            .trim_matches('"')
+            .to_string();
+        wanted.push((n, etag));
+    }
+    if wanted.is_empty() {
+        return Err(S3Error::malformed_xml().with_message("You must specify at least one part"));
+    }
+    if wanted.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(S3Error::invalid_part_order());
+    }
+    let stored: BTreeMap<u32, PartRecord> = parts_of(s3, &upload).await?.into_iter().collect();
+    let mut chosen = Vec::new();
+    for (i, (n, etag)) in wanted.iter().enumerate() {
+        let part = stored
+            .get(n)
+            .filter(|p| p.etag.trim_matches('"') == etag)
+            .ok_or_else(S3Error::invalid_part)?;
+        if i + 1 < wanted.len() && part.size < MIN_PART_SIZE {
+            return Err(S3Error::entity_too_small()
+                .with("ProposedSize", part.size.to_string())
+                .with("MinSizeAllowed", MIN_PART_SIZE.to_string())
+                .with("PartNumber", n.to_string()));
+        }
+        chosen.push((*n, part.clone()));
+    }
+    let mut md5s = Vec::new();
+    for (_, p) in &chosen {
+        md5s.extend(hex::decode(p.etag.trim_matches('"')).map_err(|_| S3Error::internal())?);
+    }
+    let etag = format!(
+        "\"{}-{}\"",
+        hex::encode(md5::Md5::digest(&md5s)),
+        chosen.len()
+    );
+    let mut checksums = BTreeMap::new();
+    if let Some(algo) = &urec.checksum {
+        // Composite checksum: the checksum of the parts' checksums, suffixed with the count.
+        let mut raw = Vec::new();
+        for (_, p) in &chosen {
+            match &p.checksum {
+                Some((a, v)) if a == algo => {
+                    raw.extend(B64.decode(v).map_err(|_| S3Error::internal())?)
+                }
+                _ => {
+                    return Err(S3Error::invalid_part()
+                        .with_message("a part is missing the upload's checksum"))
+                }
+            }
+        }
+        let mut h = glint_storage::Hasher::new(super::object::checksum_digest(algo));
+        h.update(&raw);
+        if let Some(v) = super::object::checksum_value(algo, &h.finish()) {
+            checksums.insert(algo.clone(), format!("{v}-{}", chosen.len()));
+        }
+    }
+    let rec = ObjectRecord {
+        blob: String::new(),
+        size: chosen.iter().map(|(_, p)| p.size).sum(),
+        etag: etag.clone(),
+        modified_ms: now_ms(),
+        owner: urec.owner.clone(),
+        acl: urec.acl.clone(),
+        headers: urec.headers.clone(),
+        meta: urec.meta.clone(),
+        checksums,
+        parts: chosen.iter().map(|(_, p)| p.size).collect(),
+    };
+    let ukey = upload_key(bucket, key, &upload);
+    let okey = object_key(bucket, key);
+    let bname = bucket.to_string();
+    let part_blobs: Vec<(u32, String)> = chosen.iter().map(|(n, p)| (*n, p.blob.clone())).collect();
+    let all_parts: Vec<(u32, String)> = stored.iter().map(|(n, p)| (*n, p.blob.clone())).collect();
+    let upload2 = upload.clone();
+    let cond = (
+        ctx.header("if-match").map(str::to_string),
+        ctx.header("if-none-match").map(str::to_string),
+    );
+    s3.store
+        .transact(move |tx| {
+            if tx.get_shared(Catalog::Buckets, bname.as_bytes())?.is_none() {
+                return Ok(Err(S3Error::no_such_bucket()));
+            }
+            if tx.get_for_update(Catalog::Uploads, &ukey)?.is_none() {
+                return Ok(Err(S3Error::no_such_upload()));
+            }
+            let current = tx.get_for_update(Catalog::Objects, &okey)?;
+            let current: Option<ObjectRecord> = current
+                .map(|v| serde_json::from_slice(&v).map_err(|_| bad_record()))
+                .transpose()?;
+            if let Some(m) = &cond.0 {
+                if !current
+                    .as_ref()
+                    .is_some_and(|c| m == "*" || m.trim_matches('"') == c.etag.trim_matches('"'))
+                {
+                    return Ok(Err(if current.is_none() {
+                        S3Error::no_such_key()
+                    } else {
+                        S3Error::precondition_failed()
+                    }));
+                }
+            }
+            if let Some(m) = &cond.1 {
+                if current
+                    .as_ref()
+                    .is_some_and(|c| m == "*" || m.trim_matches('"') == c.etag.trim_matches('"'))
+                {
+                    return Ok(Err(S3Error::precondition_failed()));
+                }
+            }
+            let sources: Vec<(BlobId, Option<std::ops::Range<u64>>)> = part_blobs
+                .iter()
+                .map(|(_, b)| Ok((blob(b)?, None)))
+                .collect::<glint_storage::Result<_>>()?;
+            let id = tx.concat(&sources)?;
+            let mut rec = rec.clone();
+            rec.blob = id.to_hex();
+            tx.put(
+                Catalog::Objects,
+                &okey,
+                &serde_json::to_vec(&rec).expect("serializable"),
+            )?;
+            if let Some(old) = current {
+                tx.delete_blob(blob(&old.blob)?)?;
+            }
+            for (n, b) in &all_parts {
+                tx.delete_blob(blob(b)?)?;
+                tx.delete(Catalog::Parts, &part_key(&upload2, *n))?;
+            }
+            tx.delete(Catalog::Uploads, &ukey)?;
+            Ok(Ok(()))
+        })
+        .await??;
+    let mut w = xml::Writer::new();
+    w.open("CompleteMultipartUploadResult");
+    w.elem("Location", &format!("/{bucket}/{key}"));
+    w.elem("Bucket", bucket);
+    w.elem("Key", key);
+    w.elem("ETag", &etag);
+    w.close("CompleteMultipartUploadResult");
+    xml_response(StatusCode::OK, w.finish())
+}
+
+pub async fn abort(s3: &S3, ctx: &Ctx) -> S3Result {
+    let (bucket, key) = names(ctx);
+    let upload = upload_id(ctx)?;
+    let urec = load_upload(s3, ctx, &upload).await?;
+    allowed(ctx, &urec.owner, "private", true)?;
+    let parts = parts_of(s3, &upload).await?;
+    let ukey = upload_key(bucket, key, &upload);
+    s3.store
+        .transact(move |tx| {
+            if tx.get_for_update(Catalog::Uploads, &ukey)?.is_none() {
+                return Ok(Err(S3Error::no_such_upload()));
+            }
+            for (n, p) in &parts {
+                let pkey = part_key(&upload, *n);
+                if tx.get_for_update(Catalog::Parts, &pkey)?.is_some() {
+                    tx.delete_blob(blob(&p.blob)?)?;
+                    tx.delete(Catalog::Parts, &pkey)?;
+                }
+            }
+            tx.delete(Catalog::Uploads, &ukey)?;
+            Ok(Ok(()))
+        })
+        .await??;
+    Ok(Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(body::empty())
+        .expect("valid"))
+}
+
+pub async fn list_parts(s3: &S3, ctx: &Ctx) -> S3Result {
+    let (bucket, key) = names(ctx);
+    let upload = upload_id(ctx)?;
+    let urec = load_upload(s3, ctx, &upload).await?;
+    allowed(ctx, &urec.owner, "private", false)?;
+    let max: usize = ctx
+        .q("max-parts")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(1000)
+        .min(1000);
+    let marker: u32 = ctx
+        .q("part-number-marker")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    let parts: Vec<(u32, PartRecord)> = parts_of(s3, &upload)
+        .await?
+        .into_iter()
+        .filter(|(n, _)| *n > marker)
+        .collect();
+    let truncated = parts.len() > max;
+    let shown = &parts[..parts.len().min(max)];
+    let mut w = xml::Writer::new();
+    w.open("ListPartsResult");
+    w.elem("Bucket", bucket);
+    w.elem("Key", key);
+    w.elem("UploadId", &upload);
+    for tag in ["Initiator", "Owner"] {
+        w.open(tag);
+        w.elem("ID", &urec.owner);
+        w.elem("DisplayName", &urec.owner);
+        w.close(tag);
+    }
+    w.elem("StorageClass", "STANDARD");
+    w.elem("PartNumberMarker", &marker.to_string());
+    if let Some((n, _)) = shown.last() {
+        w.elem("NextPartNumberMarker", &n.to_string());
+    }
+    w.elem("MaxParts", &max.to_string());
+    w.elem("IsTruncated", if truncated { "true" } else { "false" });
+    for (n, p) in shown {
+        w.open("Part");
+        w.elem("PartNumber", &n.to_string());
+        w.elem("LastModified", &iso8601(p.modified_ms));
+        w.elem("ETag", &p.etag);
+        w.elem("Size", &p.size.to_string());
+        if let Some((algo, v)) = &p.checksum {
+            w.elem(&format!("Checksum{}", algo.to_ascii_uppercase()), v);
+        }
+        w.close("Part");
+    }
+    w.close("ListPartsResult");
+    xml_response(StatusCode::OK, w.finish())
+}
+
+pub async fn list_uploads(s3: &S3, ctx: &Ctx) -> S3Result {
+    let bucket = ctx.bucket.as_deref().unwrap_or_default();
+    let brec = load_bucket(s3, bucket).await?;
+    allowed(ctx, &brec.owner, &brec.acl, false)?;
+    let prefix = ctx.q("prefix").unwrap_or("");
+    let max: usize = ctx
+        .q("max-uploads")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(1000)
+        .min(1000);
+    let key_marker = ctx.q("key-marker").unwrap_or("");
+    let id_marker = ctx.q("upload-id-marker").unwrap_or("");
+    let base = object_key(bucket, "").len();
+    let all = s3
+        .store
+        .scan(
+            Catalog::Uploads,
+            object_key(bucket, prefix),
+            None,
+            usize::MAX,
+        )
+        .await?;
+    let mut uploads = Vec::new();
+    for (k, v) in all {
+        let rest = &k[base..];
+        let Some(split) = rest.iter().rposition(|b| *b == 0) else {
+            continue;
+        };
+        let (okey, id) = (
+            String::from_utf8_lossy(&rest[..split]).into_owned(),
+            String::from_utf8_lossy(&rest[split + 1..]).into_owned(),
+        );
+        if !key_marker.is_empty() {
+            let skip = if id_marker.is_empty() {
+                okey.as_str() <= key_marker
+            } else {
+                okey.as_str() < key_marker || (okey == key_marker && id.as_str() <= id_marker)
+            };
+            if skip {
+                continue;
+            }
+        }
+        let Ok(rec) = serde_json::from_slice::<UploadRecord>(&v) else {
+            continue;
+        };
+        uploads.push((okey, id, rec));
+    }
+    let truncated = uploads.len() > max;
+    uploads.truncate(max);
+    let mut w = xml::Writer::new();
+    w.open("ListMultipartUploadsResult");
+    w.elem("Bucket", bucket);
+    w.elem("KeyMarker", key_marker);
+    w.elem("UploadIdMarker", id_marker);
+    if let Some((k, id, _)) = uploads.last() {
+        w.elem("NextKeyMarker", k);
+        w.elem("NextUploadIdMarker", id);
+    }
+    w.elem("Prefix", prefix);
+    w.elem("MaxUploads", &max.to_string());
+    w.elem("IsTruncated", if truncated { "true" } else { "false" });
+    for (k, id, rec) in &uploads {
+        w.open("Upload");
+        w.elem("Key", k);
+        w.elem("UploadId", id);
+        for tag in ["Initiator", "Owner"] {
+            w.open(tag);
+            w.elem("ID", &rec.owner);
+            w.elem("DisplayName", &rec.owner);
+            w.close(tag);
+        }
+        w.elem("StorageClass", "STANDARD");
+        w.elem("Initiated", &iso8601(rec.initiated_ms));
+        w.close("Upload");
+    }
+    w.close("ListMultipartUploadsResult");
+    xml_response(StatusCode::OK, w.finish())
+}
