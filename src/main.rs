@@ -54,6 +54,11 @@ enum CredentialAction {
     Create {
         #[arg(long)]
         project: String,
+        /// Use this access key instead of a random one (e.g. to match a test suite's config).
+        #[arg(long, requires = "secret_key")]
+        access_key: Option<String>,
+        #[arg(long)]
+        secret_key: Option<String>,
     },
     /// List access keys and their projects (never secrets).
     List,
@@ -99,8 +104,14 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Command::Credentials { action } => {
             let store = open_store(&cfg).await?;
             match action {
-                CredentialAction::Create { project } => {
-                    let (a, s) = glint::credentials::create(&store, &project).await?;
+                CredentialAction::Create { project, access_key, secret_key } => {
+                    let (a, s) = match (access_key, secret_key) {
+                        (Some(a), Some(s)) => {
+                            glint::credentials::put(&store, &a, &s, &project).await?;
+                            (a, s)
+                        }
+                        _ => glint::credentials::create(&store, &project).await?,
+                    };
                     println!("access_key {a}\nsecret_key {s}\nproject {project}");
                 }
                 CredentialAction::List => {
