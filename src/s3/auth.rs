@@ -586,7 +586,7 @@ pub fn verify_v2(
             .collect();
         resource.push_str(&parts.join("&"));
     }
-    let mut sts = format!(
+    let mut head = format!(
         "{}\n{}\n{}\n{}\n",
         req.method.as_str(),
         header(req.headers, "content-md5").unwrap_or(""),
@@ -594,18 +594,22 @@ pub fn verify_v2(
         date_field
     );
     for (k, v) in &amz {
-        sts.push_str(&format!("{k}:{}\n", v.join(",")));
+        head.push_str(&format!("{k}:{}\n", v.join(",")));
     }
-    sts.push_str(&resource);
-    let mut m = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("any key length");
-    m.update(sts.as_bytes());
-    let expected = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        m.finalize().into_bytes(),
-    );
-    if bool::from(expected.as_bytes().ct_eq(c.signature.as_bytes())) {
-        Ok(())
-    } else {
-        Err(S3Error::signature_mismatch())
+    // Clients disagree on whether a bucket-only path-style resource ends in '/': accept both.
+    let mut candidates = vec![resource.clone()];
+    let path_part = resource.split('?').next().unwrap_or("");
+    if path_part.matches('/').count() == 1 && path_part.len() > 1 {
+        candidates.push(resource.replacen(path_part, &format!("{path_part}/"), 1));
     }
+    for candidate in candidates {
+        let mut m = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("any key length");
+        m.update(head.as_bytes());
+        m.update(candidate.as_bytes());
+        let expected = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, m.finalize().into_bytes());
+        if bool::from(expected.as_bytes().ct_eq(c.signature.as_bytes())) {
+            return Ok(());
+        }
+    }
+    Err(S3Error::signature_mismatch())
 }

@@ -47,15 +47,19 @@ def test_boto3_checksums_and_errors(glint):
     s3 = client(glint)
     b = bucket_name()
     s3.create_bucket(Bucket=b)
+    checked = []
     for algo in ["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"]:
         try:
             r = s3.put_object(Bucket=b, Key=algo, Body=b"x" * 70_000, ChecksumAlgorithm=algo)
         except botocore.exceptions.ClientError:
             raise
-        except Exception as e:  # an older botocore without CRC64NVME support
-            pytest.skip(f"{algo}: {e}")
+        except Exception as e:  # botocore without awscrt cannot compute CRC32C / CRC64NVME
+            print(f"client cannot compute {algo}: {e}")
+            continue
         h = s3.head_object(Bucket=b, Key=algo, ChecksumMode="ENABLED")
         assert h["Checksum" + algo] == r["Checksum" + algo]
+        checked.append(algo)
+    assert {"CRC32", "SHA1", "SHA256"} <= set(checked)
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.get_object(Bucket=b, Key="missing")
     assert e.value.response["Error"]["Code"] == "NoSuchKey"
@@ -128,7 +132,8 @@ def test_boto3_presigned_v4_with_curl(glint):
     url = s3.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "p"}, ExpiresIn=60)
     assert subprocess.run(["curl", "-sf", url], capture_output=True, check=True).stdout == b"presigned"
     put_url = s3.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "q"}, ExpiresIn=60)
-    subprocess.run(["curl", "-sf", "-X", "PUT", "--data-binary", "uploaded", put_url], check=True)
+    # No Content-Type: the URL was signed without one.
+    subprocess.run(["curl", "-sf", "-X", "PUT", "-H", "Content-Type:", "--data-binary", "uploaded", put_url], check=True)
     assert s3.get_object(Bucket=b, Key="q")["Body"].read() == b"uploaded"
 
 
@@ -158,7 +163,10 @@ def test_rclone(glint, tmp_path):
     src.mkdir()
     for i in range(3):
         (src / f"r{i}").write_bytes(os.urandom(100_000 + i))
-    remote = (f":s3,provider=Other,access_key_id={glint['ak']},secret_access_key={glint['sk']},"
-              f"endpoint={glint['endpoint']},region=us-east-1:{b}/rc")
-    subprocess.run([exe, "copy", str(src), remote], check=True, capture_output=True)
-    subprocess.run([exe, "check", str(src), remote], check=True, capture_output=True)
+    env = dict(os.environ, RCLONE_S3_PROVIDER="Other", RCLONE_S3_ACCESS_KEY_ID=glint["ak"],
+               RCLONE_S3_SECRET_ACCESS_KEY=glint["sk"], RCLONE_S3_ENDPOINT=glint["endpoint"],
+               RCLONE_S3_REGION="us-east-1", RCLONE_CONFIG="/dev/null")
+    remote = f":s3:{b}/rc"
+    for cmd in (["copy", str(src), remote], ["check", str(src), remote]):
+        r = subprocess.run([exe, *cmd], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
