@@ -56,7 +56,8 @@ filesystem_store_datadirs = $root/data
 catalog_dir = $root/catalog
 s3_bind_host = 127.0.0.1
 s3_bind_port = $port
-s3_region = us-east-1
+# The suite's [s3 main] api_name names the server's region (its LocationConstraint).
+s3_region = default
 CONF
   env -u GLINT_S3_ACCESS_KEY -u GLINT_S3_SECRET_KEY "$glint" --config "$root/glance-api.conf" credentials create --project "$main_id" --access-key "$ak" --secret-key "$sk" >/dev/null
   "$glint" --config "$root/glance-api.conf" credentials create --project "$alt_id" --access-key "$alt_ak" --secret-key "$alt_sk" >/dev/null

@@ -71,48 +71,7 @@ pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
         ctx.q("marker").map(str::to_string)
     };
 
-    let base = object_key(bucket, "");
-    let scan_prefix = object_key(bucket, &prefix);
-    let mut after: Option<Vec<u8>> = start.as_deref().map(|s| object_key(bucket, s));
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut truncated = false;
-    'scan: loop {
-        let batch = s3
-            .store
-            .scan(Catalog::Objects, scan_prefix.clone(), after.clone(), 1000)
-            .await?;
-        if batch.is_empty() {
-            break;
-        }
-        for (k, v) in batch {
-            let key = String::from_utf8_lossy(&k[base.len()..]).into_owned();
-            let common = delimiter.as_deref().and_then(|d| {
-                key[prefix.len()..]
-                    .find(d)
-                    .map(|i| key[..prefix.len() + i + d.len()].to_string())
-            });
-            if entries.len() == max_keys {
-                truncated = true;
-                break 'scan;
-            }
-            match common {
-                Some(cp) => {
-                    // Everything under this common prefix sorts before cp ‖ 0xFF: skip it all.
-                    let mut skip = object_key(bucket, &cp);
-                    skip.push(0xFF);
-                    entries.push(Entry::Prefix(cp));
-                    after = Some(skip);
-                    continue 'scan;
-                }
-                None => {
-                    let rec: ObjectRecord =
-                        serde_json::from_slice(&v).map_err(|_| S3Error::internal())?;
-                    entries.push(Entry::Object(key, Box::new(rec)));
-                    after = Some(k);
-                }
-            }
-        }
-    }
+    let (entries, truncated) = collect(s3, bucket, &prefix, delimiter.as_deref(), start.as_deref(), max_keys).await?;
 
     let enc = |s: &str| {
         if url {
@@ -128,7 +87,9 @@ pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
     let mut w = xml::Writer::new();
     w.open("ListBucketResult");
     w.elem("Name", bucket);
-    w.elem("Prefix", &enc(&prefix));
+    // ListObjects (v1) returns Prefix as sent even with encoding-type=url (clients decode
+    // only Delimiter, Marker, NextMarker and keys there); v2 encodes it.
+    w.elem("Prefix", &if v2 { enc(&prefix) } else { prefix.clone() });
     if v2 {
         if let Some(sa) = ctx.q("start-after") {
             w.elem("StartAfter", &enc(sa));
@@ -184,5 +145,125 @@ pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
         }
     }
     w.close("ListBucketResult");
+    xml_response(StatusCode::OK, w.finish())
+}
+
+/// Lists up to `max_keys` keys and common prefixes after `start`; true when more follow.
+async fn collect(
+    s3: &S3,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    start: Option<&str>,
+    max_keys: usize,
+) -> Result<(Vec<Entry>, bool), S3Error> {
+    let base = object_key(bucket, "");
+    let scan_prefix = object_key(bucket, prefix);
+    let mut after: Option<Vec<u8>> = start.map(|s| object_key(bucket, s));
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut truncated = false;
+    'scan: loop {
+        let batch = s3
+            .store
+            .scan(Catalog::Objects, scan_prefix.clone(), after.clone(), 1000)
+            .await?;
+        if batch.is_empty() {
+            break;
+        }
+        for (k, v) in batch {
+            let key = String::from_utf8_lossy(&k[base.len()..]).into_owned();
+            let common = delimiter.and_then(|d| {
+                key[prefix.len()..]
+                    .find(d)
+                    .map(|i| key[..prefix.len() + i + d.len()].to_string())
+            });
+            // A prefix at or before the marker was returned on an earlier page: skip it.
+            let seen = common.as_deref().is_some_and(|cp| start.is_some_and(|s| cp <= s));
+            if entries.len() == max_keys && !seen {
+                truncated = true;
+                break 'scan;
+            }
+            match common {
+                Some(cp) => {
+                    // Everything under this common prefix sorts before cp ‖ 0xFF: skip it all.
+                    let mut skip = object_key(bucket, &cp);
+                    skip.push(0xFF);
+                    if !seen {
+                        entries.push(Entry::Prefix(cp));
+                    }
+                    after = Some(skip);
+                    continue 'scan;
+                }
+                None => {
+                    let rec: ObjectRecord =
+                        serde_json::from_slice(&v).map_err(|_| S3Error::internal())?;
+                    entries.push(Entry::Object(key, Box::new(rec)));
+                    after = Some(k);
+                }
+            }
+        }
+    }
+
+    Ok((entries, truncated))
+}
+
+/// ListObjectVersions for Glint's unversioned buckets: every object is its only version,
+/// `null`, and the latest (what S3 answers for a bucket that never had versioning).
+pub async fn list_versions(s3: &S3, ctx: &Ctx) -> S3Result {
+    let bucket = ctx.bucket.as_deref().unwrap_or_default();
+    let brec = load_bucket(s3, bucket).await?;
+    allowed(ctx, &brec.owner, &brec.acl, false)?;
+    let prefix = ctx.q("prefix").unwrap_or("").to_string();
+    let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty());
+    let max_keys: usize = ctx.q("max-keys").and_then(|m| m.parse().ok()).unwrap_or(1000).min(1000);
+    let marker = ctx.q("key-marker").filter(|m| !m.is_empty());
+    let (entries, truncated) = collect(s3, bucket, &prefix, delimiter, marker, max_keys).await?;
+    let url = ctx.q("encoding-type") == Some("url");
+    let enc = |s: &str| if url { utf8_percent_encode(s, URL_KEY).to_string() } else { s.to_string() };
+    let mut w = xml::Writer::new();
+    w.raw("<ListVersionsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    w.elem("Name", bucket);
+    w.elem("Prefix", &enc(&prefix));
+    w.elem("KeyMarker", &enc(marker.unwrap_or("")));
+    w.elem("VersionIdMarker", "");
+    if truncated {
+        if let Some(Entry::Object(k, _) | Entry::Prefix(k)) = entries.last() {
+            w.elem("NextKeyMarker", &enc(k));
+            w.elem("NextVersionIdMarker", "null");
+        }
+    }
+    w.elem("MaxKeys", &max_keys.to_string());
+    if let Some(d) = delimiter {
+        w.elem("Delimiter", &enc(d));
+    }
+    if url {
+        w.elem("EncodingType", "url");
+    }
+    w.elem("IsTruncated", if truncated { "true" } else { "false" });
+    for e in &entries {
+        if let Entry::Object(key, rec) = e {
+            w.open("Version");
+            w.elem("Key", &enc(key));
+            w.elem("VersionId", "null");
+            w.elem("IsLatest", "true");
+            w.elem("LastModified", &iso8601(rec.modified_ms));
+            w.elem("ETag", &rec.etag);
+            w.elem("Size", &rec.size.to_string());
+            w.elem("StorageClass", "STANDARD");
+            w.open("Owner");
+            w.elem("ID", &rec.owner);
+            w.elem("DisplayName", &rec.owner);
+            w.close("Owner");
+            w.close("Version");
+        }
+    }
+    for e in &entries {
+        if let Entry::Prefix(p) = e {
+            w.open("CommonPrefixes");
+            w.elem("Prefix", &enc(p));
+            w.close("CommonPrefixes");
+        }
+    }
+    w.close("ListVersionsResult");
     xml_response(StatusCode::OK, w.finish())
 }

@@ -86,7 +86,7 @@ pub async fn handle(
     let mut resp = match route(&s3, parts, incoming).await {
         Ok(r) => r,
         Err(e) => {
-            if e.status.is_server_error() {
+            if e.status.is_server_error() && e.status != StatusCode::NOT_IMPLEMENTED {
                 tracing::error!(code = e.code, message = %e.message, "request failed");
             } else {
                 tracing::info!(code = e.code, message = %e.message, "request refused");
@@ -205,8 +205,6 @@ async fn authenticate(
 
 /// Sub-resources Glint does not implement: answered with a well-formed NotImplemented.
 const UNSUPPORTED: &[&str] = &[
-    "versioning",
-    "versions",
     "lifecycle",
     "policy",
     "policyStatus",
@@ -255,7 +253,9 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Re
         identity,
         payload,
     };
-    if let Some(sub) = UNSUPPORTED.iter().find(|s| ctx.has(s)) {
+    let read_only_versioning = ctx.method == Method::GET && ctx.key.is_none();
+    let versioning = ["versioning", "versions"].into_iter().find(|s| ctx.has(s) && !read_only_versioning);
+    if let Some(sub) = UNSUPPORTED.iter().copied().find(|s| ctx.has(s)).or(versioning) {
         drain(incoming).await;
         return Err(S3Error::not_implemented().with_message(format!(
             "The {sub} sub-resource is not implemented by Glint."
@@ -275,6 +275,12 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Re
             Method::GET if ctx.has("location") => bucket::location(s3, &ctx).await,
             Method::GET if ctx.has("acl") => bucket::get_acl(s3, &ctx).await,
             Method::GET if ctx.has("uploads") => multipart::list_uploads(s3, &ctx).await,
+            Method::GET if ctx.has("versions") => list::list_versions(s3, &ctx).await,
+            // Buckets are never versioned: an empty configuration, as S3 reports for those.
+            Method::GET if ctx.has("versioning") => xml_response(
+                StatusCode::OK,
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>".into(),
+            ),
             Method::GET => list::list_objects(s3, &ctx).await,
             Method::POST if ctx.has("delete") => object::delete_many(s3, &ctx, incoming).await,
             _ => Err(S3Error::method_not_allowed()),

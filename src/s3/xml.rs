@@ -92,7 +92,8 @@ impl Element {
 pub fn parse(input: &[u8]) -> Option<Element> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_reader(input);
-    reader.config_mut().trim_text(true);
+    // No trimming: a key of " " must stay one space. Whitespace between elements only lands
+    // in container elements' text, which nothing reads.
     let mut stack: Vec<Element> = Vec::new();
     let mut buf = Vec::new();
     loop {
