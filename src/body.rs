@@ -53,9 +53,10 @@ pub fn request_stream_with_trailers(
     let chunked = matches!(
         ctx.payload,
         Payload::Streaming { .. } | Payload::UnsignedTrailer
-    ) || ctx
-        .header("content-encoding")
-        .is_some_and(|e| e.split(',').any(|p| p.trim() == "aws-chunked"));
+    ) || (ctx.header("x-amz-decoded-content-length").is_some()
+        && ctx
+            .header("content-encoding")
+            .is_some_and(|e| e.split(',').any(|p| p.trim() == "aws-chunked")));
     let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>> = if chunked {
         let chain = match &ctx.payload {
             Payload::Streaming { chain, .. } => Some(chain.clone()),

@@ -104,7 +104,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Command::Credentials { action } => {
             let store = open_store(&cfg).await?;
             match action {
-                CredentialAction::Create { project, access_key, secret_key } => {
+                CredentialAction::Create {
+                    project,
+                    access_key,
+                    secret_key,
+                } => {
                     let (a, s) = match (access_key, secret_key) {
                         (Some(a), Some(s)) => {
                             glint::credentials::put(&store, &a, &s, &project).await?;

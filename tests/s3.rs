@@ -4,7 +4,9 @@
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::http_request::{
+    sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
+};
 use aws_sigv4::sign::v4;
 use base64::Engine;
 use md5::Digest;
@@ -47,15 +49,29 @@ impl Reply {
     }
     fn code(&self) -> String {
         let t = self.text();
-        t.split("<Code>").nth(1).and_then(|r| r.split("</Code>").next()).unwrap_or("").to_string()
+        t.split("<Code>")
+            .nth(1)
+            .and_then(|r| r.split("</Code>").next())
+            .unwrap_or("")
+            .to_string()
     }
     fn header(&self, n: &str) -> &str {
-        self.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 }
 
 impl Server {
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>, secret: Option<&str>) -> Reply {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        secret: Option<&str>,
+    ) -> Reply {
         let url = format!("{}{}", self.base, path);
         let mut req = http::Request::builder().method(method).uri(&url);
         for (k, v) in headers {
@@ -67,7 +83,8 @@ impl Server {
             let mut settings = SigningSettings::default();
             settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
             settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
-            settings.uri_path_normalization_mode = aws_sigv4::http_request::UriPathNormalizationMode::Disabled;
+            settings.uri_path_normalization_mode =
+                aws_sigv4::http_request::UriPathNormalizationMode::Disabled;
             let params = v4::SigningParams::builder()
                 .identity(&identity)
                 .region("us-east-1")
@@ -92,10 +109,18 @@ impl Server {
             let (instructions, _) = sign(signable, &params).unwrap().into_parts();
             instructions.apply_to_request_http1x(&mut req);
         }
-        let resp = self.http.execute(reqwest::Request::try_from(req).unwrap()).await.unwrap();
+        let resp = self
+            .http
+            .execute(reqwest::Request::try_from(req).unwrap())
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        Reply { status, headers, body: resp.bytes().await.unwrap().to_vec() }
+        Reply {
+            status,
+            headers,
+            body: resp.bytes().await.unwrap().to_vec(),
+        }
     }
 
     async fn s(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
@@ -104,7 +129,9 @@ impl Server {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8).collect()
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,8 +139,14 @@ async fn bucket_lifecycle_and_errors() {
     let s = start().await;
     assert_eq!(s.s("PUT", "/alpha", &[], vec![]).await.status, 200);
     let again = s.s("PUT", "/alpha", &[], vec![]).await;
-    assert_eq!((again.status, again.code().as_str()), (409, "BucketAlreadyOwnedByYou"));
-    assert_eq!(s.s("PUT", "/A_b", &[], vec![]).await.code(), "InvalidBucketName");
+    assert_eq!(
+        (again.status, again.code().as_str()),
+        (409, "BucketAlreadyOwnedByYou")
+    );
+    assert_eq!(
+        s.s("PUT", "/A_b", &[], vec![]).await.code(),
+        "InvalidBucketName"
+    );
     let list = s.s("GET", "/", &[], vec![]).await;
     assert!(list.text().contains("<Name>alpha</Name>"));
     assert_eq!(s.s("HEAD", "/alpha", &[], vec![]).await.status, 200);
@@ -124,7 +157,10 @@ async fn bucket_lifecycle_and_errors() {
     assert_eq!(s.s("DELETE", "/alpha/k", &[], vec![]).await.status, 204);
     assert_eq!(s.s("DELETE", "/alpha", &[], vec![]).await.status, 204);
     assert_eq!(s.s("HEAD", "/alpha", &[], vec![]).await.status, 404);
-    assert_eq!(s.s("GET", "/alpha/k", &[], vec![]).await.code(), "NoSuchBucket");
+    assert_eq!(
+        s.s("GET", "/alpha/k", &[], vec![]).await.code(),
+        "NoSuchBucket"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,30 +169,88 @@ async fn objects_ranges_conditionals_and_digests() {
     s.s("PUT", "/bkt", &[], vec![]).await;
     let data = pattern(3 << 20, 3);
     let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&data));
-    let bad = s.s("PUT", "/bkt/obj", &[("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")], data.clone()).await;
+    let bad = s
+        .s(
+            "PUT",
+            "/bkt/obj",
+            &[("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")],
+            data.clone(),
+        )
+        .await;
     assert_eq!((bad.status, bad.code().as_str()), (400, "BadDigest"));
-    assert_eq!(s.s("GET", "/bkt/obj", &[], vec![]).await.code(), "NoSuchKey", "a failed PUT leaves nothing");
+    assert_eq!(
+        s.s("GET", "/bkt/obj", &[], vec![]).await.code(),
+        "NoSuchKey",
+        "a failed PUT leaves nothing"
+    );
     let put = s
-        .s("PUT", "/bkt/obj", &[("content-md5", md5.as_str()), ("content-type", "text/x-test"), ("x-amz-meta-color", "blue")], data.clone())
+        .s(
+            "PUT",
+            "/bkt/obj",
+            &[
+                ("content-md5", md5.as_str()),
+                ("content-type", "text/x-test"),
+                ("x-amz-meta-color", "blue"),
+            ],
+            data.clone(),
+        )
         .await;
     assert_eq!(put.status, 200);
     let etag = put.header("etag").to_string();
-    assert_eq!(etag, format!("\"{}\"", hex::encode(md5::Md5::digest(&data))));
+    assert_eq!(
+        etag,
+        format!("\"{}\"", hex::encode(md5::Md5::digest(&data)))
+    );
     let got = s.s("GET", "/bkt/obj", &[], vec![]).await;
     assert_eq!(got.body, data);
     assert_eq!(got.header("content-type"), "text/x-test");
     assert_eq!(got.header("x-amz-meta-color"), "blue");
-    let r = s.s("GET", "/bkt/obj", &[("range", "bytes=1048570-1048580")], vec![]).await;
-    assert_eq!((r.status, r.body.as_slice()), (206, &data[1048570..1048581]));
-    assert_eq!(r.header("content-range"), format!("bytes 1048570-1048580/{}", data.len()));
-    let r = s.s("GET", "/bkt/obj", &[("range", "bytes=-5")], vec![]).await;
+    let r = s
+        .s(
+            "GET",
+            "/bkt/obj",
+            &[("range", "bytes=1048570-1048580")],
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (206, &data[1048570..1048581])
+    );
+    assert_eq!(
+        r.header("content-range"),
+        format!("bytes 1048570-1048580/{}", data.len())
+    );
+    let r = s
+        .s("GET", "/bkt/obj", &[("range", "bytes=-5")], vec![])
+        .await;
     assert_eq!(r.body, &data[data.len() - 5..]);
-    let r = s.s("GET", "/bkt/obj", &[("range", "bytes=99999999-")], vec![]).await;
+    let r = s
+        .s("GET", "/bkt/obj", &[("range", "bytes=99999999-")], vec![])
+        .await;
     assert_eq!((r.status, r.code().as_str()), (416, "InvalidRange"));
-    assert_eq!(s.s("GET", "/bkt/obj", &[("if-none-match", etag.as_str())], vec![]).await.status, 304);
-    assert_eq!(s.s("GET", "/bkt/obj", &[("if-match", "\"nope\"")], vec![]).await.status, 412);
+    assert_eq!(
+        s.s(
+            "GET",
+            "/bkt/obj",
+            &[("if-none-match", etag.as_str())],
+            vec![]
+        )
+        .await
+        .status,
+        304
+    );
+    assert_eq!(
+        s.s("GET", "/bkt/obj", &[("if-match", "\"nope\"")], vec![])
+            .await
+            .status,
+        412
+    );
     let head = s.s("HEAD", "/bkt/obj", &[], vec![]).await;
-    assert_eq!((head.status, head.header("content-length")), (200, data.len().to_string().as_str()));
+    assert_eq!(
+        (head.status, head.header("content-length")),
+        (200, data.len().to_string().as_str())
+    );
     assert!(head.body.is_empty());
 }
 
@@ -167,50 +261,167 @@ async fn copy_and_multipart_move_no_bytes() {
     let data = pattern(4 << 20, 5);
     s.s("PUT", "/bkt/src", &[], data.clone()).await;
     let files = s.store.chunk_file_count().unwrap();
-    let c = s.s("PUT", "/bkt/dst", &[("x-amz-copy-source", "/bkt/src")], vec![]).await;
+    let c = s
+        .s(
+            "PUT",
+            "/bkt/dst",
+            &[("x-amz-copy-source", "/bkt/src")],
+            vec![],
+        )
+        .await;
     assert_eq!(c.status, 200, "{}", c.text());
-    assert_eq!(s.store.chunk_file_count().unwrap(), files, "copy is a clone");
+    assert_eq!(
+        s.store.chunk_file_count().unwrap(),
+        files,
+        "copy is a clone"
+    );
     assert_eq!(s.s("GET", "/bkt/dst", &[], vec![]).await.body, data);
 
     let init = s.s("POST", "/bkt/mp?uploads", &[], vec![]).await;
-    let upload = init.text().split("<UploadId>").nth(1).unwrap().split('<').next().unwrap().to_string();
+    let upload = init
+        .text()
+        .split("<UploadId>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
     let p1 = pattern(5 << 20, 7);
     let p2 = b"tail".to_vec();
-    let e1 = s.s("PUT", &format!("/bkt/mp?partNumber=1&uploadId={upload}"), &[], p1.clone()).await.header("etag").to_string();
-    let e2 = s.s("PUT", &format!("/bkt/mp?partNumber=2&uploadId={upload}"), &[], p2.clone()).await.header("etag").to_string();
+    let e1 = s
+        .s(
+            "PUT",
+            &format!("/bkt/mp?partNumber=1&uploadId={upload}"),
+            &[],
+            p1.clone(),
+        )
+        .await
+        .header("etag")
+        .to_string();
+    let e2 = s
+        .s(
+            "PUT",
+            &format!("/bkt/mp?partNumber=2&uploadId={upload}"),
+            &[],
+            p2.clone(),
+        )
+        .await
+        .header("etag")
+        .to_string();
     let before = s.store.chunk_file_count().unwrap();
     let doc = format!(
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{e1}</ETag></Part><Part><PartNumber>2</PartNumber><ETag>{e2}</ETag></Part></CompleteMultipartUpload>"
     );
-    let done = s.s("POST", &format!("/bkt/mp?uploadId={upload}"), &[], doc.into_bytes()).await;
+    let done = s
+        .s(
+            "POST",
+            &format!("/bkt/mp?uploadId={upload}"),
+            &[],
+            doc.into_bytes(),
+        )
+        .await;
     assert_eq!(done.status, 200, "{}", done.text());
-    assert!(done.text().contains("-2&quot;</ETag>") || done.text().contains("-2\"</ETag>"), "{}", done.text());
-    assert_eq!(s.store.chunk_file_count().unwrap(), before, "completion concatenates manifests");
+    assert!(
+        done.text().contains("-2&quot;</ETag>") || done.text().contains("-2\"</ETag>"),
+        "{}",
+        done.text()
+    );
+    assert_eq!(
+        s.store.chunk_file_count().unwrap(),
+        before,
+        "completion concatenates manifests"
+    );
     let got = s.s("GET", "/bkt/mp", &[], vec![]).await;
     assert_eq!(got.body, [p1.clone(), p2].concat());
     let part2 = s.s("GET", "/bkt/mp?partNumber=2", &[], vec![]).await;
-    assert_eq!((part2.status, part2.body.as_slice()), (206, b"tail".as_slice()));
+    assert_eq!(
+        (part2.status, part2.body.as_slice()),
+        (206, b"tail".as_slice())
+    );
     let small = s.s("POST", "/bkt/mp2?uploads", &[], vec![]).await;
-    let u2 = small.text().split("<UploadId>").nth(1).unwrap().split('<').next().unwrap().to_string();
-    let e = s.s("PUT", &format!("/bkt/mp2?partNumber=1&uploadId={u2}"), &[], b"small".to_vec()).await.header("etag").to_string();
-    let e_2 = s.s("PUT", &format!("/bkt/mp2?partNumber=2&uploadId={u2}"), &[], b"x".to_vec()).await.header("etag").to_string();
+    let u2 = small
+        .text()
+        .split("<UploadId>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let e = s
+        .s(
+            "PUT",
+            &format!("/bkt/mp2?partNumber=1&uploadId={u2}"),
+            &[],
+            b"small".to_vec(),
+        )
+        .await
+        .header("etag")
+        .to_string();
+    let e_2 = s
+        .s(
+            "PUT",
+            &format!("/bkt/mp2?partNumber=2&uploadId={u2}"),
+            &[],
+            b"x".to_vec(),
+        )
+        .await
+        .header("etag")
+        .to_string();
     let doc = format!("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{e}</ETag></Part><Part><PartNumber>2</PartNumber><ETag>{e_2}</ETag></Part></CompleteMultipartUpload>");
-    assert_eq!(s.s("POST", &format!("/bkt/mp2?uploadId={u2}"), &[], doc.into_bytes()).await.code(), "EntityTooSmall");
-    assert_eq!(s.s("DELETE", &format!("/bkt/mp2?uploadId={u2}"), &[], vec![]).await.status, 204);
-    assert_eq!(s.s("GET", &format!("/bkt/mp2?uploadId={u2}"), &[], vec![]).await.code(), "NoSuchUpload");
+    assert_eq!(
+        s.s(
+            "POST",
+            &format!("/bkt/mp2?uploadId={u2}"),
+            &[],
+            doc.into_bytes()
+        )
+        .await
+        .code(),
+        "EntityTooSmall"
+    );
+    assert_eq!(
+        s.s("DELETE", &format!("/bkt/mp2?uploadId={u2}"), &[], vec![])
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        s.s("GET", &format!("/bkt/mp2?uploadId={u2}"), &[], vec![])
+            .await
+            .code(),
+        "NoSuchUpload"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authentication_failures_are_s3_errors() {
     let s = start().await;
     s.s("PUT", "/bkt", &[], vec![]).await;
-    let wrong = s.send("PUT", "/bkt/k", &[], b"x".to_vec(), Some("not-the-secret")).await;
-    assert_eq!((wrong.status, wrong.code().as_str()), (403, "SignatureDoesNotMatch"));
+    let wrong = s
+        .send("PUT", "/bkt/k", &[], b"x".to_vec(), Some("not-the-secret"))
+        .await;
+    assert_eq!(
+        (wrong.status, wrong.code().as_str()),
+        (403, "SignatureDoesNotMatch")
+    );
     let anon = s.send("GET", "/bkt", &[], vec![], None).await;
     assert_eq!((anon.status, anon.code().as_str()), (403, "AccessDenied"));
-    let garbage = s.send("GET", "/bkt", &[("authorization", "AWS4-HMAC-SHA256 nonsense")], vec![], None).await;
+    let garbage = s
+        .send(
+            "GET",
+            "/bkt",
+            &[("authorization", "AWS4-HMAC-SHA256 nonsense")],
+            vec![],
+            None,
+        )
+        .await;
     assert_eq!(garbage.status, 400);
     let unsupported = s.s("GET", "/bkt?versioning", &[], vec![]).await;
-    assert_eq!((unsupported.status, unsupported.code().as_str()), (501, "NotImplemented"));
+    assert_eq!(
+        (unsupported.status, unsupported.code().as_str()),
+        (501, "NotImplemented")
+    );
     assert!(unsupported.text().starts_with("<?xml"));
 }

@@ -98,13 +98,12 @@ pub async fn create(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
         })
         .await?;
     match outcome {
-        // S3 in us-east-1 answers 200 to re-creating one's own bucket; elsewhere 409. Glint
-        // follows the documented non-legacy behaviour.
-        Some(owner) if owner == project => {
-            Err(S3Error::bucket_already_owned().with("BucketName", bucket))
+        Some(owner) if owner != project => {
+            Err(S3Error::bucket_already_exists().with("BucketName", bucket))
         }
-        Some(_) => Err(S3Error::bucket_already_exists().with("BucketName", bucket)),
-        None => Ok(Response::builder()
+        // Re-creating one's own bucket succeeds and changes nothing, as in S3's us-east-1 and
+        // Ceph RGW (other S3 regions answer 409 BucketAlreadyOwnedByYou).
+        _ => Ok(Response::builder()
             .status(StatusCode::OK)
             .header("location", format!("/{bucket}"))
             .body(body::empty())
@@ -179,7 +178,7 @@ pub async fn location(s3: &S3, ctx: &Ctx) -> S3Result {
 pub async fn get_acl(s3: &S3, ctx: &Ctx) -> S3Result {
     let rec = load_bucket(s3, name(ctx)).await?;
     allowed(ctx, &rec.owner, "private", false)?;
-    xml_response(StatusCode::OK, acl_document(&rec.owner, &rec.acl))
+    xml_response(StatusCode::OK, acl_document(&rec.owner, &rec.acl, None))
 }
 
 pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {

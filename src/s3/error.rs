@@ -54,6 +54,7 @@ errors! {
     expired => FORBIDDEN, "AccessDenied", "Request has expired";
     insufficient_storage => INSUFFICIENT_STORAGE, "InsufficientStorage", "Insufficient storage to complete the request.";
     invalid_part => BAD_REQUEST, "InvalidPart", "One or more of the specified parts could not be found.";
+    invalid_part_number => BAD_REQUEST, "InvalidPart", "The requested partnumber is not satisfiable";
     invalid_part_order => BAD_REQUEST, "InvalidPartOrder", "The list of parts was not in ascending order.";
     slow_down => SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.";
 }

@@ -71,7 +71,15 @@ pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
         ctx.q("marker").map(str::to_string)
     };
 
-    let (entries, truncated) = collect(s3, bucket, &prefix, delimiter.as_deref(), start.as_deref(), max_keys).await?;
+    let (entries, truncated) = collect(
+        s3,
+        bucket,
+        &prefix,
+        delimiter.as_deref(),
+        start.as_deref(),
+        max_keys,
+    )
+    .await?;
 
     let enc = |s: &str| {
         if url {
@@ -162,6 +170,9 @@ async fn collect(
     let mut after: Option<Vec<u8>> = start.map(|s| object_key(bucket, s));
     let mut entries: Vec<Entry> = Vec::new();
     let mut truncated = false;
+    if max_keys == 0 {
+        return Ok((entries, false));
+    }
     'scan: loop {
         let batch = s3
             .store
@@ -178,7 +189,9 @@ async fn collect(
                     .map(|i| key[..prefix.len() + i + d.len()].to_string())
             });
             // A prefix at or before the marker was returned on an earlier page: skip it.
-            let seen = common.as_deref().is_some_and(|cp| start.is_some_and(|s| cp <= s));
+            let seen = common
+                .as_deref()
+                .is_some_and(|cp| start.is_some_and(|s| cp <= s));
             if entries.len() == max_keys && !seen {
                 truncated = true;
                 break 'scan;
@@ -215,11 +228,21 @@ pub async fn list_versions(s3: &S3, ctx: &Ctx) -> S3Result {
     allowed(ctx, &brec.owner, &brec.acl, false)?;
     let prefix = ctx.q("prefix").unwrap_or("").to_string();
     let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty());
-    let max_keys: usize = ctx.q("max-keys").and_then(|m| m.parse().ok()).unwrap_or(1000).min(1000);
+    let max_keys: usize = ctx
+        .q("max-keys")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(1000)
+        .min(1000);
     let marker = ctx.q("key-marker").filter(|m| !m.is_empty());
     let (entries, truncated) = collect(s3, bucket, &prefix, delimiter, marker, max_keys).await?;
     let url = ctx.q("encoding-type") == Some("url");
-    let enc = |s: &str| if url { utf8_percent_encode(s, URL_KEY).to_string() } else { s.to_string() };
+    let enc = |s: &str| {
+        if url {
+            utf8_percent_encode(s, URL_KEY).to_string()
+        } else {
+            s.to_string()
+        }
+    };
     let mut w = xml::Writer::new();
     w.raw("<ListVersionsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
     w.elem("Name", bucket);

@@ -235,6 +235,11 @@ const UNSUPPORTED: &[&str] = &[
 async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Result {
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
+    if parts.method == Method::OPTIONS {
+        // A CORS preflight; Glint has no CORS configuration to answer it with.
+        return Err(S3Error::invalid_request()
+            .with_message("Insufficient information. Origin request header needed."));
+    }
     let signed = SignedRequest {
         method: &parts.method,
         raw_path,
@@ -254,8 +259,15 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Re
         payload,
     };
     let read_only_versioning = ctx.method == Method::GET && ctx.key.is_none();
-    let versioning = ["versioning", "versions"].into_iter().find(|s| ctx.has(s) && !read_only_versioning);
-    if let Some(sub) = UNSUPPORTED.iter().copied().find(|s| ctx.has(s)).or(versioning) {
+    let versioning = ["versioning", "versions"]
+        .into_iter()
+        .find(|s| ctx.has(s) && !read_only_versioning);
+    if let Some(sub) = UNSUPPORTED
+        .iter()
+        .copied()
+        .find(|s| ctx.has(s))
+        .or(versioning)
+    {
         drain(incoming).await;
         return Err(S3Error::not_implemented().with_message(format!(
             "The {sub} sub-resource is not implemented by Glint."
@@ -386,7 +398,7 @@ pub fn requested_acl(ctx: &Ctx) -> Result<String, S3Error> {
 }
 
 /// An AccessControlPolicy document for a canned ACL.
-pub fn acl_document(owner: &str, acl: &str) -> String {
+pub fn acl_document(owner: &str, acl: &str, bucket_owner: Option<&str>) -> String {
     let mut w = xml::Writer::new();
     w.open("AccessControlPolicy");
     w.open("Owner");
@@ -408,9 +420,9 @@ pub fn acl_document(owner: &str, acl: &str) -> String {
         w.elem("Permission", perm);
         w.close("Grant");
     };
-    grant(&mut w, owner, "FULL_CONTROL");
     const ALL: &str = "group:http://acs.amazonaws.com/groups/global/AllUsers";
     const AUTH: &str = "group:http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
+    // Group grants first, then the owner's, as S3 lists them.
     match acl {
         "public-read" => grant(&mut w, ALL, "READ"),
         "public-read-write" => {
@@ -418,6 +430,12 @@ pub fn acl_document(owner: &str, acl: &str) -> String {
             grant(&mut w, ALL, "WRITE");
         }
         "authenticated-read" => grant(&mut w, AUTH, "READ"),
+        _ => {}
+    }
+    grant(&mut w, owner, "FULL_CONTROL");
+    match (acl, bucket_owner) {
+        ("bucket-owner-read", Some(b)) if b != owner => grant(&mut w, b, "READ"),
+        ("bucket-owner-full-control", Some(b)) if b != owner => grant(&mut w, b, "FULL_CONTROL"),
         _ => {}
     }
     w.close("AccessControlList");

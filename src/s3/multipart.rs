@@ -318,7 +318,7 @@ async fn parts_of(s3: &S3, upload: &str) -> Result<Vec<(u32, PartRecord)>, S3Err
 pub async fn complete(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
     let (bucket, key) = names(ctx);
     let upload = upload_id(ctx)?;
-    let urec = load_upload(s3, ctx, &upload).await?;
+    let urec = load_upload(s3, ctx, &upload).await;
     let doc = read_small_body(incoming, ctx, 4 << 20).await?;
     let el = xml::parse(&doc).ok_or_else(S3Error::malformed_xml)?;
     let mut wanted: Vec<(u32, String)> = Vec::new();
@@ -340,6 +340,15 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
     if wanted.windows(2).any(|w| w[0].0 >= w[1].0) {
         return Err(S3Error::invalid_part_order());
     }
+    let urec = match urec {
+        Ok(u) => u,
+        // A retried Complete of an upload that already completed succeeds again, as in S3:
+        // recognised by the object's ETag, which the part ETags determine.
+        Err(e) if e.code == "NoSuchUpload" => {
+            return repeat_complete(s3, bucket, key, &wanted).await.ok_or(e)?
+        }
+        Err(e) => return Err(e),
+    };
     let stored: BTreeMap<u32, PartRecord> = parts_of(s3, &upload).await?.into_iter().collect();
     let mut chosen = Vec::new();
     for (i, (n, etag)) in wanted.iter().enumerate() {
@@ -470,6 +479,40 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
     w.elem("ETag", &etag);
     w.close("CompleteMultipartUploadResult");
     xml_response(StatusCode::OK, w.finish())
+}
+
+async fn repeat_complete(
+    s3: &S3,
+    bucket: &str,
+    key: &str,
+    wanted: &[(u32, String)],
+) -> Option<S3Result> {
+    let mut md5s = Vec::new();
+    for (_, etag) in wanted {
+        md5s.extend(hex::decode(etag).ok()?);
+    }
+    let etag = format!(
+        "\"{}-{}\"",
+        hex::encode(md5::Md5::digest(&md5s)),
+        wanted.len()
+    );
+    let v = s3
+        .store
+        .get(Catalog::Objects, object_key(bucket, key))
+        .await
+        .ok()??;
+    let rec: ObjectRecord = serde_json::from_slice(&v).ok()?;
+    if rec.etag != etag {
+        return None;
+    }
+    let mut w = xml::Writer::new();
+    w.open("CompleteMultipartUploadResult");
+    w.elem("Location", &format!("/{bucket}/{key}"));
+    w.elem("Bucket", bucket);
+    w.elem("Key", key);
+    w.elem("ETag", &etag);
+    w.close("CompleteMultipartUploadResult");
+    Some(xml_response(StatusCode::OK, w.finish()))
 }
 
 pub async fn abort(s3: &S3, ctx: &Ctx) -> S3Result {

@@ -446,7 +446,18 @@ pub async fn get(s3: &S3, ctx: &Ctx) -> S3Result {
             Err(e) => return Err(e),
         };
         allowed(ctx, &rec.owner, &rec.acl, false)?;
-        read_preconditions(ctx, &rec)?;
+        match read_preconditions(ctx, &rec) {
+            Err(e) if e.status == StatusCode::NOT_MODIFIED => {
+                // A 304 still carries the validators.
+                return Ok(Response::builder()
+                    .status(StatusCode::NOT_MODIFIED)
+                    .header("etag", &rec.etag)
+                    .header("last-modified", http_date(rec.modified_ms))
+                    .body(body::empty())
+                    .expect("valid"));
+            }
+            other => other?,
+        }
         match respond_with(s3, ctx, &rec).await {
             Err(RespondError::Gone) => continue,
             Err(RespondError::S3(e)) => return Err(e),
@@ -487,9 +498,7 @@ async fn respond_with(
             rec.parts.clone()
         };
         if n > parts.len() {
-            return Err(S3Error::invalid_range()
-                .with_message("The requested partnumber is not satisfiable")
-                .into());
+            return Err(S3Error::invalid_part_number().into());
         }
         let start: u64 = parts[..n - 1].iter().sum();
         let end = start + parts[n - 1];
@@ -769,7 +778,11 @@ pub async fn get_acl(s3: &S3, ctx: &Ctx) -> S3Result {
     let (bucket, key) = names(ctx);
     let rec = load_object(s3, bucket, key).await?;
     allowed(ctx, &rec.owner, "private", false)?;
-    xml_response(StatusCode::OK, acl_document(&rec.owner, &rec.acl))
+    let bucket_owner = load_bucket(s3, bucket).await?.owner;
+    xml_response(
+        StatusCode::OK,
+        acl_document(&rec.owner, &rec.acl, Some(&bucket_owner)),
+    )
 }
 
 pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
