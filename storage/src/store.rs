@@ -163,7 +163,8 @@ impl Store {
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(true);
         db.put_cf_opt(meta, META_DIRS, encode_dirs(&record), &wo)?;
-        let clean = db.get_cf(meta, META_CLEAN)?.is_some_and(|v| v == b"1");
+        // A brand-new catalog has nothing to recover.
+        let clean = known.is_empty() || db.get_cf(meta, META_CLEAN)?.is_some_and(|v| v == b"1");
         // From here until a clean close, a crash means recovery must scan.
         db.put_cf_opt(meta, META_CLEAN, b"0", &wo)?;
 
