@@ -112,7 +112,8 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn query_params(raw_query: &str) -> Vec<(String, String)> {
+/// Decoded query parameters, in order.
+pub fn query_params(raw_query: &str) -> Vec<(String, String)> {
     raw_query
         .split('&')
         .filter(|p| !p.is_empty())

@@ -113,21 +113,6 @@ fn error_response(e: &S3Error, resource: &str, request_id: &str, is_head: bool) 
         .expect("valid response")
 }
 
-fn parse_query(raw: &str) -> HashMap<String, String> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |s: &str| {
-                percent_decode_str(&s.replace('+', "%20"))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (dec(k), dec(v))
-        })
-        .collect()
-}
-
 /// Splits host and path into (bucket, key) for both addressing styles.
 /// The third value tells whether the bucket came from the host name.
 fn address(
@@ -252,7 +237,7 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Re
     let ctx = Ctx {
         method: parts.method.clone(),
         headers: parts.headers,
-        query: parse_query(raw_query),
+        query: auth::query_params(raw_query).into_iter().collect(),
         bucket,
         key,
         identity,
