@@ -60,7 +60,9 @@ impl Store {
                 size: info.size,
             });
         }
-        let (tx, rx) = mpsc::channel(self.inner.cfg.read_ahead);
+        // The read-ahead lives in the in-flight chunk reads; one finished buffer waits for the
+        // consumer, so each reader holds about `read_ahead + 2` chunks.
+        let (tx, rx) = mpsc::channel(1);
         let inner = self.inner.clone();
         tokio::spawn(async move {
             if let Err(e) = pump(inner, id, range, &tx).await {
