@@ -65,6 +65,7 @@ for name, key, unit in [("put_1g", "MiB/s", "MiB/s"), ("get_1g", "MiB/s", "MiB/s
     if name in g and name in s:
         a, b = float(g[name][key]), float(s[name][key])
         ratio = (b / a) if key == "secs" else (a / b)
-        print(f"| {name} | {a:,.1f} {unit} | {b:,.1f} {unit} | {ratio:.2f}× |")
+        fmt = (lambda v: f"{v * 1000:,.0f} ms") if key == "secs" else (lambda v: f"{v:,.1f} {unit}")
+        print(f"| {name} | {fmt(a)} | {fmt(b)} | {ratio:.2f}× |")
 print(f"| peak RSS | {g.get('rss', 0) / 1024:.0f} MiB | {s.get('rss', 0) / 1024:.0f} MiB | |")
 PY
