@@ -28,6 +28,7 @@ async fn start() -> Server {
     cfg.catalog_dir = dir.path().join("catalog");
     cfg.s3_addr = "127.0.0.1:0".parse().unwrap();
     cfg.s3_bootstrap = Some((AK.into(), SK.into(), "proj".into()));
+    cfg.s3_domain = Some("s3.localhost".into());
     let running = glint::start(cfg).await.unwrap();
     Server {
         base: format!("http://{}", running.s3_addr),
@@ -73,6 +74,19 @@ impl Server {
         secret: Option<&str>,
     ) -> Reply {
         let url = format!("{}{}", self.base, path);
+        self.send_url(&self.http, url, method, headers, body, secret)
+            .await
+    }
+
+    async fn send_url(
+        &self,
+        http: &reqwest::Client,
+        url: String,
+        method: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        secret: Option<&str>,
+    ) -> Reply {
         let mut req = http::Request::builder().method(method).uri(&url);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -109,8 +123,7 @@ impl Server {
             let (instructions, _) = sign(signable, &params).unwrap().into_parts();
             instructions.apply_to_request_http1x(&mut req);
         }
-        let resp = self
-            .http
+        let resp = http
             .execute(reqwest::Request::try_from(req).unwrap())
             .await
             .unwrap();
@@ -424,4 +437,50 @@ async fn authentication_failures_are_s3_errors() {
         (501, "NotImplemented")
     );
     assert!(unsupported.text().starts_with("<?xml"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosted_style_addresses_the_same_bucket() {
+    let s = start().await;
+    s.s("PUT", "/vhost", &[], vec![]).await;
+    s.s("PUT", "/vhost/dir/key", &[], b"by path".to_vec()).await;
+    // Host: <bucket>.<s3_domain> (s3.localhost in the default config) with the key as the path.
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let http = reqwest::Client::builder()
+        .resolve("vhost.s3.localhost", addr)
+        .build()
+        .unwrap();
+    let base = format!("http://vhost.s3.localhost:{}", addr.port());
+    let got = s
+        .send_url(
+            &http,
+            format!("{base}/dir/key"),
+            "GET",
+            &[],
+            vec![],
+            Some(SK),
+        )
+        .await;
+    assert_eq!(
+        (got.status, got.body.as_slice()),
+        (200, b"by path".as_slice())
+    );
+    let list = s
+        .send_url(
+            &http,
+            format!("{base}/?list-type=2"),
+            "GET",
+            &[],
+            vec![],
+            Some(SK),
+        )
+        .await;
+    assert!(
+        list.text().contains("<Key>dir/key</Key>"),
+        "{}",
+        list.text()
+    );
+    // Anonymous callers learn nothing about a private bucket's keys.
+    let anon = s.send("GET", "/vhost/missing", &[], vec![], None).await;
+    assert_eq!(anon.code(), "AccessDenied");
 }

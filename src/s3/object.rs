@@ -440,7 +440,10 @@ pub async fn get(s3: &S3, ctx: &Ctx) -> S3Result {
         let rec = match load_object(s3, bucket, key).await {
             Ok(r) => r,
             Err(e) if e.code == "NoSuchKey" => {
-                load_bucket(s3, bucket).await?; // NoSuchBucket takes precedence
+                // NoSuchBucket takes precedence; and only those who may list the bucket learn
+                // that a key is absent (others get AccessDenied, as from S3).
+                let brec = load_bucket(s3, bucket).await?;
+                allowed(ctx, &brec.owner, &brec.acl, false)?;
                 return Err(e);
             }
             Err(e) => return Err(e),
