@@ -4,6 +4,7 @@
 pub mod auth;
 mod bucket;
 pub mod chunked;
+mod crc_combine;
 pub mod error;
 mod list;
 mod multipart;
@@ -214,7 +215,6 @@ const UNSUPPORTED: &[&str] = &[
     "restore",
     "select",
     "torrent",
-    "attributes",
 ];
 
 async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Result {
@@ -294,6 +294,7 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Re
             Method::PUT => object::put(s3, &ctx, incoming).await,
             Method::GET if ctx.has("acl") => object::get_acl(s3, &ctx).await,
             Method::GET if ctx.has("uploadId") => multipart::list_parts(s3, &ctx).await,
+            Method::GET if ctx.has("attributes") => object::attributes(s3, &ctx).await,
             Method::GET | Method::HEAD => object::get(s3, &ctx).await,
             Method::DELETE if ctx.has("uploadId") => multipart::abort(s3, &ctx).await,
             Method::DELETE => object::delete(s3, &ctx).await,

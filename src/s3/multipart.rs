@@ -34,6 +34,9 @@ pub struct UploadRecord {
     pub meta: BTreeMap<String, String>,
     /// Checksum algorithm declared at creation (lower case), if any.
     pub checksum: Option<String>,
+    /// COMPOSITE (checksum of the part checksums) or FULL_OBJECT (CRC of all the bytes).
+    #[serde(default)]
+    pub checksum_type: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -113,6 +116,32 @@ pub async fn create(s3: &S3, ctx: &Ctx) -> S3Result {
                 .with_message("Checksum algorithm provided is unsupported."));
         }
     }
+    let checksum_type = match (
+        checksum.as_deref(),
+        ctx.header("x-amz-checksum-type")
+            .map(str::to_ascii_uppercase),
+    ) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(S3Error::invalid_request()
+                .with_message("x-amz-checksum-type requires x-amz-checksum-algorithm"))
+        }
+        (Some("crc64nvme"), None) => Some("FULL_OBJECT".to_string()),
+        (Some(_), None) => Some("COMPOSITE".to_string()),
+        (Some(a), Some(t)) => {
+            let ok = match t.as_str() {
+                "COMPOSITE" => a != "crc64nvme",
+                "FULL_OBJECT" => matches!(a, "crc32" | "crc32c" | "crc64nvme"),
+                _ => false,
+            };
+            if !ok {
+                return Err(S3Error::invalid_request().with_message(format!(
+                    "The {t} checksum type cannot be used with the {a} checksum algorithm."
+                )));
+            }
+            Some(t)
+        }
+    };
     let (headers, meta) = super::object::collect_metadata(ctx);
     let rec = UploadRecord {
         initiated_ms: now_ms(),
@@ -121,6 +150,7 @@ pub async fn create(s3: &S3, ctx: &Ctx) -> S3Result {
         headers,
         meta,
         checksum: checksum.clone(),
+        checksum_type: checksum_type.clone(),
     };
     let id = format!("{:032x}", rand::random::<u128>());
     let (k, v) = (
@@ -141,6 +171,9 @@ pub async fn create(s3: &S3, ctx: &Ctx) -> S3Result {
         if let Ok(v) = c.to_ascii_uppercase().parse() {
             resp.headers_mut().insert("x-amz-checksum-algorithm", v);
         }
+    }
+    if let Some(t) = checksum_type.and_then(|t| t.parse().ok()) {
+        resp.headers_mut().insert("x-amz-checksum-type", t);
     }
     Ok(resp)
 }
@@ -322,7 +355,20 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
     let doc = read_small_body(incoming, ctx, 4 << 20).await?;
     let el = xml::parse(&doc).ok_or_else(S3Error::malformed_xml)?;
     let mut wanted: Vec<(u32, String)> = Vec::new();
+    let mut claimed: BTreeMap<u32, String> = BTreeMap::new();
     for p in el.children_named("Part") {
+        if let Some((n, v)) = p
+            .child_text("PartNumber")
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .zip(
+                p.children
+                    .iter()
+                    .find(|c| c.name.starts_with("Checksum"))
+                    .map(|c| c.text.trim().to_string()),
+            )
+        {
+            claimed.insert(n, v);
+        }
         let n: u32 = p
             .child_text("PartNumber")
             .and_then(|n| n.parse().ok())
@@ -374,13 +420,16 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
         chosen.len()
     );
     let mut checksums = BTreeMap::new();
+    let mut part_checksums = Vec::new();
     if let Some(algo) = &urec.checksum {
-        // Composite checksum: the checksum of the parts' checksums, suffixed with the count.
-        let mut raw = Vec::new();
-        for (_, p) in &chosen {
+        for (n, p) in &chosen {
             match &p.checksum {
                 Some((a, v)) if a == algo => {
-                    raw.extend(B64.decode(v).map_err(|_| S3Error::internal())?)
+                    if claimed.get(n).is_some_and(|c| c != v) {
+                        return Err(S3Error::invalid_part()
+                            .with_message(format!("The checksum of part {n} does not match.")));
+                    }
+                    part_checksums.push(v.clone());
                 }
                 _ => {
                     return Err(S3Error::invalid_part()
@@ -388,11 +437,15 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
                 }
             }
         }
-        let mut h = glint_storage::Hasher::new(super::object::checksum_digest(algo));
-        h.update(&raw);
-        if let Some(v) = super::object::checksum_value(algo, &h.finish()) {
-            checksums.insert(algo.clone(), format!("{v}-{}", chosen.len()));
+        let value = whole_checksum(algo, urec.checksum_type.as_deref(), &chosen)?;
+        if let Some(expected) = ctx.header(&format!("x-amz-checksum-{algo}")) {
+            if expected != value {
+                return Err(S3Error::bad_digest().with_message(format!(
+                    "Value for x-amz-checksum-{algo} header is invalid."
+                )));
+            }
         }
+        checksums.insert(algo.clone(), value);
     }
     let rec = ObjectRecord {
         blob: String::new(),
@@ -403,8 +456,10 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
         acl: urec.acl.clone(),
         headers: urec.headers.clone(),
         meta: urec.meta.clone(),
-        checksums,
+        checksums: checksums.clone(),
         parts: chosen.iter().map(|(_, p)| p.size).collect(),
+        checksum_type: urec.checksum_type.clone(),
+        part_checksums,
     };
     let ukey = upload_key(bucket, key, &upload);
     let okey = object_key(bucket, key);
@@ -477,8 +532,64 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
     w.elem("Bucket", bucket);
     w.elem("Key", key);
     w.elem("ETag", &etag);
+    for (algo, v) in &checksums {
+        w.elem(&format!("Checksum{}", algo.to_ascii_uppercase()), v);
+    }
+    if let Some(t) = &urec.checksum_type {
+        w.elem("ChecksumType", t);
+    }
     w.close("CompleteMultipartUploadResult");
     xml_response(StatusCode::OK, w.finish())
+}
+
+/// The whole object's checksum: COMPOSITE = checksum of the concatenated part checksums,
+/// suffixed "-N"; FULL_OBJECT = the CRC of all the bytes, combined from the parts' CRCs.
+fn whole_checksum(
+    algo: &str,
+    kind: Option<&str>,
+    parts: &[(u32, PartRecord)],
+) -> Result<String, S3Error> {
+    use super::crc_combine::{combine, CRC32C_POLY, CRC32_POLY, CRC64NVME_POLY};
+    let mut raw = Vec::new();
+    for (_, p) in parts {
+        let (_, v) = p.checksum.as_ref().ok_or_else(S3Error::invalid_part)?;
+        raw.push(B64.decode(v).map_err(|_| S3Error::internal())?);
+    }
+    if kind == Some("FULL_OBJECT") {
+        let (poly, width) = match algo {
+            "crc32" => (CRC32_POLY, 32),
+            "crc32c" => (CRC32C_POLY, 32),
+            "crc64nvme" => (CRC64NVME_POLY, 64),
+            _ => {
+                return Err(
+                    S3Error::invalid_request().with_message("FULL_OBJECT needs a CRC algorithm")
+                )
+            }
+        };
+        let mut acc: Option<u64> = None;
+        for ((_, p), r) in parts.iter().zip(&raw) {
+            if r.len() > 8 {
+                return Err(S3Error::internal());
+            }
+            let mut b = [0u8; 8];
+            b[8 - r.len()..].copy_from_slice(r);
+            let crc = u64::from_be_bytes(b);
+            acc = Some(match acc {
+                None => crc,
+                Some(a) => combine(a, crc, p.size, poly, width),
+            });
+        }
+        let v = acc.unwrap_or(0);
+        return Ok(if width == 32 {
+            B64.encode((v as u32).to_be_bytes())
+        } else {
+            B64.encode(v.to_be_bytes())
+        });
+    }
+    let mut h = glint_storage::Hasher::new(super::object::checksum_digest(algo));
+    h.update(&raw.concat());
+    let v = super::object::checksum_value(algo, &h.finish()).ok_or_else(S3Error::internal)?;
+    Ok(format!("{v}-{}", parts.len()))
 }
 
 async fn repeat_complete(
@@ -511,6 +622,16 @@ async fn repeat_complete(
     w.elem("Bucket", bucket);
     w.elem("Key", key);
     w.elem("ETag", &etag);
+    for (algo, v) in &rec.checksums {
+        w.elem(&format!("Checksum{}", algo.to_ascii_uppercase()), v);
+    }
+    if let Some(t) = rec
+        .checksum_type
+        .as_deref()
+        .filter(|_| !rec.checksums.is_empty())
+    {
+        w.elem("ChecksumType", t);
+    }
     w.close("CompleteMultipartUploadResult");
     Some(xml_response(StatusCode::OK, w.finish()))
 }

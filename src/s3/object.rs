@@ -257,9 +257,12 @@ pub async fn put(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
         meta,
         checksums: BTreeMap::new(),
         parts: Vec::new(),
+        checksum_type: None,
+        part_checksums: Vec::new(),
     };
     if let Some((algo, v)) = &stored_checksum {
         rec.checksums.insert(algo.clone(), v.clone());
+        rec.checksum_type = Some("FULL_OBJECT".into());
     }
     let etag = rec.etag.clone();
     commit_object(s3, ctx, bucket, key, rec, move |tx| {
@@ -546,13 +549,28 @@ async fn respond_with(
     for (k, v) in &rec.meta {
         builder = builder.header(format!("x-amz-meta-{k}"), v.as_str());
     }
-    if ctx
+    let part = ctx.q("partNumber").and_then(|p| p.parse::<usize>().ok());
+    let mode = ctx
         .header("x-amz-checksum-mode")
-        .is_some_and(|m| m.eq_ignore_ascii_case("enabled"))
-        && range.is_none()
-    {
+        .is_some_and(|m| m.eq_ignore_ascii_case("enabled"));
+    if let Some(v) = part.and_then(|n| rec.part_checksums.get(n.wrapping_sub(1))) {
+        // A part read of a multipart object returns that part's checksum.
+        if let Some(algo) = rec.checksums.keys().next() {
+            builder = builder.header(format!("x-amz-checksum-{algo}"), v.as_str());
+        }
+        if let Some(t) = &rec.checksum_type {
+            builder = builder.header("x-amz-checksum-type", t.as_str());
+        }
+    } else if mode && (range.is_none() || part.is_some()) {
         for (algo, v) in &rec.checksums {
             builder = builder.header(format!("x-amz-checksum-{algo}"), v.as_str());
+        }
+        if let Some(t) = rec
+            .checksum_type
+            .as_deref()
+            .filter(|_| !rec.checksums.is_empty())
+        {
+            builder = builder.header("x-amz-checksum-type", t);
         }
     }
     for (q, h) in [
@@ -775,6 +793,60 @@ pub async fn copy(s3: &S3, ctx: &Ctx) -> S3Result {
     w.elem("ETag", &rec.etag);
     w.close("CopyObjectResult");
     xml_response(StatusCode::OK, w.finish())
+}
+
+/// GetObjectAttributes: the requested subset of ETag, Checksum, ObjectSize, StorageClass and
+/// ObjectParts (part count and sizes), from the record alone.
+pub async fn attributes(s3: &S3, ctx: &Ctx) -> S3Result {
+    let (bucket, key) = names(ctx);
+    load_bucket(s3, bucket).await?;
+    let rec = load_object(s3, bucket, key).await?;
+    allowed(ctx, &rec.owner, &rec.acl, false)?;
+    let wanted: Vec<String> = ctx
+        .header("x-amz-object-attributes")
+        .unwrap_or("")
+        .split(',')
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    if wanted.is_empty() {
+        return Err(S3Error::invalid_argument()
+            .with_message("x-amz-object-attributes must name at least one attribute"));
+    }
+    let want = |a: &str| wanted.iter().any(|w| w == a);
+    let mut w = xml::Writer::new();
+    w.raw("<GetObjectAttributesResponse xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    if want("ETag") {
+        w.elem("ETag", rec.etag.trim_matches('"'));
+    }
+    if want("Checksum") && !rec.checksums.is_empty() {
+        w.open("Checksum");
+        for (algo, v) in &rec.checksums {
+            w.elem(&format!("Checksum{}", algo.to_ascii_uppercase()), v);
+        }
+        if let Some(t) = &rec.checksum_type {
+            w.elem("ChecksumType", t);
+        }
+        w.close("Checksum");
+    }
+    if want("ObjectParts") && !rec.parts.is_empty() {
+        w.open("ObjectParts");
+        w.elem("TotalPartsCount", &rec.parts.len().to_string());
+        w.elem("PartsCount", &rec.parts.len().to_string());
+        w.close("ObjectParts");
+    }
+    if want("StorageClass") {
+        w.elem("StorageClass", "STANDARD");
+    }
+    if want("ObjectSize") {
+        w.elem("ObjectSize", &rec.size.to_string());
+    }
+    w.close("GetObjectAttributesResponse");
+    let mut resp = xml_response(StatusCode::OK, w.finish())?;
+    if let Ok(v) = http_date(rec.modified_ms).parse() {
+        resp.headers_mut().insert("last-modified", v);
+    }
+    Ok(resp)
 }
 
 pub async fn get_acl(s3: &S3, ctx: &Ctx) -> S3Result {

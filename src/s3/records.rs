@@ -38,6 +38,12 @@ pub struct ObjectRecord {
     /// Part sizes of a multipart object, for `?partNumber=`.
     #[serde(default)]
     pub parts: Vec<u64>,
+    /// COMPOSITE or FULL_OBJECT, when a checksum is stored.
+    #[serde(default)]
+    pub checksum_type: Option<String>,
+    /// Each part's checksum (base64), for `?partNumber=` reads of a multipart object.
+    #[serde(default)]
+    pub part_checksums: Vec<String>,
 }
 
 fn private() -> String {
