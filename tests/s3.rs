@@ -38,6 +38,41 @@ async fn start() -> Server {
     }
 }
 
+/// Signs `req` in place with aws-sigv4 (S3 settings: single URI encoding, no path
+/// normalization, x-amz-content-sha256 set); returns the signature.
+fn sign_request(req: &mut http::Request<Vec<u8>>, secret: &str, body: SignableBody<'_>) -> String {
+    let identity = Credentials::new(AK, secret, None, None, "test").into();
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode =
+        aws_sigv4::http_request::UriPathNormalizationMode::Disabled;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    let signable = SignableRequest::new(
+        req.method().as_str(),
+        req.uri().to_string(),
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        body,
+    )
+    .unwrap();
+    let (instructions, signature) = sign(signable, &params).unwrap().into_parts();
+    instructions.apply_to_request_http1x(req);
+    signature
+}
+
 struct Reply {
     status: u16,
     headers: reqwest::header::HeaderMap,
@@ -93,35 +128,7 @@ impl Server {
         }
         let mut req = req.body(body.clone()).unwrap();
         if let Some(secret) = secret {
-            let identity = Credentials::new(AK, secret, None, None, "test").into();
-            let mut settings = SigningSettings::default();
-            settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-            settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
-            settings.uri_path_normalization_mode =
-                aws_sigv4::http_request::UriPathNormalizationMode::Disabled;
-            let params = v4::SigningParams::builder()
-                .identity(&identity)
-                .region("us-east-1")
-                .name("s3")
-                .time(SystemTime::now())
-                .settings(settings)
-                .build()
-                .unwrap()
-                .into();
-            let hs: Vec<(String, String)> = req
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
-                .collect();
-            let signable = SignableRequest::new(
-                method,
-                url.clone(),
-                hs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                SignableBody::Bytes(&body),
-            )
-            .unwrap();
-            let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-            instructions.apply_to_request_http1x(&mut req);
+            sign_request(&mut req, secret, SignableBody::Bytes(&body));
         }
         let resp = http
             .execute(reqwest::Request::try_from(req).unwrap())
@@ -496,32 +503,11 @@ async fn put_streaming(s: &Server, key: &str, data: &[u8], tamper: bool) -> Repl
         .header("x-amz-decoded-content-length", data.len().to_string())
         .body(Vec::new())
         .unwrap();
-    let identity = Credentials::new(AK, SK, None, None, "test").into();
-    let mut settings = SigningSettings::default();
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
-    let hs: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
-        .collect();
-    let signable = SignableRequest::new(
-        "PUT",
-        url.clone(),
-        hs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    let seed = sign_request(
+        &mut req,
+        SK,
         SignableBody::Precomputed("STREAMING-AWS4-HMAC-SHA256-PAYLOAD".into()),
-    )
-    .unwrap();
-    let (instructions, seed) = sign(signable, &params).unwrap().into_parts();
-    instructions.apply_to_request_http1x(&mut req);
+    );
     let amz_date = req.headers()["x-amz-date"].to_str().unwrap().to_string();
     let chain = glint::s3::auth::ChunkChain {
         signing_key: glint::s3::auth::signing_key(SK, &amz_date[..8], "us-east-1", "s3"),

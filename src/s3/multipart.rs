@@ -526,16 +526,33 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
             Ok(Ok(()))
         })
         .await??;
+    completed(
+        bucket,
+        key,
+        &etag,
+        &checksums,
+        urec.checksum_type.as_deref(),
+    )
+}
+
+/// The CompleteMultipartUploadResult document (also for a repeated Complete).
+fn completed(
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    checksums: &BTreeMap<String, String>,
+    kind: Option<&str>,
+) -> S3Result {
     let mut w = xml::Writer::new();
     w.open("CompleteMultipartUploadResult");
     w.elem("Location", &format!("/{bucket}/{key}"));
     w.elem("Bucket", bucket);
     w.elem("Key", key);
-    w.elem("ETag", &etag);
-    for (algo, v) in &checksums {
+    w.elem("ETag", etag);
+    for (algo, v) in checksums {
         w.elem(&format!("Checksum{}", algo.to_ascii_uppercase()), v);
     }
-    if let Some(t) = &urec.checksum_type {
+    if let Some(t) = kind.filter(|_| !checksums.is_empty()) {
         w.elem("ChecksumType", t);
     }
     w.close("CompleteMultipartUploadResult");
@@ -616,24 +633,13 @@ async fn repeat_complete(
     if rec.etag != etag {
         return None;
     }
-    let mut w = xml::Writer::new();
-    w.open("CompleteMultipartUploadResult");
-    w.elem("Location", &format!("/{bucket}/{key}"));
-    w.elem("Bucket", bucket);
-    w.elem("Key", key);
-    w.elem("ETag", &etag);
-    for (algo, v) in &rec.checksums {
-        w.elem(&format!("Checksum{}", algo.to_ascii_uppercase()), v);
-    }
-    if let Some(t) = rec
-        .checksum_type
-        .as_deref()
-        .filter(|_| !rec.checksums.is_empty())
-    {
-        w.elem("ChecksumType", t);
-    }
-    w.close("CompleteMultipartUploadResult");
-    Some(xml_response(StatusCode::OK, w.finish()))
+    Some(completed(
+        bucket,
+        key,
+        &etag,
+        &rec.checksums,
+        rec.checksum_type.as_deref(),
+    ))
 }
 
 pub async fn abort(s3: &S3, ctx: &Ctx) -> S3Result {
