@@ -1,7 +1,7 @@
 //! Streaming reads of a whole blob or a byte range. A pump task walks the manifest from the
 //! segment holding the first byte and keeps up to `read_ahead` chunk reads in flight on
 //! blocking threads (so a cold disk sees a queue, and verification runs on both cores),
-//! delivering their bytes in order through a queue of the same depth. Each chunk read
+//! delivering their bytes in order through a one-buffer queue. Each chunk read
 //! touches only the 64 KiB blocks the range needs and verifies their CRC32C before the
 //! bytes leave.
 
