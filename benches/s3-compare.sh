@@ -20,6 +20,9 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 root=$(mktemp -d "${GLINT_BENCH_DIR:-/tmp}/glint-s3bench.XXXX")
 gp=$(port)
 cat > "$root/glance-api.conf" <<CONF
+[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = 0
 [glance_store]
 filesystem_store_datadirs = $root/data
 [glint]

@@ -50,6 +50,9 @@ if [ -z "$port" ]; then
   root=$(mktemp -d)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   cat > "$root/glance-api.conf" <<CONF
+[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = 0
 [glance_store]
 filesystem_store_datadirs = $root/data
 [glint]

@@ -5,6 +5,7 @@
 pub mod body;
 pub mod config;
 pub mod credentials;
+pub mod glance;
 pub mod s3;
 pub mod server;
 
@@ -15,6 +16,7 @@ use glint_storage::Store;
 /// A running S3 listener (for tests and the binary).
 pub struct Running {
     pub s3_addr: std::net::SocketAddr,
+    pub glance_addr: std::net::SocketAddr,
     pub store: Store,
 }
 
@@ -35,13 +37,29 @@ pub async fn start(
         credentials::put(&store, access, secret, project).await?;
         tracing::info!(access_key = %access, project = %project, "bootstrap S3 key installed");
     }
+    let cfg = Arc::new(cfg);
     let listener = server::bind(cfg.s3_addr).await?;
     let s3_addr = listener.local_addr()?;
     let s3 = Arc::new(s3::S3 {
         store: store.clone(),
-        cfg: Arc::new(cfg),
+        cfg: cfg.clone(),
     });
     tokio::spawn(server::serve_s3(listener, s3));
     tracing::info!(%s3_addr, "S3 listening");
-    Ok(Running { s3_addr, store })
+    let listener = server::bind(cfg.glance_addr).await?;
+    let glance_addr = listener.local_addr()?;
+    let glance = Arc::new(glance::Glance {
+        store: store.clone(),
+        cfg: cfg.clone(),
+    });
+    tokio::spawn(server::serve_glance(listener, glance));
+    tracing::warn!(
+        %glance_addr,
+        "Glance API listening in noauth mode: identity headers (X-Project-Id, X-Roles) are trusted"
+    );
+    Ok(Running {
+        s3_addr,
+        glance_addr,
+        store,
+    })
 }

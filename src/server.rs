@@ -1,23 +1,35 @@
 //! Listeners: one tokio task per connection, hyper HTTP/1.1 with keep-alive; each request
-//! gets an id (returned as `x-amz-request-id`) and a tracing span.
+//! gets a tracing span (the S3 front end adds its request id, returned as
+//! `x-amz-request-id`; Glance returns `x-openstack-request-id`).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use crate::body::Body;
+use crate::glance::{self, Glance};
 use crate::s3::{self, S3};
 
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves S3 on `listener` until the process ends.
-pub async fn serve_s3(listener: TcpListener, s3: Arc<S3>) {
+/// Accepts connections on `listener` until the process ends and answers each request with
+/// `handler`.
+async fn serve<H, F>(listener: TcpListener, api: &'static str, handler: H)
+where
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let handler = Arc::new(handler);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -28,14 +40,13 @@ pub async fn serve_s3(listener: TcpListener, s3: Arc<S3>) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let s3 = s3.clone();
+        let handler = handler.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let s3 = s3.clone();
-                let id = s3::request_id();
-                let span = tracing::info_span!("s3", id = %id, method = %req.method(), path = %req.uri().path(), peer = %peer);
+            let service = service_fn(move |req: Request<Incoming>| {
+                let span = tracing::info_span!("request", api, method = %req.method(), path = %req.uri().path(), peer = %peer);
+                let fut = handler(req);
                 async move {
-                    let resp = s3::handle(s3, req, id).await;
+                    let resp = fut.await;
                     tracing::info!(status = resp.status().as_u16(), "done");
                     Ok::<_, std::convert::Infallible>(resp)
                 }
@@ -50,4 +61,25 @@ pub async fn serve_s3(listener: TcpListener, s3: Arc<S3>) {
             }
         });
     }
+}
+
+/// Serves S3 on `listener` until the process ends.
+pub async fn serve_s3(listener: TcpListener, s3: Arc<S3>) {
+    serve(listener, "s3", move |req| {
+        let s3 = s3.clone();
+        async move {
+            let id = s3::request_id();
+            let span = tracing::info_span!("s3", id = %id);
+            s3::handle(s3, req, id).instrument(span).await
+        }
+    })
+    .await
+}
+
+/// Serves the Glance Images API on `listener` until the process ends.
+pub async fn serve_glance(listener: TcpListener, g: Arc<Glance>) {
+    serve(listener, "glance", move |req| {
+        glance::handle(g.clone(), req)
+    })
+    .await
 }

@@ -27,6 +27,7 @@ async fn start() -> Server {
     cfg.data_dirs = vec![dir.path().join("data")];
     cfg.catalog_dir = dir.path().join("catalog");
     cfg.s3_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.glance_addr = "127.0.0.1:0".parse().unwrap();
     cfg.s3_bootstrap = Some((AK.into(), SK.into(), "proj".into()));
     cfg.s3_domain = Some("s3.localhost".into());
     let running = glint::start(cfg).await.unwrap();

@@ -26,7 +26,10 @@ def glint():
     port = free_port()
     conf = os.path.join(root, "glance-api.conf")
     with open(conf, "w") as f:
-        f.write(f"""[glance_store]
+        f.write(f"""[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = 0
+[glance_store]
 filesystem_store_datadirs = {root}/data
 [glint]
 catalog_dir = {root}/catalog
