@@ -269,3 +269,61 @@ async fn create_validation_and_protection() {
         "another project's private image is invisible"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_and_deactivation() {
+    let s = start(1 << 30).await;
+    let (_, img) = s
+        .create(serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .await;
+    let id = img["id"].as_str().unwrap().to_string();
+    let put = |t: &str| {
+        s.req(reqwest::Method::PUT, &format!("/v2/images/{id}/tags/{t}"))
+            .send()
+    };
+    assert_eq!(put("gold").await.unwrap().status().as_u16(), 204);
+    assert_eq!(
+        put("gold").await.unwrap().status().as_u16(),
+        204,
+        "a set: adding twice is a no-op"
+    );
+    assert_eq!(s.show(&id).await["tags"], serde_json::json!(["gold"]));
+    let del = |t: &str| {
+        s.req(
+            reqwest::Method::DELETE,
+            &format!("/v2/images/{id}/tags/{t}"),
+        )
+        .send()
+    };
+    assert_eq!(del("gold").await.unwrap().status().as_u16(), 204);
+    assert_eq!(del("gold").await.unwrap().status().as_u16(), 404);
+
+    let act = |a: &str| {
+        s.req(
+            reqwest::Method::POST,
+            &format!("/v2/images/{id}/actions/{a}"),
+        )
+        .send()
+    };
+    assert_eq!(
+        act("deactivate").await.unwrap().status().as_u16(),
+        403,
+        "a queued image cannot be deactivated"
+    );
+    assert_eq!(s.upload(&id, pattern(1000)).await, 204);
+    assert_eq!(act("deactivate").await.unwrap().status().as_u16(), 204);
+    assert_eq!(s.show(&id).await["status"], "deactivated");
+    let dl = s
+        .req(reqwest::Method::GET, &format!("/v2/images/{id}/file"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        dl.status().as_u16(),
+        403,
+        "no downloads of a deactivated image for non-admins"
+    );
+    assert_eq!(act("reactivate").await.unwrap().status().as_u16(), 204);
+    assert_eq!(act("reactivate").await.unwrap().status().as_u16(), 204);
+    assert_eq!(s.show(&id).await["status"], "active");
+}

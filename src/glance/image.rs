@@ -159,6 +159,11 @@ pub async fn route(
         (&Method::DELETE, ["images", id]) => delete(g, caller, id).await,
         (&Method::PUT, ["images", id, "file"]) => upload(g, caller, id, parts, incoming).await,
         (&Method::GET, ["images", id, "file"]) => download(g, caller, id, parts).await,
+        (&Method::PUT, ["images", id, "tags", tag]) => tag_op(g, caller, id, tag, true).await,
+        (&Method::DELETE, ["images", id, "tags", tag]) => tag_op(g, caller, id, tag, false).await,
+        (&Method::POST, ["images", id, "actions", action @ ("deactivate" | "reactivate")]) => {
+            activation(g, caller, id, action).await
+        }
         (_, ["images"]) | (_, ["images", _]) | (_, ["images", _, "file"]) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "The request method is not allowed for this resource.",
@@ -667,4 +672,116 @@ async fn download(
         );
     }
     Ok(b.body(body::blob(reader)).expect("valid"))
+}
+
+/// Applies `change` to the image under its lock (read-modify-write in one transaction);
+/// `change` may refuse with an API error, which leaves the record untouched.
+async fn update<F>(g: &Glance, id: &str, change: F) -> Result<ImageRecord, ApiError>
+where
+    F: Fn(&mut ImageRecord) -> Result<(), ApiError> + Send + 'static,
+{
+    let key = id.to_string();
+    let outcome = g
+        .store
+        .transact(move |tx| {
+            let Some(v) = tx.get_for_update(Catalog::Images, key.as_bytes())? else {
+                return Ok(Err(ApiError::not_found(&key)));
+            };
+            let mut rec: ImageRecord =
+                serde_json::from_slice(&v).map_err(|_| StoreError::Malformed("image record"))?;
+            if let Err(e) = change(&mut rec) {
+                return Ok(Err(e));
+            }
+            rec.updated_at = now();
+            tx.put(
+                Catalog::Images,
+                key.as_bytes(),
+                &serde_json::to_vec(&rec).expect("serializable"),
+            )?;
+            Ok(Ok(rec))
+        })
+        .await?;
+    outcome
+}
+
+fn no_content() -> ApiResult {
+    Ok(Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(body::empty())
+        .expect("valid"))
+}
+
+/// `PUT`/`DELETE /v2/images/{id}/tags/{tag}`: tags are a set (adding twice is a no-op);
+/// removing an absent tag is 404; at most 128 tags (`image_tag_quota`).
+async fn tag_op(g: &Glance, caller: &Caller, id: &str, tag: &str, add: bool) -> ApiResult {
+    let rec = load_visible(g, caller, id).await?;
+    if !rec.may_modify(caller) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "You are not authorized to complete modify_image action.",
+        ));
+    }
+    let tag = percent_encoding::percent_decode_str(tag)
+        .decode_utf8_lossy()
+        .into_owned();
+    if tag.is_empty() || tag.chars().count() > 255 {
+        return Err(ApiError::bad("Tags are limited to 255 characters"));
+    }
+    update(g, &rec.id, move |r| {
+        let present = r.tags.contains(&tag);
+        match (add, present) {
+            (true, true) => Ok(()),
+            (true, false) if r.tags.len() >= 128 => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Maximum number of tags exceeded (128)",
+            )),
+            (true, false) => {
+                r.tags.push(tag.clone());
+                Ok(())
+            }
+            (false, true) => {
+                r.tags.retain(|t| *t != tag);
+                Ok(())
+            }
+            (false, false) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("Tag {tag} not found"),
+            )),
+        }
+    })
+    .await?;
+    no_content()
+}
+
+/// `POST .../actions/deactivate|reactivate`: active ⇄ deactivated; repeating is a no-op;
+/// any other status is 403, as upstream.
+async fn activation(g: &Glance, caller: &Caller, id: &str, action: &str) -> ApiResult {
+    let rec = load_visible(g, caller, id).await?;
+    if !rec.may_modify(caller) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("You are not authorized to complete {action} action."),
+        ));
+    }
+    let (from, to) = if action == "deactivate" {
+        ("active", "deactivated")
+    } else {
+        ("deactivated", "active")
+    };
+    let verb = action.to_string();
+    update(g, &rec.id, move |r| {
+        if r.status == to {
+            Ok(())
+        } else if r.status == from {
+            r.status = to.into();
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("Not allowed to {verb} image in status '{}'", r.status),
+            ))
+        }
+    })
+    .await?;
+    no_content()
 }
