@@ -437,9 +437,7 @@ async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
     let key = rec.id.clone();
     g.store
         .transact(move |tx| {
-            if let Some(v) = tx.get_for_update(Catalog::Images, key.as_bytes())? {
-                let cur: ImageRecord = serde_json::from_slice(&v)
-                    .map_err(|_| StoreError::Malformed("image record"))?;
+            if let Some(cur) = read_image(tx, &key)? {
                 if let Some(b) = cur.blob.as_deref().and_then(|b| b.parse::<BlobId>().ok()) {
                     tx.delete_blob(b)?;
                 }
@@ -454,37 +452,24 @@ async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
         .expect("valid"))
 }
 
-/// Moves the image from `from` to `to` (and applies `change`) if it is still in `from`.
-async fn transition(
-    g: &Glance,
-    id: &str,
-    from: &'static str,
-    change: impl FnOnce(&mut ImageRecord) + Send + 'static,
-) -> Result<Option<ImageRecord>, ApiError> {
-    let key = id.to_string();
-    let mut change = Some(change);
-    Ok(g.store
-        .transact(move |tx| {
-            let Some(v) = tx.get_for_update(Catalog::Images, key.as_bytes())? else {
-                return Ok(None);
-            };
-            let mut rec: ImageRecord =
-                serde_json::from_slice(&v).map_err(|_| StoreError::Malformed("image record"))?;
-            if rec.status != from {
-                return Ok(None);
-            }
-            if let Some(c) = change.take() {
-                c(&mut rec);
-            }
-            rec.updated_at = now();
-            tx.put(
-                Catalog::Images,
-                key.as_bytes(),
-                &serde_json::to_vec(&rec).expect("serializable"),
-            )?;
-            Ok(Some(rec))
-        })
-        .await?)
+/// The image record under `key` as this transaction sees it.
+fn read_image(tx: &glint_storage::Tx<'_>, key: &str) -> glint_storage::Result<Option<ImageRecord>> {
+    match tx.get_for_update(Catalog::Images, key.as_bytes())? {
+        Some(v) => serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|_| StoreError::Malformed("image record")),
+        None => Ok(None),
+    }
+}
+
+/// Stores `rec`, stamping `updated_at`.
+fn write_image(tx: &glint_storage::Tx<'_>, rec: &mut ImageRecord) -> glint_storage::Result<()> {
+    rec.updated_at = now();
+    tx.put(
+        Catalog::Images,
+        rec.id.as_bytes(),
+        &serde_json::to_vec(rec).expect("serializable"),
+    )
 }
 
 async fn upload(
@@ -526,15 +511,17 @@ async fn upload(
             "Properties disk_format, container_format must be set prior to saving data.",
         ));
     }
-    if transition(g, &rec.id, "queued", |r| r.status = "saving".into())
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::new(
+    update(g, &rec.id, |r| match r.status.as_str() {
+        "queued" => {
+            r.status = "saving".into();
+            Ok(())
+        }
+        other => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "Image status transition from saving to saving is not allowed",
-        ));
-    }
+            format!("Image status transition from {other} to saving is not allowed"),
+        )),
+    })
+    .await?;
     let stream = incoming.into_data_stream();
     let written = g
         .store
@@ -550,12 +537,16 @@ async fn upload(
         Ok(s) => s,
         Err(e) => {
             // A failed upload returns the image to queued; its chunks are already released.
-            transition(g, &rec.id, "saving", |r| {
-                r.status = "queued".into();
-                r.size = None;
-                r.virtual_size = None;
+            // An image deleted meanwhile has nothing to restore: the upload's error stands.
+            let _ = update(g, &rec.id, |r| {
+                if r.status == "saving" {
+                    r.status = "queued".into();
+                    r.size = None;
+                    r.virtual_size = None;
+                }
+                Ok(())
             })
-            .await?;
+            .await;
             return Err(e.into());
         }
     };
@@ -565,14 +556,9 @@ async fn upload(
     let activated = g
         .store
         .transact(move |tx| {
-            let Some(v) = tx.get_for_update(Catalog::Images, key.as_bytes())? else {
+            let Some(mut rec) = read_image(tx, &key)?.filter(|r| r.status == "saving") else {
                 return Ok(false);
             };
-            let mut rec: ImageRecord =
-                serde_json::from_slice(&v).map_err(|_| StoreError::Malformed("image record"))?;
-            if rec.status != "saving" {
-                return Ok(false);
-            }
             let blob = tx.add_blob(&staged)?;
             rec.blob = Some(blob.to_hex());
             rec.status = "active".into();
@@ -581,12 +567,7 @@ async fn upload(
             rec.checksum = d.md5.map(hex::encode);
             rec.os_hash_algo = Some("sha512".into());
             rec.os_hash_value = d.sha512.map(hex::encode);
-            rec.updated_at = now();
-            tx.put(
-                Catalog::Images,
-                key.as_bytes(),
-                &serde_json::to_vec(&rec).expect("serializable"),
-            )?;
+            write_image(tx, &mut rec)?;
             Ok(true)
         })
         .await?;
@@ -684,20 +665,13 @@ where
     let outcome = g
         .store
         .transact(move |tx| {
-            let Some(v) = tx.get_for_update(Catalog::Images, key.as_bytes())? else {
+            let Some(mut rec) = read_image(tx, &key)? else {
                 return Ok(Err(ApiError::not_found(&key)));
             };
-            let mut rec: ImageRecord =
-                serde_json::from_slice(&v).map_err(|_| StoreError::Malformed("image record"))?;
             if let Err(e) = change(&mut rec) {
                 return Ok(Err(e));
             }
-            rec.updated_at = now();
-            tx.put(
-                Catalog::Images,
-                key.as_bytes(),
-                &serde_json::to_vec(&rec).expect("serializable"),
-            )?;
+            write_image(tx, &mut rec)?;
             Ok(Ok(rec))
         })
         .await?;
