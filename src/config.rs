@@ -18,6 +18,41 @@ pub struct Config {
     pub s3_region: String,
     pub s3_bootstrap: Option<(String, String, String)>,
     pub s3_max_put_size: u64,
+    pub glance: GlanceOptions,
+}
+
+/// Options that change what the Images API answers (upstream names and defaults).
+#[derive(Clone, Debug)]
+pub struct GlanceOptions {
+    /// Page size when a list request names no `limit`.
+    pub limit_param_default: usize,
+    /// Largest page; bigger `limit`s are capped silently.
+    pub api_limit_max: usize,
+    pub image_member_quota: usize,
+    pub image_property_quota: usize,
+    pub image_tag_quota: usize,
+    /// Bytes of image data one project may hold; 0 = unlimited.
+    pub user_storage_quota: u64,
+    pub disk_formats: Vec<String>,
+    pub container_formats: Vec<String>,
+    pub enabled_import_methods: Vec<String>,
+    /// Operator-defined image properties (`schema-image.json`), merged into the image schema.
+    pub schema_file: Option<PathBuf>,
+    pub import_filter: ImportFilter,
+    /// Hours a finished task stays listed (`task_time_to_live`).
+    pub task_time_to_live: u64,
+}
+
+/// `[import_filtering_opts]`: which URIs web-download and legacy import tasks may fetch.
+/// A non-empty allow list wins over its deny list, as upstream.
+#[derive(Clone, Debug)]
+pub struct ImportFilter {
+    pub allowed_schemes: Vec<String>,
+    pub disallowed_schemes: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub disallowed_hosts: Vec<String>,
+    pub allowed_ports: Vec<u16>,
+    pub disallowed_ports: Vec<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,14 +71,17 @@ struct Reader(Ini);
 
 impl Reader {
     fn get(&self, section: &'static str, key: &'static str) -> Option<String> {
-        let sec = if section == "DEFAULT" {
-            None
+        // oslo.config's [DEFAULT] is an ordinary section to rust-ini; keys before any
+        // section header count as DEFAULT too.
+        let found = if section == "DEFAULT" {
+            self.0
+                .section(Some("DEFAULT"))
+                .and_then(|s| s.get(key))
+                .or_else(|| self.0.section(None::<String>).and_then(|s| s.get(key)))
         } else {
-            Some(section)
+            self.0.section(Some(section)).and_then(|s| s.get(key))
         };
-        self.0
-            .section(sec)
-            .and_then(|s| s.get(key))
+        found
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     }
@@ -66,6 +104,32 @@ impl Reader {
             }),
         }
     }
+}
+
+/// A comma-separated option (oslo's ListOpt; `[a, b]` brackets allowed).
+fn list(value: Option<String>, default: &str) -> Vec<String> {
+    value
+        .as_deref()
+        .unwrap_or(default)
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn ports(r: &Reader, key: &'static str, default: &str) -> Result<Vec<u16>, ConfigError> {
+    list(r.get("import_filtering_opts", key), default)
+        .iter()
+        .map(|p| {
+            p.parse()
+                .map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
+                    section: "import_filtering_opts",
+                    key,
+                    reason: e.to_string(),
+                })
+        })
+        .collect()
 }
 
 impl Config {
@@ -130,6 +194,42 @@ impl Config {
                 .unwrap_or_else(|| "us-east-1".into()),
             s3_bootstrap: access.zip(secret).map(|(a, s)| (a, s, project)),
             s3_max_put_size: r.parse("glint", "s3_max_put_size", 5u64 << 30)?,
+            glance: GlanceOptions {
+                limit_param_default: r.parse("DEFAULT", "limit_param_default", 25)?,
+                api_limit_max: r.parse("DEFAULT", "api_limit_max", 1000)?,
+                image_member_quota: r.parse("DEFAULT", "image_member_quota", 128)?,
+                image_property_quota: r.parse("DEFAULT", "image_property_quota", 128)?,
+                image_tag_quota: r.parse("DEFAULT", "image_tag_quota", 128)?,
+                user_storage_quota: r.parse("DEFAULT", "user_storage_quota", 0)?,
+                disk_formats: list(
+                    r.get("image_format", "disk_formats"),
+                    "ami,ari,aki,vhd,vhdx,vmdk,raw,qcow2,vdi,iso,ploop",
+                ),
+                container_formats: list(
+                    r.get("image_format", "container_formats"),
+                    "ami,ari,aki,bare,ovf,ova,docker,compressed",
+                ),
+                enabled_import_methods: list(
+                    r.get("DEFAULT", "enabled_import_methods"),
+                    "glance-direct,web-download,copy-image,glint-s3-object",
+                ),
+                schema_file: r.get("glint", "image_schema_file").map(PathBuf::from),
+                import_filter: ImportFilter {
+                    allowed_schemes: list(
+                        r.get("import_filtering_opts", "allowed_schemes"),
+                        "http,https",
+                    ),
+                    disallowed_schemes: list(
+                        r.get("import_filtering_opts", "disallowed_schemes"),
+                        "",
+                    ),
+                    allowed_hosts: list(r.get("import_filtering_opts", "allowed_hosts"), ""),
+                    disallowed_hosts: list(r.get("import_filtering_opts", "disallowed_hosts"), ""),
+                    allowed_ports: ports(&r, "allowed_ports", "80,443")?,
+                    disallowed_ports: ports(&r, "disallowed_ports", "")?,
+                },
+                task_time_to_live: r.parse("task", "task_time_to_live", 48)?,
+            },
         })
     }
 
@@ -160,6 +260,14 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_option() {
+        let ini = Ini::load_from_str("[glint]\ns3_bind_port = eighty\n").unwrap();
+        assert!(Config::from_ini(ini)
+            .unwrap_err()
+            .to_string()
+            .contains("s3_bind_port"));
+        let ini = Ini::load_from_str("[DEFAULT]\nbind_port = 19292\nimage_size_cap = 7\n").unwrap();
+        let c = Config::from_ini(ini).unwrap();
+        assert_eq!((c.glance_addr.port(), c.image_size_cap), (19292, 7));
         let ini = Ini::load_from_str("[glint]\ns3_bind_port = eighty\n").unwrap();
         let e = Config::from_ini(ini).unwrap_err().to_string();
         assert!(e.contains("s3_bind_port"), "{e}");

@@ -48,14 +48,11 @@ pub async fn start(
     tracing::info!(%s3_addr, "S3 listening");
     let listener = server::bind(cfg.glance_addr).await?;
     let glance_addr = listener.local_addr()?;
-    let glance = Arc::new(glance::Glance {
-        store: store.clone(),
-        cfg: cfg.clone(),
-    });
+    let glance = Arc::new(glance::Glance::new(store.clone(), cfg.clone())?);
     tokio::spawn(server::serve_glance(listener, glance));
     tracing::warn!(
         %glance_addr,
-        "Glance API listening in noauth mode: identity headers (X-Project-Id, X-Roles) are trusted"
+        "Glance API listening in noauth mode: identity headers (X-Project-Id, X-Roles) and USER:PROJECT[:ROLES] tokens are trusted; bind it to loopback only"
     );
     Ok(Running {
         s3_addr,

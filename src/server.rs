@@ -44,9 +44,21 @@ where
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let span = tracing::info_span!("request", api, method = %req.method(), path = %req.uri().path(), peer = %peer);
+                let sent_body = declares_body(req.headers());
                 let fut = handler(req);
                 async move {
-                    let resp = fut.await;
+                    let mut resp = fut.await;
+                    // An error answered to a request with a body may leave part of that body
+                    // unread; hyper then closes the connection, so tell the client not to
+                    // reuse it (otherwise its next request on this connection fails).
+                    if sent_body
+                        && (resp.status().is_client_error() || resp.status().is_server_error())
+                    {
+                        resp.headers_mut().insert(
+                            http::header::CONNECTION,
+                            http::HeaderValue::from_static("close"),
+                        );
+                    }
                     tracing::info!(status = resp.status().as_u16(), "done");
                     Ok::<_, std::convert::Infallible>(resp)
                 }
@@ -61,6 +73,15 @@ where
             }
         });
     }
+}
+
+/// Whether the request carries a body (chunked, or a non-zero Content-Length).
+fn declares_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
 }
 
 /// Serves S3 on `listener` until the process ends.

@@ -35,6 +35,40 @@ impl Server {
             .header("x-roles", "member,reader")
     }
 
+    /// A request as another identity (noauth token `USER:PROJECT[:ROLES]`).
+    fn as_(&self, token: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{}", self.base, path))
+            .header("x-auth-token", token)
+    }
+
+    async fn patch(
+        &self,
+        id: &str,
+        media: &str,
+        ops: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .req(reqwest::Method::PATCH, &format!("/v2/images/{id}"))
+            .header("content-type", media)
+            .body(ops.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or_default())
+    }
+
+    async fn list(&self, token: &str, query: &str) -> serde_json::Value {
+        let r = self
+            .as_(token, reqwest::Method::GET, &format!("/v2/images?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{query}");
+        r.json().await.unwrap()
+    }
+
     async fn create(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
         let r = self
             .req(reqwest::Method::POST, "/v2/images")
@@ -326,4 +360,400 @@ async fn tags_and_deactivation() {
     assert_eq!(act("reactivate").await.unwrap().status().as_u16(), 204);
     assert_eq!(act("reactivate").await.unwrap().status().as_u16(), 204);
     assert_eq!(s.show(&id).await["status"], "active");
+}
+
+const V21: &str = "application/openstack-images-v2.1-json-patch";
+const V20: &str = "application/openstack-images-v2.0-json-patch";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_patch_both_dialects() {
+    let s = start(1 << 30).await;
+    let (_, img) = s
+        .create(serde_json::json!({"name": "p", "disk_format": "raw", "container_format": "bare"}))
+        .await;
+    let id = img["id"].as_str().unwrap().to_string();
+    let (st, img) = s
+        .patch(
+            &id,
+            V21,
+            serde_json::json!([
+                {"op": "replace", "path": "/name", "value": "p2"},
+                {"op": "add", "path": "/os_distro", "value": "ubuntu"},
+                {"op": "add", "path": "/a~1b", "value": "slash"},
+                {"op": "replace", "path": "/min_ram", "value": 256},
+                {"op": "replace", "path": "/tags", "value": ["x", "y", "x"]},
+            ]),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        (
+            &img["name"],
+            &img["os_distro"],
+            &img["a/b"],
+            &img["min_ram"]
+        ),
+        (
+            &serde_json::json!("p2"),
+            &serde_json::json!("ubuntu"),
+            &serde_json::json!("slash"),
+            &serde_json::json!(256)
+        )
+    );
+    assert_eq!(img["tags"], serde_json::json!(["x", "y"]));
+    // v2.1 add of an existing property replaces; v2.0 add of one is a conflict.
+    let (st, img) = s
+        .patch(
+            &id,
+            V21,
+            serde_json::json!([{"op": "add", "path": "/os_distro", "value": "debian"}]),
+        )
+        .await;
+    assert_eq!((st, img["os_distro"].as_str()), (200, Some("debian")));
+    let (st, _) = s
+        .patch(
+            &id,
+            V20,
+            serde_json::json!([{"add": "/os_distro", "value": "x"}]),
+        )
+        .await;
+    assert_eq!(st, 409);
+    let (st, img) = s
+        .patch(
+            &id,
+            V20,
+            serde_json::json!([{"replace": "/name", "value": "p3"}]),
+        )
+        .await;
+    assert_eq!((st, img["name"].as_str()), (200, Some("p3")));
+    let cases = [
+        (serde_json::json!([{"op": "remove", "path": "/nope"}]), 409),
+        (
+            serde_json::json!([{"op": "replace", "path": "/nope", "value": "x"}]),
+            409,
+        ),
+        (serde_json::json!([{"op": "remove", "path": "/name"}]), 403),
+        (
+            serde_json::json!([{"op": "replace", "path": "/status", "value": "active"}]),
+            403,
+        ),
+        (
+            serde_json::json!([{"op": "add", "path": "/os_glance_x", "value": "x"}]),
+            403,
+        ),
+        (
+            serde_json::json!([{"op": "replace", "path": "/visibility", "value": "public"}]),
+            403,
+        ),
+        (
+            serde_json::json!([{"op": "replace", "path": "/owner", "value": "p9"}]),
+            403,
+        ),
+        (
+            serde_json::json!([{"op": "move", "from": "/name", "path": "/x"}]),
+            400,
+        ),
+        (
+            serde_json::json!([{"op": "replace", "path": "name", "value": "x"}]),
+            400,
+        ),
+        (serde_json::json!([{"op": "replace", "path": "/name"}]), 400),
+        (
+            serde_json::json!({"op": "replace", "path": "/name", "value": "x"}),
+            400,
+        ),
+        (
+            serde_json::json!([{"op": "replace", "path": "/disk_format", "value": "floppy"}]),
+            400,
+        ),
+        (
+            serde_json::json!([{"op": "add", "path": "/kernel_id", "value": "not-a-uuid"}]),
+            400,
+        ),
+        (
+            serde_json::json!([{"op": "add", "path": "/n", "value": 5}]),
+            400,
+        ),
+        // A refused operation leaves the earlier ones of the same patch unapplied.
+        (
+            serde_json::json!([{"op": "replace", "path": "/name", "value": "lost"}, {"op": "remove", "path": "/nope"}]),
+            409,
+        ),
+    ];
+    for (ops, want) in cases {
+        assert_eq!(s.patch(&id, V21, ops.clone()).await.0, want, "{ops}");
+    }
+    assert_eq!(s.show(&id).await["name"], "p3");
+    let r = s
+        .req(reqwest::Method::PATCH, &format!("/v2/images/{id}"))
+        .header("content-type", "application/json")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    assert!(r.headers()["accept-patch"].to_str().unwrap().contains(V21));
+    let (st, _) = s
+        .patch(
+            &id,
+            V21,
+            serde_json::json!([{"op": "remove", "path": "/os_distro"}]),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert!(s.show(&id).await.get("os_distro").is_none());
+    // Formats are frozen once the image has data.
+    assert_eq!(s.upload(&id, pattern(10)).await, 204);
+    let (st, _) = s
+        .patch(
+            &id,
+            V21,
+            serde_json::json!([{"op": "replace", "path": "/disk_format", "value": "qcow2"}]),
+        )
+        .await;
+    assert_eq!(st, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_filters_sorting_paging() {
+    let s = start(1 << 30).await;
+    let mut ids = Vec::new();
+    for (name, size, vis) in [
+        ("l1", 10, "private"),
+        ("l2", 2000, "shared"),
+        ("l3", 30000, "community"),
+        ("l4", 5, "private"),
+    ] {
+        let (_, img) = s
+            .create(serde_json::json!({"name": name, "disk_format": "raw", "container_format": "bare", "visibility": vis, "tags": ["t"], "os_hidden": name == "l4"}))
+            .await;
+        let id = img["id"].as_str().unwrap().to_string();
+        assert_eq!(s.upload(&id, pattern(size)).await, 204);
+        ids.push(id);
+    }
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let me = "u:p1";
+    assert_eq!(
+        names(&s.list(me, "tag=t&sort=name:asc").await),
+        ["l1", "l2", "l3"],
+        "os_hidden is hidden by default"
+    );
+    assert_eq!(names(&s.list(me, "tag=t&os_hidden=true").await), ["l4"]);
+    assert_eq!(
+        names(&s.list(me, "sort_key=size&sort_dir=desc").await),
+        ["l3", "l2", "l1"]
+    );
+    assert_eq!(
+        names(&s.list(me, "size_min=11&size_max=30000&sort=size:asc").await),
+        ["l2", "l3"]
+    );
+    assert_eq!(
+        names(&s.list(me, "name=in:%22l1%22,l3&sort=name:asc").await),
+        ["l1", "l3"]
+    );
+    assert_eq!(names(&s.list(me, "visibility=community").await), ["l3"]);
+    assert_eq!(
+        names(&s.list(me, "created_at=lt:2000-01-01T00:00:00Z").await).len(),
+        0
+    );
+    // Paging: follow `next` until it runs out; every image exactly once, in order.
+    let mut seen = Vec::new();
+    let mut page = s.list(me, "limit=1&sort_key=name&sort_dir=asc").await;
+    loop {
+        seen.extend(names(&page));
+        let Some(next) = page["next"].as_str() else {
+            break;
+        };
+        let q = next.split_once('?').unwrap().1.to_string();
+        page = s.list(me, &q).await;
+    }
+    assert_eq!(seen, ["l1", "l2", "l3"]);
+    // Another project sees no private or unshared image of p1, community only with ?visibility.
+    assert_eq!(names(&s.list("u:p2", "tag=t").await).len(), 0);
+    assert_eq!(names(&s.list("u:p2", "visibility=all&tag=t").await), ["l3"]);
+    assert_eq!(
+        names(&s.list("admin:admin", "tag=t&sort=name:asc").await),
+        ["l1", "l2", "l3"]
+    );
+    for bad in [
+        "limit=abc",
+        "sort_key=bogus",
+        "visibility=x",
+        "marker=00000000-0000-4000-8000-000000000000",
+        "name=gte:x",
+        "changes-since=2020-01-01",
+    ] {
+        let r = s
+            .as_(me, reqwest::Method::GET, &format!("/v2/images?{bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_share_an_image() {
+    let s = start(1 << 30).await;
+    let owner = "demo:demo";
+    let other = "alt:alt";
+    let r = s
+        .as_(owner, reqwest::Method::POST, "/v2/images")
+        .json(&serde_json::json!({"name": "sh", "visibility": "private"}))
+        .send()
+        .await
+        .unwrap();
+    let id2: serde_json::Value = r.json().await.unwrap();
+    let id2 = id2["id"].as_str().unwrap().to_string();
+    let members = format!("/v2/images/{id2}/members");
+    let add = |tok: &'static str| {
+        s.as_(tok, reqwest::Method::POST, &members)
+            .json(&serde_json::json!({"member": "alt"}))
+            .send()
+    };
+    assert_eq!(
+        add(owner).await.unwrap().status().as_u16(),
+        403,
+        "private images have no members"
+    );
+    let r = s
+        .as_(owner, reqwest::Method::PATCH, &format!("/v2/images/{id2}"))
+        .header("content-type", V21)
+        .body(r#"[{"op":"replace","path":"/visibility","value":"shared"}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = add(owner).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let m: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (m["member_id"].as_str(), m["status"].as_str()),
+        (Some("alt"), Some("pending"))
+    );
+    assert_eq!(add(owner).await.unwrap().status().as_u16(), 409);
+    // Pending: visible by id, not in the member's default list.
+    let show = s
+        .as_(other, reqwest::Method::GET, &format!("/v2/images/{id2}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(show.status().as_u16(), 200);
+    assert_eq!(
+        s.list(other, "").await["images"].as_array().unwrap().len(),
+        0
+    );
+    assert_eq!(
+        s.list(other, "member_status=pending").await["images"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let status = |tok: &'static str, st: &'static str| {
+        s.as_(tok, reqwest::Method::PUT, &format!("{members}/alt"))
+            .json(&serde_json::json!({"status": st}))
+            .send()
+    };
+    assert_eq!(
+        status(owner, "accepted").await.unwrap().status().as_u16(),
+        403,
+        "only the member decides"
+    );
+    assert_eq!(status(other, "maybe").await.unwrap().status().as_u16(), 400);
+    assert_eq!(
+        status(other, "accepted").await.unwrap().status().as_u16(),
+        200
+    );
+    assert_eq!(
+        s.list(other, "").await["images"].as_array().unwrap().len(),
+        1
+    );
+    let del = s
+        .as_(other, reqwest::Method::DELETE, &format!("{members}/alt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        del.status().as_u16(),
+        403,
+        "the member cannot remove itself"
+    );
+    let del = s
+        .as_(owner, reqwest::Method::DELETE, &format!("{members}/alt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 204);
+    let show = s
+        .as_(other, reqwest::Method::GET, &format!("/v2/images/{id2}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(show.status().as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_and_discovery() {
+    let s = start(1 << 30).await;
+    let get = |p: &str| s.req(reqwest::Method::GET, p).send();
+    let schema: serde_json::Value = get("/v2/schemas/image")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(schema["name"], "image");
+    assert_eq!(schema["properties"]["kernel_id"]["is_base"], false);
+    assert!(schema["properties"]["disk_format"]["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("qcow2")));
+    for p in [
+        "/v2/schemas/images",
+        "/v2/schemas/member",
+        "/v2/schemas/members",
+        "/v2/schemas/task",
+        "/v2/schemas/tasks",
+    ] {
+        assert_eq!(get(p).await.unwrap().status().as_u16(), 200, "{p}");
+    }
+    let r = s
+        .req(reqwest::Method::POST, "/v2/schemas/image")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let info: serde_json::Value = get("/v2/info/import").await.unwrap().json().await.unwrap();
+    assert!(info["import-methods"]["value"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("glance-direct")));
+    assert_eq!(get("/v2/info/usage").await.unwrap().status().as_u16(), 200);
+    assert_eq!(get("/v2/info/stores").await.unwrap().status().as_u16(), 404);
+    let r = s.http.get(format!("{}/v2", s.base)).send().await.unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "302 to /v2/, which has no document"
+    );
+    let r = s
+        .req(
+            reqwest::Method::GET,
+            "/v2/images/00000000-0000-4000-8000-000000000000",
+        )
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "404 Not Found");
 }

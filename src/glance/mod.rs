@@ -1,44 +1,145 @@
-//! The Glance Images API v2 front end (issue 4, first slice): versions, healthcheck, images
-//! create / show / list / delete, upload and download with the upstream status machine
-//! (queued → saving → active, a failed upload back to queued with nothing left behind) and
-//! checksums (`checksum` = MD5, `os_hash_algo`/`os_hash_value` = SHA-512) computed while
-//! streaming. Identity is `noauth` for now: the X-Project-Id / X-Roles headers are trusted.
+//! The Glance Images API v2 front end: versions, healthcheck, images (create, show, list
+//! with upstream's filters and paging, JSON-patch update, delete), data upload/download
+//! with the upstream status machine and one-pass checksums, tags, members, deactivation,
+//! schemas and discovery. Identity is `noauth` for now: the identity headers, or a
+//! `USER:PROJECT[:ROLES]` token, are trusted (see `Caller::from_headers`).
 
+mod data;
+mod discovery;
 mod image;
+mod inspect;
+mod listing;
+mod members;
+mod patch;
+mod record;
+mod schema;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use glint_storage::Store;
-use http::{HeaderValue, Method, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Response, StatusCode};
 use hyper::body::Incoming;
+use serde_json::{Map, Value};
 
 use crate::body::{self, Body};
-use crate::config::Config;
+use crate::config::{Config, GlanceOptions};
+pub use schema::{ImageSchema, SchemaError};
 
 pub struct Glance {
     pub store: Store,
     pub cfg: Arc<Config>,
+    pub schema: Arc<ImageSchema>,
 }
 
-/// Who is calling (noauth: from the identity headers keystonemiddleware would set).
+impl Glance {
+    pub fn new(store: Store, cfg: Arc<Config>) -> Result<Glance, SchemaError> {
+        let schema = Arc::new(ImageSchema::load(&cfg.glance)?);
+        Ok(Glance { store, cfg, schema })
+    }
+
+    pub fn opts(&self) -> &GlanceOptions {
+        &self.cfg.glance
+    }
+}
+
+/// Who is calling, as keystonemiddleware would describe them.
 #[derive(Clone, Debug)]
 pub struct Caller {
+    pub user: Option<String>,
     pub project: Option<String>,
     pub roles: Vec<String>,
 }
 
+/// Keystone's implied roles: admin ⇒ member ⇒ reader.
+fn expand_roles<'a>(roles: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for role in roles {
+        let role = role.trim().to_ascii_lowercase();
+        let implied: &[&str] = match role.as_str() {
+            "admin" => &["member", "reader"],
+            "member" => &["reader"],
+            _ => &[],
+        };
+        for r in std::iter::once(role.as_str()).chain(implied.iter().copied()) {
+            if !r.is_empty() && !out.iter().any(|o| o == r) {
+                out.push(r.to_string());
+            }
+        }
+    }
+    out
+}
+
 impl Caller {
     pub fn is_admin(&self) -> bool {
-        self.roles.iter().any(|r| r == "admin")
+        self.has_role("admin")
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// noauth identity, first match wins: the `X-Project-Id` (or `X-Tenant-Id`) header
+    /// with `X-User-Id` and `X-Roles` (default `member`); a token `USER:PROJECT[:ROLES]`
+    /// (user `admin` defaults to the admin role); otherwise the admin of project `admin`.
+    /// The same convention as the reference Glance's noauth filter, so the same clients
+    /// and golden requests work against both.
+    pub fn from_headers(headers: &http::HeaderMap) -> Caller {
+        let h = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let roles_hdr = h("x-roles");
+        let roles_from = |default: &str| {
+            let list = roles_hdr.clone().unwrap_or_else(|| default.to_string());
+            expand_roles(list.split(','))
+        };
+        if let Some(project) = h("x-project-id").or_else(|| h("x-tenant-id")) {
+            return Caller {
+                user: Some(h("x-user-id").unwrap_or_else(|| format!("user-{project}"))),
+                project: Some(project),
+                roles: roles_from("member"),
+            };
+        }
+        let token = h("x-auth-token")
+            .map(|t| {
+                percent_encoding::percent_decode_str(&t)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .unwrap_or_default();
+        let parts: Vec<&str> = token.split(':').collect();
+        if parts.len() >= 2 && !parts[0].is_empty() && !parts[1].is_empty() {
+            let default = match parts.get(2) {
+                Some(r) if !r.is_empty() => r.to_string(),
+                _ if parts[0] == "admin" => "admin".into(),
+                _ => "member".into(),
+            };
+            return Caller {
+                user: Some(parts[0].to_string()),
+                project: Some(parts[1].to_string()),
+                roles: roles_from(&default),
+            };
+        }
+        Caller {
+            user: Some("admin".into()),
+            project: Some("admin".into()),
+            roles: roles_from("admin"),
+        }
     }
 }
 
-/// A Glance error: status and explanation, rendered as upstream's plain-text body.
+/// A Glance error: status and explanation, rendered as upstream renders it (plain text, or
+/// JSON when the client asks for it).
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    pub headers: Vec<(HeaderName, String)>,
 }
 
 impl ApiError {
@@ -46,6 +147,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            headers: Vec::new(),
         }
     }
     pub fn not_found(what: &str) -> ApiError {
@@ -56,6 +158,21 @@ impl ApiError {
     }
     pub fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+    pub fn method_not_allowed(allow: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "The method specified is not allowed for this resource.",
+        )
+        .with_header("allow", allow)
+    }
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> ApiError {
+        self.headers
+            .push((HeaderName::from_static(name), value.into()));
+        self
     }
 }
 
@@ -81,92 +198,144 @@ impl From<glint_storage::StoreError> for ApiError {
 
 pub type ApiResult = Result<Response<Body>, ApiError>;
 
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
     Response::builder()
         .status(status)
-        .header("content-type", "application/json; charset=UTF-8")
+        .header("content-type", "application/json")
         .body(body::full(serde_json::to_vec(value).expect("serializable")))
         .expect("valid response")
 }
 
-fn error_response(e: &ApiError) -> Response<Body> {
-    let reason = e.status.canonical_reason().unwrap_or("");
-    let text = format!("{} {}\n\n{}\n\n   ", e.status.as_u16(), reason, e.message);
-    Response::builder()
-        .status(e.status)
-        .header("content-type", "text/plain; charset=UTF-8")
-        .body(body::full(text))
-        .expect("valid response")
+pub fn no_content() -> ApiResult {
+    Ok(Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(body::empty())
+        .expect("valid"))
 }
 
-fn versions(cfg: &Config, host: &str) -> serde_json::Value {
-    let _ = cfg;
-    let href = format!("http://{host}/v2/");
-    let mut list = vec![
-        serde_json::json!({"id": "v2.17", "status": "CURRENT", "links": [{"rel": "self", "href": href}]}),
-    ];
-    for v in [
-        "v2.15", "v2.9", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0",
-    ] {
-        list.push(serde_json::json!({"id": v, "status": "SUPPORTED", "links": [{"rel": "self", "href": href}]}));
+/// A JSON object request body (400 for anything else; an empty body is `{}`).
+pub async fn read_json_body(incoming: Incoming) -> Result<Map<String, Value>, ApiError> {
+    let raw = image::read_body(incoming).await?;
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
     }
+    match serde_json::from_slice::<Value>(&raw) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad("The request body must be a JSON object.")),
+        Err(_) => Err(ApiError::bad("Malformed JSON in request body.")),
+    }
+}
+
+/// Upstream's WebOb error page: JSON for `Accept: application/json`, else plain text.
+fn error_response(e: &ApiError, accept: Option<&str>) -> Response<Body> {
+    let reason = e.status.canonical_reason().unwrap_or("");
+    let code = format!("{} {}", e.status.as_u16(), reason);
+    let (content_type, text) = if accept.is_some_and(|a| a.contains("application/json")) {
+        let doc = serde_json::json!({
+            "message": format!("{}<br /><br />\n\n\n", e.message),
+            "code": code,
+            "title": reason,
+        });
+        ("application/json", doc.to_string())
+    } else {
+        (
+            "text/plain; charset=UTF-8",
+            format!("{code}\n\n{}\n\n   ", e.message),
+        )
+    };
+    let mut resp = Response::builder()
+        .status(e.status)
+        .header("content-type", content_type)
+        .body(body::full(text))
+        .expect("valid response");
+    for (name, value) in &e.headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            resp.headers_mut().insert(name.clone(), v);
+        }
+    }
+    resp
+}
+
+fn versions(host: &str) -> Value {
+    let href = format!("http://{host}/v2/");
+    let list: Vec<Value> = [
+        "v2.17", "v2.15", "v2.9", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, v)| {
+        serde_json::json!({
+            "id": v,
+            "status": if i == 0 { "CURRENT" } else { "SUPPORTED" },
+            "links": [{"rel": "self", "href": href}],
+        })
+    })
+    .collect();
     serde_json::json!({ "versions": list })
 }
 
+/// Longest client-supplied `X-Openstack-Request-Id` adopted (oslo's `max_request_id_length`).
+const MAX_REQUEST_ID: usize = 64;
+
 pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Body> {
-    let request_id = format!("req-{}", uuid_v4());
     let (parts, incoming) = req.into_parts();
     let path = parts.uri.path().to_string();
-    let host = parts
-        .headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_string();
-    let mut resp = match (parts.method.clone(), path.as_str()) {
-        (Method::GET, "/") => json(StatusCode::MULTIPLE_CHOICES, &versions(&g.cfg, &host)),
-        (Method::GET, "/versions") => json(StatusCode::OK, &versions(&g.cfg, &host)),
-        (Method::GET, "/healthcheck") => Response::builder()
+    let header = |n: &str| {
+        parts
+            .headers
+            .get(n)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+    };
+    let host = header("host").unwrap_or_else(|| "localhost".into());
+    let accept = header("accept");
+    let request_id = match header("x-openstack-request-id") {
+        Some(id) if id.len() > MAX_REQUEST_ID => {
+            return error_response(
+                &ApiError::new(
+                    StatusCode::from_u16(431).expect("valid status"),
+                    "The request id is too long.",
+                ),
+                accept.as_deref(),
+            );
+        }
+        Some(id) => id,
+        None => format!("req-{}", uuid_v4()),
+    };
+    let result = match (parts.method.clone(), path.as_str()) {
+        (Method::GET, "/") => Ok(json(StatusCode::MULTIPLE_CHOICES, &versions(&host))),
+        (Method::GET, "/versions") => Ok(json(StatusCode::OK, &versions(&host))),
+        (Method::GET, "/healthcheck") => Ok(Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "text/plain")
             .body(body::full(Bytes::from_static(b"OK")))
-            .expect("valid"),
+            .expect("valid")),
+        (_, "/v2") => Ok(Response::builder()
+            .status(StatusCode::FOUND)
+            .header("location", format!("http://{host}/v2/"))
+            .header("content-type", "text/plain; charset=utf8")
+            .body(body::empty())
+            .expect("valid")),
         _ if path.starts_with("/v2/") => {
-            let caller = caller(&parts.headers);
-            match image::route(&g, &caller, &parts, incoming).await {
-                Ok(r) => r,
-                Err(e) => error_response(&e),
-            }
+            let caller = Caller::from_headers(&parts.headers);
+            image::route(&g, &caller, &parts, incoming).await
         }
-        _ => error_response(&ApiError::new(
+        // An unknown version: the versions document, as upstream's negotiation answers.
+        _ if path.starts_with("/v") && path[2..].starts_with(|c: char| c.is_ascii_digit()) => {
+            Ok(json(StatusCode::MULTIPLE_CHOICES, &versions(&host)))
+        }
+        _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "The resource could not be found.",
         )),
     };
+    let mut resp = result.unwrap_or_else(|e| error_response(&e, accept.as_deref()));
     if path.starts_with("/v2") {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-openstack-request-id", v);
         }
     }
     resp
-}
-
-fn caller(headers: &http::HeaderMap) -> Caller {
-    let h = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    Caller {
-        project: h("x-project-id").or_else(|| h("x-tenant-id")),
-        roles: h("x-roles")
-            .unwrap_or_else(|| "admin,member,reader".into())
-            .split(',')
-            .map(|r| r.trim().to_ascii_lowercase())
-            .filter(|r| !r.is_empty())
-            .collect(),
-    }
 }
 
 pub fn uuid_v4() -> String {
@@ -182,4 +351,32 @@ pub fn uuid_v4() -> String {
         &h[16..20],
         &h[20..]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(pairs: &[(&'static str, &'static str)]) -> Caller {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        Caller::from_headers(&h)
+    }
+
+    #[test]
+    fn noauth_identity() {
+        let c = caller(&[("x-auth-token", "demo:demo")]);
+        assert_eq!(c.project.as_deref(), Some("demo"));
+        assert_eq!(c.roles, vec!["member", "reader"]);
+        let c = caller(&[("x-auth-token", "demo_reader%3Ademo%3Areader")]);
+        assert_eq!((c.project.as_deref(), c.is_admin()), (Some("demo"), false));
+        assert!(!c.has_role("member"));
+        let c = caller(&[("x-auth-token", "admin:admin")]);
+        assert!(c.is_admin() && c.has_role("reader"));
+        let c = caller(&[("x-project-id", "p1"), ("x-roles", "reader")]);
+        assert_eq!(c.roles, vec!["reader"]);
+        assert!(caller(&[]).is_admin());
+    }
 }

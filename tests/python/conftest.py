@@ -19,44 +19,72 @@ def free_port():
     return port
 
 
-@pytest.fixture(scope="session")
-def glint():
+def write_conf(root, sections):
+    """A glance-api.conf for a fresh store under root; sections = {section: {key: value}}."""
+    conf = {
+        "DEFAULT": {"bind_host": "127.0.0.1", "bind_port": 0},
+        "glance_store": {"filesystem_store_datadirs": f"{root}/data"},
+        "glint": {"catalog_dir": f"{root}/catalog", "s3_bind_host": "127.0.0.1", "s3_bind_port": 0},
+    }
+    for name, values in sections.items():
+        conf.setdefault(name, {}).update(values)
+    path = os.path.join(root, "glance-api.conf")
+    with open(path, "w") as f:
+        for name, values in conf.items():
+            f.write(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items()))
+    return path
+
+
+def start_glint(sections, probe_port, name):
+    """Starts the real binary; waits until probe_port answers HTTP. Returns (proc, root)."""
     binary = os.environ["GLINT_BIN"]
-    root = tempfile.mkdtemp(prefix="glint-pytest-")
-    port = free_port()
-    conf = os.path.join(root, "glance-api.conf")
-    with open(conf, "w") as f:
-        f.write(f"""[DEFAULT]
-bind_host = 127.0.0.1
-bind_port = 0
-[glance_store]
-filesystem_store_datadirs = {root}/data
-[glint]
-catalog_dir = {root}/catalog
-s3_bind_host = 127.0.0.1
-s3_bind_port = {port}
-s3_domain = s3.localhost
-s3_access_key = {AK}
-s3_secret_key = {SK}
-s3_bootstrap_project = pytest
-""")
+    root = tempfile.mkdtemp(prefix=f"glint-pytest-{name}-")
+    conf = write_conf(root, sections)
     log = open(os.path.join(root, "glint.log"), "w")
     env = dict(os.environ, RUST_LOG="warn")
     env.pop("GLINT_S3_ACCESS_KEY", None)
     env.pop("GLINT_S3_SECRET_KEY", None)
     proc = subprocess.Popen([binary, "--config", conf, "serve"], stdout=log, stderr=subprocess.STDOUT, env=env)
-    endpoint = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
-            urllib.request.urlopen(endpoint + "/", timeout=1)
+            urllib.request.urlopen(f"http://127.0.0.1:{probe_port}/", timeout=1)
+            break
         except urllib.error.HTTPError:
-            break  # it answers (403 for an anonymous ListBuckets)
+            break  # it answers (S3: 403 for an anonymous ListBuckets; Glance: 300)
         except OSError:
             time.sleep(0.1)
     else:
         proc.kill()
         raise RuntimeError("glint did not start; see " + log.name)
-    yield {"endpoint": endpoint, "port": port, "root": root, "ak": AK, "sk": SK, "conf": conf}
+    return proc, root, conf
+
+
+@pytest.fixture(scope="session")
+def glint():
+    port = free_port()
+    proc, root, conf = start_glint({"glint": {
+        "s3_bind_port": port, "s3_domain": "s3.localhost", "s3_access_key": AK,
+        "s3_secret_key": SK, "s3_bootstrap_project": "pytest"}}, port, "s3")
+    yield {"endpoint": f"http://127.0.0.1:{port}", "port": port, "root": root, "ak": AK, "sk": SK,
+           "conf": conf}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+#: The settings the golden transcripts were recorded with: a 16 MiB image_size_cap and a
+#: web-download source on a loopback port the import filter allows.
+GOLDEN_SIZE_CAP = 16777216
+
+
+@pytest.fixture(scope="session")
+def glance():
+    port, web_port = free_port(), free_port()
+    proc, root, conf = start_glint({
+        "DEFAULT": {"bind_port": port, "image_size_cap": GOLDEN_SIZE_CAP},
+        "import_filtering_opts": {"allowed_hosts": "127.0.0.1", "allowed_ports": f"80,443,{web_port}"},
+    }, port, "glance")
+    yield {"endpoint": f"http://127.0.0.1:{port}", "port": port, "root": root, "conf": conf,
+           "web_port": web_port, "size_cap": GOLDEN_SIZE_CAP}
     proc.terminate()
     proc.wait(timeout=10)
 

@@ -1,0 +1,45 @@
+//! Discovery: `/v2/schemas/*` and `/v2/info/{import,stores,stores/detail,usage}`.
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use super::{json, ApiError, ApiResult, Caller, Glance};
+
+pub fn schema(g: &Glance, method: &Method, name: &str) -> ApiResult {
+    let doc = g
+        .schema
+        .document(name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "The resource could not be found."))?;
+    if method != Method::GET {
+        return Err(ApiError::method_not_allowed("GET"));
+    }
+    Ok(json(StatusCode::OK, doc))
+}
+
+pub fn info(g: &Glance, caller: &Caller, method: &Method, what: &str) -> ApiResult {
+    if method != Method::GET {
+        return Err(ApiError::method_not_allowed("GET"));
+    }
+    match what {
+        "import" => Ok(json(
+            StatusCode::OK,
+            &json!({"import-methods": {
+                "description": "Import methods available.",
+                "type": "array",
+                "value": g.opts().enabled_import_methods,
+            }}),
+        )),
+        "stores" | "stores/detail" => {
+            let _ = caller;
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "Multi backend is not supported at this site.",
+            ))
+        }
+        "usage" => Ok(json(StatusCode::OK, &json!({"usage": {}}))),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "The resource could not be found.",
+        )),
+    }
+}

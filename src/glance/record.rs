@@ -1,0 +1,381 @@
+//! The image record as stored in the catalog, its JSON form, who may see or change it, and
+//! the one place where a property value is validated and applied (create and PATCH share
+//! it, so both answer the same status for the same bad value).
+
+use std::collections::BTreeMap;
+
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::schema::ImageSchema;
+use super::{ApiError, Caller};
+use crate::config::GlanceOptions;
+
+/// Set by the server, never by a request (403 "Attribute 'X' is read-only.").
+pub const READ_ONLY: &[&str] = &[
+    "status",
+    "checksum",
+    "size",
+    "virtual_size",
+    "os_hash_algo",
+    "os_hash_value",
+    "created_at",
+    "updated_at",
+    "direct_url",
+    "self",
+    "file",
+    "schema",
+    "stores",
+    "locations",
+];
+/// Names no request may use (403 "Attribute 'X' is reserved.").
+const RESERVED: &[&str] = &["location", "deleted", "deleted_at"];
+/// The writable base attributes: they always exist, so they may be replaced but not removed.
+pub const BASE_WRITABLE: &[&str] = &[
+    "name",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "disk_format",
+    "container_format",
+    "min_disk",
+    "min_ram",
+    "owner",
+    "tags",
+];
+const VISIBILITIES: &[&str] = &["public", "private", "shared", "community"];
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Member {
+    pub member_id: String,
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Member {
+    pub fn to_json(&self, image_id: &str) -> Value {
+        json!({
+            "member_id": self.member_id,
+            "image_id": image_id,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "schema": "/v2/schemas/member",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub id: String,
+    pub name: Option<String>,
+    pub status: String,
+    pub visibility: String,
+    pub protected: bool,
+    pub os_hidden: bool,
+    pub checksum: Option<String>,
+    pub os_hash_algo: Option<String>,
+    pub os_hash_value: Option<String>,
+    pub size: Option<u64>,
+    pub virtual_size: Option<u64>,
+    pub disk_format: Option<String>,
+    pub container_format: Option<String>,
+    pub min_disk: i64,
+    pub min_ram: i64,
+    pub owner: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub tags: Vec<String>,
+    pub extra: BTreeMap<String, String>,
+    /// The engine blob holding the data, once uploaded.
+    pub blob: Option<String>,
+    /// Projects the image is shared with (at most `image_member_quota`; kept in the record
+    /// so that visibility is decided from one read).
+    #[serde(default)]
+    pub members: Vec<Member>,
+}
+
+impl ImageRecord {
+    pub fn new(id: String, owner: Option<String>, stamp: String) -> ImageRecord {
+        ImageRecord {
+            id,
+            name: None,
+            status: "queued".into(),
+            visibility: "shared".into(),
+            protected: false,
+            os_hidden: false,
+            checksum: None,
+            os_hash_algo: None,
+            os_hash_value: None,
+            size: None,
+            virtual_size: None,
+            disk_format: None,
+            container_format: None,
+            min_disk: 0,
+            min_ram: 0,
+            owner,
+            created_at: stamp.clone(),
+            updated_at: stamp,
+            tags: Vec::new(),
+            extra: BTreeMap::new(),
+            blob: None,
+            members: Vec::new(),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), json!(self.id));
+        m.insert("name".into(), json!(self.name));
+        m.insert("status".into(), json!(self.status));
+        m.insert("visibility".into(), json!(self.visibility));
+        m.insert("protected".into(), json!(self.protected));
+        m.insert("os_hidden".into(), json!(self.os_hidden));
+        m.insert("checksum".into(), json!(self.checksum));
+        m.insert("os_hash_algo".into(), json!(self.os_hash_algo));
+        m.insert("os_hash_value".into(), json!(self.os_hash_value));
+        m.insert("size".into(), json!(self.size));
+        m.insert("virtual_size".into(), json!(self.virtual_size));
+        m.insert("disk_format".into(), json!(self.disk_format));
+        m.insert("container_format".into(), json!(self.container_format));
+        m.insert("min_disk".into(), json!(self.min_disk));
+        m.insert("min_ram".into(), json!(self.min_ram));
+        m.insert("owner".into(), json!(self.owner));
+        m.insert("created_at".into(), json!(self.created_at));
+        m.insert("updated_at".into(), json!(self.updated_at));
+        m.insert("tags".into(), json!(self.tags));
+        for (k, v) in &self.extra {
+            m.insert(k.clone(), json!(v));
+        }
+        m.insert("self".into(), json!(format!("/v2/images/{}", self.id)));
+        m.insert("file".into(), json!(format!("/v2/images/{}/file", self.id)));
+        m.insert("schema".into(), json!("/v2/schemas/image"));
+        Value::Object(m)
+    }
+
+    pub fn is_owner(&self, caller: &Caller) -> bool {
+        self.owner.is_some() && self.owner == caller.project
+    }
+
+    pub fn member(&self, project: Option<&str>) -> Option<&Member> {
+        let p = project?;
+        self.members.iter().find(|m| m.member_id == p)
+    }
+
+    /// Whether `caller` may see this image at all (upstream's `get_image`): admins, the
+    /// owner, anyone for public and community images, and the projects a shared image is
+    /// shared with, whatever their membership status.
+    pub fn visible_to(&self, caller: &Caller) -> bool {
+        caller.is_admin()
+            || self.is_owner(caller)
+            || matches!(self.visibility.as_str(), "public" | "community")
+            || (self.visibility == "shared" && self.member(caller.project.as_deref()).is_some())
+    }
+
+    /// `ADMIN or (role:member and project_id:%(owner)s)`: modify, delete, upload, tags,
+    /// deactivate, members.
+    pub fn may_modify(&self, caller: &Caller) -> bool {
+        caller.is_admin() || (caller.has_role("member") && self.is_owner(caller))
+    }
+
+    /// The one place a property is validated and set. `creating` distinguishes POST (where
+    /// `id` may be chosen) from PATCH (where the formats are frozen once data exists).
+    pub fn set_property(
+        &mut self,
+        key: &str,
+        value: &Value,
+        caller: &Caller,
+        rules: &EditRules<'_>,
+    ) -> Result<(), ApiError> {
+        match key {
+            "id" if rules.creating => match value.as_str().filter(|s| valid_uuid(s)) {
+                Some(id) => self.id = id.to_ascii_lowercase(),
+                None => return Err(schema_error("id", value)),
+            },
+            "name" => self.name = string_or_null(value, key, 255)?,
+            "visibility" => {
+                let vis = match value.as_str() {
+                    Some(v) if VISIBILITIES.contains(&v) => v.to_string(),
+                    _ => return Err(schema_error(key, value)),
+                };
+                if vis == "public" && !caller.is_admin() && vis != self.visibility {
+                    return Err(ApiError::forbidden(
+                        "You are not authorized to complete publicize_image action.",
+                    ));
+                }
+                self.visibility = vis;
+            }
+            "protected" | "os_hidden" => {
+                let b = value.as_bool().ok_or_else(|| schema_error(key, value))?;
+                if key == "protected" {
+                    self.protected = b
+                } else {
+                    self.os_hidden = b
+                }
+            }
+            "disk_format" | "container_format" => {
+                let allowed = if key == "disk_format" {
+                    &rules.opts.disk_formats
+                } else {
+                    &rules.opts.container_formats
+                };
+                let v = match value {
+                    Value::Null => None,
+                    Value::String(s) if allowed.iter().any(|a| a == s) => Some(s.clone()),
+                    _ => return Err(schema_error(key, value)),
+                };
+                if !rules.creating && !matches!(self.status.as_str(), "queued" | "importing") {
+                    let current = if key == "disk_format" {
+                        &self.disk_format
+                    } else {
+                        &self.container_format
+                    };
+                    if *current != v {
+                        return Err(ApiError::forbidden(format!(
+                            "Attribute {key} can be only replaced for a queued image."
+                        )));
+                    }
+                }
+                if key == "disk_format" {
+                    self.disk_format = v
+                } else {
+                    self.container_format = v
+                }
+            }
+            "min_disk" | "min_ram" => {
+                let n = value
+                    .as_i64()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| schema_error(key, value))?;
+                if key == "min_disk" {
+                    self.min_disk = n
+                } else {
+                    self.min_ram = n
+                }
+            }
+            "owner" => {
+                let owner = string_or_null(value, key, 255)?;
+                if owner != self.owner && !caller.is_admin() {
+                    return Err(ApiError::forbidden(if rules.creating {
+                        "You are not permitted to create images owned by another project."
+                    } else {
+                        "Attribute 'owner' can only be changed by an administrator."
+                    }));
+                }
+                self.owner = owner;
+            }
+            "tags" => {
+                let tags = value.as_array().ok_or_else(|| schema_error(key, value))?;
+                let mut set: Vec<String> = Vec::new();
+                for t in tags {
+                    let t = t
+                        .as_str()
+                        .filter(|t| t.chars().count() <= 255)
+                        .ok_or_else(|| schema_error(key, value))?;
+                    if !set.iter().any(|x| x == t) {
+                        set.push(t.to_string());
+                    }
+                }
+                if set.len() > rules.opts.image_tag_quota {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "Maximum number of tags exceeded ({})",
+                            rules.opts.image_tag_quota
+                        ),
+                    ));
+                }
+                self.tags = set;
+            }
+            k => {
+                check_writable(k)?;
+                if k.chars().count() > 255 {
+                    return Err(ApiError::bad(
+                        "Provided object does not match schema 'image': property names are limited to 255 characters",
+                    ));
+                }
+                let s = rules.schema.validate_extra(k, value)?;
+                match s {
+                    Some(s) => {
+                        if !self.extra.contains_key(k)
+                            && self.extra.len() >= rules.opts.image_property_quota
+                        {
+                            return Err(ApiError::new(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                format!(
+                                    "Maximum number of image properties exceeded ({})",
+                                    rules.opts.image_property_quota
+                                ),
+                            ));
+                        }
+                        self.extra.insert(k.to_string(), s);
+                    }
+                    // A schema property that allows null: null removes it.
+                    None => {
+                        self.extra.remove(k);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a property edit is checked against.
+pub struct EditRules<'a> {
+    pub creating: bool,
+    pub opts: &'a GlanceOptions,
+    pub schema: &'a ImageSchema,
+}
+
+/// 403 for read-only and reserved names (checked before any value validation).
+pub fn check_writable(key: &str) -> Result<(), ApiError> {
+    if READ_ONLY.contains(&key) || key == "id" {
+        return Err(ApiError::forbidden(format!(
+            "Attribute '{key}' is read-only."
+        )));
+    }
+    if RESERVED.contains(&key) || key.starts_with("os_glance") {
+        return Err(ApiError::forbidden(format!(
+            "Attribute '{key}' is reserved."
+        )));
+    }
+    Ok(())
+}
+
+pub fn schema_error(key: &str, value: &Value) -> ApiError {
+    ApiError::bad(format!(
+        "Provided object does not match schema 'image': {value} is not valid for '{key}'"
+    ))
+}
+
+fn string_or_null(v: &Value, key: &str, max: usize) -> Result<Option<String>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.chars().count() <= max => Ok(Some(s.clone())),
+        _ => Err(schema_error(key, v)),
+    }
+}
+
+pub fn valid_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                *c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// Glance's timestamp form: second precision, `Z`.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+        .unwrap_or_default()
+}
