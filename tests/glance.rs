@@ -11,6 +11,10 @@ struct Server {
 }
 
 async fn start(cap: u64) -> Server {
+    start_with(cap, |_| {}).await
+}
+
+async fn start_with(cap: u64, adjust: impl FnOnce(&mut glint::config::Config)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = glint::config::Config::defaults();
     cfg.data_dirs = vec![dir.path().join("data")];
@@ -18,6 +22,7 @@ async fn start(cap: u64) -> Server {
     cfg.s3_addr = "127.0.0.1:0".parse().unwrap();
     cfg.glance_addr = "127.0.0.1:0".parse().unwrap();
     cfg.image_size_cap = cap;
+    adjust(&mut cfg);
     let running = glint::start(cfg).await.unwrap();
     Server {
         base: format!("http://{}", running.glance_addr),
@@ -756,4 +761,413 @@ async fn schemas_and_discovery() {
     assert_eq!(r.status().as_u16(), 404);
     let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(e["code"], "404 Not Found");
+}
+
+/// Polls an image until `done` holds for it (imports run in the background).
+async fn wait_for(
+    s: &Server,
+    id: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for _ in 0..200 {
+        let img = s.show(id).await;
+        if done(&img) {
+            return img;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "image {id} never reached the expected state: {}",
+        s.show(id).await
+    );
+}
+
+async fn post_json(s: &Server, path: &str, body: serde_json::Value) -> u16 {
+    s.req(reqwest::Method::POST, path)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_then_glance_direct_import() {
+    let s = start(1 << 30).await;
+    let (_, img) = s
+        .create(serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .await;
+    let id = img["id"].as_str().unwrap().to_string();
+    let import = format!("/v2/images/{id}/import");
+    let direct = serde_json::json!({"method": {"name": "glance-direct"}});
+    assert_eq!(
+        post_json(&s, &import, direct.clone()).await,
+        409,
+        "nothing staged"
+    );
+    let data = pattern(3 << 20);
+    let stage = |body: Vec<u8>| {
+        s.req(reqwest::Method::PUT, &format!("/v2/images/{id}/stage"))
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+    };
+    assert_eq!(stage(data.clone()).await.unwrap().status().as_u16(), 204);
+    let img = s.show(&id).await;
+    assert_eq!(
+        (img["status"].as_str(), img["size"].as_u64()),
+        (Some("uploading"), Some(data.len() as u64))
+    );
+    assert!(img["checksum"].is_null(), "checksums come with the import");
+    assert_eq!(stage(vec![1]).await.unwrap().status().as_u16(), 409);
+    assert_eq!(post_json(&s, &import, serde_json::json!({})).await, 400);
+    assert_eq!(
+        post_json(&s, &import, serde_json::json!({"method": {"name": "fax"}})).await,
+        400
+    );
+    s.store.settle().await;
+    let chunks = s.store.chunk_file_count().unwrap();
+    assert_eq!(post_json(&s, &import, direct.clone()).await, 202);
+    let img = wait_for(&s, &id, |i| i["status"] == "active").await;
+    assert_eq!(img["checksum"], hex::encode(md5::Md5::digest(&data)));
+    assert_eq!(img["virtual_size"], data.len() as u64);
+    assert!(
+        img.get("os_glance_import_task").is_none(),
+        "the import lock is released"
+    );
+    s.store.settle().await;
+    assert_eq!(
+        s.store.chunk_file_count().unwrap(),
+        chunks,
+        "the staged blob is adopted, not copied"
+    );
+    let body = s
+        .req(reqwest::Method::GET, &format!("/v2/images/{id}/file"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(body.as_ref(), data.as_slice());
+    let tasks: serde_json::Value = s
+        .req(reqwest::Method::GET, &format!("/v2/images/{id}/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tasks["tasks"][0]["status"], "success");
+    assert_eq!(tasks["tasks"][0]["type"], "api_image_import");
+    assert_eq!(post_json(&s, &import, direct).await, 409, "already active");
+    // A staged image deleted before its import leaves nothing behind.
+    let (_, img) = s
+        .create(serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .await;
+    let id2 = img["id"].as_str().unwrap().to_string();
+    let r = s
+        .req(reqwest::Method::PUT, &format!("/v2/images/{id2}/stage"))
+        .header("content-type", "application/octet-stream")
+        .body(pattern(1 << 20).into_iter().rev().collect::<Vec<u8>>())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    for i in [&id, &id2] {
+        let d = s
+            .req(reqwest::Method::DELETE, &format!("/v2/images/{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(d.status().as_u16(), 204);
+    }
+    s.store.settle().await;
+    assert_eq!(s.store.chunk_file_count().unwrap(), 0);
+}
+
+/// Serves `body` over plain HTTP on a loopback port (a web-download source).
+async fn web_source(body: Vec<u8>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = std::sync::Arc::new(body);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut req = [0u8; 4096];
+                let _ = sock.read(&mut req).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&body).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_download_import_and_uri_filtering() {
+    let data = pattern(2 << 20);
+    let port = web_source(data.clone()).await;
+    let s = start_with(1 << 30, |c| {
+        c.glance.import_filter.allowed_hosts = vec!["127.0.0.1".into()];
+        c.glance.import_filter.allowed_ports = vec![port];
+    })
+    .await;
+    let (_, img) = s
+        .create(serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .await;
+    let id = img["id"].as_str().unwrap().to_string();
+    let import = format!("/v2/images/{id}/import");
+    let web = |uri: &str| serde_json::json!({"method": {"name": "web-download", "uri": uri}});
+    for refused in [
+        "http://127.0.0.1:8/x".to_string(),    // port not allowed
+        format!("http://2130706433:{port}/x"), // an encoded loopback address
+        format!("ftp://127.0.0.1:{port}/x"),
+        format!("http://localhost:{port}/x"), // resolves to loopback, not allowed by name
+    ] {
+        assert_eq!(
+            post_json(&s, &import, web(&refused)).await,
+            400,
+            "{refused}"
+        );
+    }
+    assert_eq!(
+        post_json(
+            &s,
+            &import,
+            serde_json::json!({"method": {"name": "web-download"}})
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        post_json(
+            &s,
+            &import,
+            serde_json::json!({"method": {"name": "copy-image"}})
+        )
+        .await,
+        409,
+        "copy-image needs an active image"
+    );
+    assert_eq!(
+        post_json(
+            &s,
+            &import,
+            web(&format!("http://127.0.0.1:{port}/img.raw"))
+        )
+        .await,
+        202
+    );
+    let img = wait_for(&s, &id, |i| i["status"] == "active").await;
+    assert_eq!(img["checksum"], hex::encode(md5::Md5::digest(&data)));
+    assert_eq!(img["size"], data.len() as u64);
+    assert_eq!(
+        post_json(
+            &s,
+            &import,
+            web(&format!("http://127.0.0.1:{port}/img.raw"))
+        )
+        .await,
+        409
+    );
+    // The data does not match the declared format: the import fails, the image is queued.
+    let (_, img) = s
+        .create(serde_json::json!({"disk_format": "qcow2", "container_format": "bare"}))
+        .await;
+    let id2 = img["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        post_json(
+            &s,
+            &format!("/v2/images/{id2}/import"),
+            web(&format!("http://127.0.0.1:{port}/x"))
+        )
+        .await,
+        202
+    );
+    let tasks = loop {
+        let t: serde_json::Value = s
+            .req(reqwest::Method::GET, &format!("/v2/images/{id2}/tasks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if t["tasks"][0]["status"] == "failure" {
+            break t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(tasks["tasks"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not match"));
+    assert_eq!(s.show(&id2).await["status"], "queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_tasks_api() {
+    let s = start(1 << 30).await;
+    let admin = "admin:admin";
+    let r = s
+        .as_(admin, reqwest::Method::GET, "/v2/tasks")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = s
+        .req(reqwest::Method::GET, "/v2/tasks")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "tasks_api_access is admin-only");
+    let post = |body: serde_json::Value| {
+        s.as_(admin, reqwest::Method::POST, "/v2/tasks")
+            .json(&body)
+            .send()
+    };
+    let r = post(serde_json::json!({"type": "fax", "input": {}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let r = post(serde_json::json!({"type": "import", "input": {"import_from": "http://127.0.0.1:8/x.img", "import_from_format": "raw", "image_properties": {"disk_format": "raw", "container_format": "bare"}}}))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        400,
+        "loopback URIs do not pass the default filter"
+    );
+    let r = s
+        .as_(
+            admin,
+            reqwest::Method::DELETE,
+            "/v2/tasks/00000000-0000-4000-8000-000000000000",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn format_inspection_of_qemu_img_files() {
+    let Ok(out) = std::process::Command::new("qemu-img")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("SKIPPED: qemu-img is not installed");
+        return;
+    };
+    assert!(out.status.success());
+    let s = start(1 << 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let qemu = |args: &[&str]| {
+        let st = std::process::Command::new("qemu-img")
+            .args(args)
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success(), "qemu-img {args:?}");
+    };
+    qemu(&["create", "-f", "qcow2", "ok.qcow2", "32M"]);
+    std::fs::write(dir.path().join("base.raw"), vec![0u8; 65536]).unwrap();
+    qemu(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-b",
+        "base.raw",
+        "-F",
+        "raw",
+        "backing.qcow2",
+    ]);
+    qemu(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-o",
+        "data_file=data.bin",
+        "datafile.qcow2",
+        "1M",
+    ]);
+    qemu(&[
+        "create",
+        "-f",
+        "vmdk",
+        "-o",
+        "subformat=monolithicSparse",
+        "sparse.vmdk",
+        "4M",
+    ]);
+    qemu(&["create", "-f", "vhdx", "d.vhdx", "8M"]);
+    qemu(&["create", "-f", "vdi", "d.vdi", "8M"]);
+    qemu(&["create", "-f", "vpc", "d.vhd", "8M"]);
+    qemu(&[
+        "create",
+        "-f",
+        "vmdk",
+        "-o",
+        "subformat=monolithicFlat",
+        "flat.vmdk",
+        "1M",
+    ]);
+    let flat = std::fs::read_to_string(dir.path().join("flat.vmdk"))
+        .unwrap()
+        .replace("flat-flat.vmdk", "/etc/passwd");
+    std::fs::write(dir.path().join("flat.vmdk"), flat).unwrap();
+    let cases: &[(&str, &str, u16, Option<u64>)] = &[
+        ("ok.qcow2", "qcow2", 204, Some(32 << 20)),
+        ("ok.qcow2", "vmdk", 415, None),
+        ("ok.qcow2", "raw", 204, None),
+        ("backing.qcow2", "qcow2", 415, None),
+        ("backing.qcow2", "raw", 415, None),
+        ("datafile.qcow2", "qcow2", 415, None),
+        ("flat.vmdk", "vmdk", 415, None),
+        ("sparse.vmdk", "vmdk", 204, Some(4 << 20)),
+        ("d.vhdx", "vhdx", 204, Some(8 << 20)),
+        ("d.vdi", "vdi", 204, Some(8 << 20)),
+        ("d.vhd", "vhd", 204, None),
+    ];
+    for (file, fmt, want, vsize) in cases {
+        let data = std::fs::read(dir.path().join(file)).unwrap();
+        let (_, img) = s
+            .create(serde_json::json!({"disk_format": fmt, "container_format": "bare"}))
+            .await;
+        let id = img["id"].as_str().unwrap().to_string();
+        assert_eq!(s.upload(&id, data.clone()).await, *want, "{file} as {fmt}");
+        let img = s.show(&id).await;
+        if *want == 204 {
+            assert_eq!(img["status"], "active");
+            if let Some(v) = vsize {
+                assert_eq!(img["virtual_size"], *v, "{file}");
+            }
+            if *fmt == "raw" {
+                assert_eq!(img["virtual_size"], data.len() as u64);
+            }
+        } else {
+            assert_eq!(
+                (img["status"].as_str(), img["size"].is_null()),
+                (Some("queued"), true),
+                "{file}"
+            );
+        }
+    }
+    // Not inspected unless the container is bare.
+    let (_, img) = s
+        .create(serde_json::json!({"disk_format": "vmdk", "container_format": "ovf"}))
+        .await;
+    let data = std::fs::read(dir.path().join("ok.qcow2")).unwrap();
+    assert_eq!(s.upload(img["id"].as_str().unwrap(), data).await, 204);
 }

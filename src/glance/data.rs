@@ -1,39 +1,148 @@
 //! Image data: `PUT /v2/images/{id}/file` streams into the engine computing size, MD5
 //! (`checksum`) and SHA-512 (`os_hash_value`) in one pass, with the status machine of
 //! API.md §5 (queued → saving → active; any failure back to queued with nothing kept);
+//! `PUT /v2/images/{id}/stage` keeps the data for a later glance-direct import;
 //! `GET /v2/images/{id}/file` streams it back with `Content-MD5`, Range and 204.
+//! `ingest` and `activate` are shared with the import methods.
 
-use glint_storage::{BlobId, DigestSet, WriteOptions};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::{Stream, TryStreamExt};
+use glint_storage::{BlobId, DigestSet, StagedBlob, WriteOptions};
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use std::sync::{Arc, Mutex};
-
-use futures::TryStreamExt;
-
 use super::image::{load_visible, read_image, update, write_image};
-use super::inspect::Inspector;
+use super::inspect::{Findings, Inspector, Refusal};
+use super::record::{ImageRecord, Staged};
 use super::{ApiError, ApiResult, Caller, Glance};
 use crate::body;
 
-pub async fn upload(
+/// Data written to the engine (not yet part of any image) and what it is.
+pub struct Ingested {
+    pub staged: StagedBlob,
+    pub size: u64,
+    pub md5: Option<String>,
+    pub sha512: Option<String>,
+    pub findings: Findings,
+}
+
+/// Streams `stream` into the engine, hashing and inspecting it on the way; memory stays
+/// bounded whatever the size. The image size cap applies.
+pub async fn ingest<S, E>(g: &Glance, stream: S) -> Result<Ingested, glint_storage::StoreError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let inspector = Arc::new(Mutex::new(Inspector::new()));
+    let tap = inspector.clone();
+    let stream = stream.inspect_ok(move |piece| {
+        tap.lock().expect("inspector lock").feed(piece);
+    });
+    let staged = g
+        .store
+        .write(
+            stream,
+            WriteOptions {
+                digests: DigestSet::MD5 | DigestSet::SHA512,
+                max_size: Some(g.cfg.image_size_cap),
+            },
+        )
+        .await?;
+    let inspector = std::mem::take(&mut *inspector.lock().expect("inspector lock"));
+    let d = staged.digests().clone();
+    let size = staged.size();
+    Ok(Ingested {
+        findings: inspector.conclude(size),
+        md5: d.md5.map(hex::encode),
+        sha512: d.sha512.map(hex::encode),
+        size,
+        staged,
+    })
+}
+
+/// The bytes an image is about to become active with.
+pub enum NewData {
+    /// Just written: committed with the image.
+    Fresh(Box<StagedBlob>),
+    /// Already a committed blob (staged data, a cloned S3 object): the image takes it over.
+    Committed(BlobId),
+}
+
+/// Makes the image active with the given data if it is still in `from` (the status its
+/// upload or import moved it to); false when it is not (deleted or changed meanwhile: the
+/// caller's data is then dropped and reclaimed). `also` applies further changes in the same
+/// transaction.
+pub async fn activate<F>(
+    g: &Glance,
+    id: &str,
+    from: &'static str,
+    data: NewData,
+    meta: (u64, Option<String>, Option<String>, Option<u64>),
+    also: F,
+) -> Result<bool, ApiError>
+where
+    F: Fn(&mut ImageRecord) + Send + 'static,
+{
+    let key = id.to_string();
+    let (size, md5, sha512, virtual_size) = meta;
+    let activated = g
+        .store
+        .transact(move |tx| {
+            let Some(mut rec) = read_image(tx, &key)?.filter(|r| r.status == from) else {
+                return Ok(false);
+            };
+            let blob = match &data {
+                NewData::Fresh(staged) => tx.add_blob(staged)?,
+                NewData::Committed(b) => *b,
+            };
+            rec.blob = Some(blob.to_hex());
+            rec.status = "active".into();
+            rec.size = Some(size);
+            rec.virtual_size = virtual_size;
+            rec.checksum = md5.clone();
+            rec.os_hash_algo = Some("sha512".into());
+            rec.os_hash_value = sha512.clone();
+            also(&mut rec);
+            write_image(tx, &mut rec)?;
+            Ok(true)
+        })
+        .await?;
+    Ok(activated)
+}
+
+/// Upstream's answer to data that fails inspection.
+pub fn refused(refusal: &Refusal) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!(
+            "The request media type application/octet-stream is not supported by this server.\n\n{refusal}"
+        ),
+    )
+}
+
+/// The checks upload and stage share: policy, Content-Type, the size hint.
+async fn check_data_request(
     g: &Glance,
     caller: &Caller,
     id: &str,
     parts: &http::request::Parts,
-    incoming: Incoming,
-) -> ApiResult {
+    action: &str,
+) -> Result<ImageRecord, ApiError> {
     let rec = load_visible(g, caller, id).await?;
     if !rec.may_modify(caller) {
-        return Err(ApiError::forbidden(
-            "You are not authorized to complete upload_image action.",
-        ));
+        return Err(ApiError::forbidden(format!(
+            "You are not authorized to complete {action} action."
+        )));
     }
     if parts
         .headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
         != Some("application/octet-stream")
     {
         return Err(ApiError::new(
@@ -52,99 +161,76 @@ pub async fn upload(
             ));
         }
     }
-    if rec.status != "queued" {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "Image status transition from {} to saving is not allowed",
-                rec.status
-            ),
-        ));
-    }
-    if rec.disk_format.is_none() || rec.container_format.is_none() {
-        return Err(ApiError::bad(
-            "Properties disk_format, container_format must be set prior to saving data.",
-        ));
-    }
-    update(g, &rec.id, |r| match r.status.as_str() {
-        "queued" => {
-            r.status = "saving".into();
-            Ok(())
+    Ok(rec)
+}
+
+/// Moves the image from queued to `to` (409 from any other status).
+async fn begin(g: &Glance, id: &str, to: &'static str, need_formats: bool) -> Result<(), ApiError> {
+    update(g, id, move |r| {
+        if r.status != "queued" {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "Image status transition from {} to {to} is not allowed",
+                    r.status
+                ),
+            ));
         }
-        other => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("Image status transition from {other} to saving is not allowed"),
-        )),
+        if need_formats && (r.disk_format.is_none() || r.container_format.is_none()) {
+            return Err(ApiError::bad(
+                "Properties disk_format, container_format must be set prior to saving data.",
+            ));
+        }
+        r.status = to.into();
+        Ok(())
     })
-    .await?;
-    // With container_format bare the bytes are inspected on their way to the engine.
-    let inspector = (rec.container_format.as_deref() == Some("bare"))
-        .then(|| Arc::new(Mutex::new(Inspector::new())));
-    let tap = inspector.clone();
-    let stream = incoming.into_data_stream().inspect_ok(move |piece| {
-        if let Some(i) = &tap {
-            i.lock().expect("inspector lock").feed(piece);
-        }
-    });
-    let written = g
-        .store
-        .write(
-            stream,
-            WriteOptions {
-                digests: DigestSet::MD5 | DigestSet::SHA512,
-                max_size: Some(g.cfg.image_size_cap),
-            },
-        )
-        .await;
-    let staged = match written {
-        Ok(s) => s,
+    .await
+    .map(|_| ())
+}
+
+pub async fn upload(
+    g: &Glance,
+    caller: &Caller,
+    id: &str,
+    parts: &http::request::Parts,
+    incoming: Incoming,
+) -> ApiResult {
+    let rec = check_data_request(g, caller, id, parts, "upload_image").await?;
+    begin(g, &rec.id, "saving", true).await?;
+    let data = match ingest(g, incoming.into_data_stream()).await {
+        Ok(d) => d,
         Err(e) => {
-            // Its chunks are already released.
-            restore_queued(g, &rec.id).await;
+            restore_queued(g, &rec.id, "saving", None).await;
             return Err(e.into());
         }
     };
-    let d = staged.digests().clone();
-    let size = staged.size();
+    // Inspection applies to bare containers only, as upstream.
     let mut virtual_size = None;
-    if let Some(i) = inspector {
-        let inspector = std::mem::take(&mut *i.lock().expect("inspector lock"));
+    if rec.container_format.as_deref() == Some("bare") {
         let declared = rec.disk_format.clone().unwrap_or_default();
-        match inspector.finish(&declared, size) {
+        match data.findings.verdict(&declared) {
             Ok(v) => virtual_size = v.virtual_size,
             Err(refusal) => {
-                drop(staged); // unpinned: its chunks are reclaimed
-                restore_queued(g, &rec.id).await;
                 tracing::warn!(image = %rec.id, %refusal, "upload refused by format inspection");
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    format!(
-                        "The request media type application/octet-stream is not supported by this server.\n\n{refusal}"
-                    ),
-                ));
+                // Upstream keeps the refused bytes' checksums on the queued image.
+                let sums = (data.md5.clone(), data.sha512.clone());
+                drop(data); // unpinned: its chunks are reclaimed
+                restore_queued(g, &rec.id, "saving", Some(sums)).await;
+                return Err(refused(&refusal));
             }
         }
     }
-    let key = rec.id.clone();
-    let activated = g
-        .store
-        .transact(move |tx| {
-            let Some(mut rec) = read_image(tx, &key)?.filter(|r| r.status == "saving") else {
-                return Ok(false);
-            };
-            let blob = tx.add_blob(&staged)?;
-            rec.blob = Some(blob.to_hex());
-            rec.status = "active".into();
-            rec.size = Some(size);
-            rec.virtual_size = virtual_size;
-            rec.checksum = d.md5.map(hex::encode);
-            rec.os_hash_algo = Some("sha512".into());
-            rec.os_hash_value = d.sha512.map(hex::encode);
-            write_image(tx, &mut rec)?;
-            Ok(true)
-        })
-        .await?;
-    if !activated {
+    let meta = (data.size, data.md5, data.sha512, virtual_size);
+    if !activate(
+        g,
+        &rec.id,
+        "saving",
+        NewData::Fresh(Box::new(data.staged)),
+        meta,
+        |_| {},
+    )
+    .await?
+    {
         return Err(ApiError::new(
             StatusCode::GONE,
             "Image was deleted during the upload",
@@ -157,14 +243,84 @@ pub async fn upload(
         .expect("valid"))
 }
 
-/// A failed upload returns the image to `queued` with no size. An image deleted meanwhile
-/// has nothing to restore: the upload's own error stands.
-async fn restore_queued(g: &Glance, id: &str) {
-    let _ = update(g, id, |r| {
-        if r.status == "saving" {
+/// `PUT /v2/images/{id}/stage`: queued → uploading with the data kept (committed as its
+/// own blob) for a glance-direct import; its size shows, its checksums come with the
+/// import. Formats are checked at import, not here.
+pub async fn stage(
+    g: &Glance,
+    caller: &Caller,
+    id: &str,
+    parts: &http::request::Parts,
+    incoming: Incoming,
+) -> ApiResult {
+    if !g
+        .opts()
+        .enabled_import_methods
+        .iter()
+        .any(|m| m == "glance-direct")
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "The resource could not be found.",
+        ));
+    }
+    let rec = check_data_request(g, caller, id, parts, "modify_image").await?;
+    begin(g, &rec.id, "uploading", false).await?;
+    let data = match ingest(g, incoming.into_data_stream()).await {
+        Ok(d) => d,
+        Err(e) => {
+            restore_queued(g, &rec.id, "uploading", None).await;
+            return Err(e.into());
+        }
+    };
+    let key = rec.id.clone();
+    let kept = g
+        .store
+        .transact(move |tx| {
+            let Some(mut r) = read_image(tx, &key)?.filter(|r| r.status == "uploading") else {
+                return Ok(false);
+            };
+            let blob = tx.add_blob(&data.staged)?;
+            r.size = Some(data.size);
+            r.staged = Some(Staged {
+                blob: blob.to_hex(),
+                size: data.size,
+                md5: data.md5.clone(),
+                sha512: data.sha512.clone(),
+                findings: data.findings.clone(),
+            });
+            write_image(tx, &mut r)?;
+            Ok(true)
+        })
+        .await?;
+    if !kept {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "Image was deleted during the upload",
+        ));
+    }
+    super::no_content()
+}
+
+/// A failed upload or stage returns the image from `from` to `queued` with no size;
+/// `sums` are kept when inspection refused the bytes (as upstream). An image deleted
+/// meanwhile has nothing to restore: the upload's own error stands.
+async fn restore_queued(
+    g: &Glance,
+    id: &str,
+    from: &'static str,
+    sums: Option<(Option<String>, Option<String>)>,
+) {
+    let _ = update(g, id, move |r| {
+        if r.status == from {
             r.status = "queued".into();
             r.size = None;
             r.virtual_size = None;
+            if let Some((md5, sha512)) = &sums {
+                r.checksum = md5.clone();
+                r.os_hash_algo = Some("sha512".into());
+                r.os_hash_value = sha512.clone();
+            }
         }
         Ok(())
     })

@@ -8,12 +8,15 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 use super::record::{now, valid_uuid, EditRules, ImageRecord};
-use super::{data, discovery, json, listing, members, no_content, patch, read_json_body};
+use std::sync::Arc;
+
+use super::{cache, data, discovery, import, json, listing, members, no_content, patch};
+use super::{read_json_body, tasks};
 use super::{uuid_v4, ApiError, ApiResult, Caller, Glance};
 use crate::body;
 
 pub async fn route(
-    g: &Glance,
+    g: &Arc<Glance>,
     caller: &Caller,
     parts: &http::request::Parts,
     incoming: Incoming,
@@ -27,7 +30,15 @@ pub async fn route(
     if let Some(what) = path.strip_prefix("/v2/info/") {
         return discovery::info(g, caller, m, what);
     }
+    let query = parts.uri.query().unwrap_or("");
     match (m, segs.as_slice()) {
+        (_, ["tasks", rest @ ..]) => tasks::route(g, caller, m, rest, query, incoming).await,
+        (&Method::DELETE, ["stores", _, _]) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Multi backend is not supported at this site.",
+        )),
+        (_, ["cache", ..]) => cache::route(g, caller, m, &segs[1..], &parts.headers).await,
+        (&Method::GET, ["metadefs", what]) => discovery::metadefs(what),
         (&Method::POST, ["images"]) => create(g, caller, incoming).await,
         (&Method::GET, ["images"]) => list(g, caller, parts.uri.query().unwrap_or("")).await,
         (_, ["images"]) => Err(ApiError::method_not_allowed("GET, POST")),
@@ -44,9 +55,15 @@ pub async fn route(
         (&Method::GET, ["images", id, "file"]) => data::download(g, caller, id, parts).await,
         (_, ["images", _, "file"]) => Err(ApiError::method_not_allowed("GET, PUT")),
         (&Method::GET, ["images", id, "tasks"]) => {
-            load_visible(g, caller, id).await?;
-            Ok(json(StatusCode::OK, &serde_json::json!({"tasks": []})))
+            let rec = load_visible(g, caller, id).await?;
+            tasks::of_image(g, &rec.id).await
         }
+        (&Method::PUT, ["images", id, "stage"]) => {
+            data::stage(g, caller, id, parts, incoming).await
+        }
+        (_, ["images", _, "stage"]) => Err(ApiError::method_not_allowed("PUT")),
+        (&Method::POST, ["images", id, "import"]) => import::start(g, caller, id, incoming).await,
+        (_, ["images", _, "import"]) => Err(ApiError::method_not_allowed("POST")),
         (&Method::PUT, ["images", id, "tags", tag]) => tag_op(g, caller, id, tag, true).await,
         (&Method::DELETE, ["images", id, "tags", tag]) => tag_op(g, caller, id, tag, false).await,
         (_, ["images", _, "tags", _]) => Err(ApiError::method_not_allowed("PUT, DELETE")),
@@ -98,12 +115,30 @@ fn rules(g: &Glance, creating: bool) -> EditRules<'_> {
 }
 
 async fn create(g: &Glance, caller: &Caller, incoming: Incoming) -> ApiResult {
+    let fields = read_json_body(incoming).await?;
+    let rec = create_record(g, caller, &fields).await?;
+    let mut resp = json(StatusCode::CREATED, &rec.to_json());
+    if let Ok(v) = format!("/v2/images/{}", rec.id).parse() {
+        resp.headers_mut().insert("location", v);
+    }
+    if let Ok(v) = g.opts().enabled_import_methods.join(",").parse() {
+        resp.headers_mut()
+            .insert("openstack-image-import-methods", v);
+    }
+    Ok(resp)
+}
+
+/// Validates `fields` as a new image of `caller`'s and stores it (`queued`).
+pub async fn create_record(
+    g: &Glance,
+    caller: &Caller,
+    fields: &serde_json::Map<String, Value>,
+) -> Result<ImageRecord, ApiError> {
     if !caller.is_admin() && !caller.has_role("member") {
         return Err(ApiError::forbidden(
             "You are not authorized to complete add_image action.",
         ));
     }
-    let fields = read_json_body(incoming).await?;
     let mut rec = ImageRecord::new(uuid_v4(), caller.project.clone(), now());
     let rules = rules(g, true);
     // Read-only and reserved names are refused before any value is looked at.
@@ -112,7 +147,7 @@ async fn create(g: &Glance, caller: &Caller, incoming: Incoming) -> ApiResult {
             super::record::check_writable(k)?;
         }
     }
-    for (k, v) in &fields {
+    for (k, v) in fields {
         rec.set_property(k, v, caller, &rules)?;
     }
     let value = serde_json::to_vec(&rec).expect("serializable");
@@ -133,15 +168,7 @@ async fn create(g: &Glance, caller: &Caller, incoming: Incoming) -> ApiResult {
             format!("Image with identifier {} already exists!", rec.id),
         ));
     }
-    let mut resp = json(StatusCode::CREATED, &rec.to_json());
-    if let Ok(v) = format!("/v2/images/{}", rec.id).parse() {
-        resp.headers_mut().insert("location", v);
-    }
-    if let Ok(v) = g.opts().enabled_import_methods.join(",").parse() {
-        resp.headers_mut()
-            .insert("openstack-image-import-methods", v);
-    }
-    Ok(resp)
+    Ok(rec)
 }
 
 async fn list(g: &Glance, caller: &Caller, query: &str) -> ApiResult {
@@ -258,8 +285,11 @@ async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
     g.store
         .transact(move |tx| {
             if let Some(cur) = read_image(tx, &key)? {
-                if let Some(b) = cur.blob.as_deref().and_then(|b| b.parse::<BlobId>().ok()) {
-                    tx.delete_blob(b)?;
+                let staged = cur.staged.as_ref().map(|s| s.blob.as_str());
+                for b in [cur.blob.as_deref(), staged].into_iter().flatten() {
+                    if let Ok(b) = b.parse::<BlobId>() {
+                        tx.delete_blob(b)?;
+                    }
                 }
                 tx.delete(Catalog::Images, key.as_bytes())?;
             }

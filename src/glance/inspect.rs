@@ -28,7 +28,51 @@ pub struct Inspector {
     planned_head: bool,
 }
 
-/// What inspection found.
+/// What the bytes are, once all of them have passed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Findings {
+    pub size: u64,
+    /// None for an empty stream.
+    pub format: Option<String>,
+    /// Why the detected format's safety check failed, if it did.
+    pub unsafe_reason: Option<String>,
+    /// The detected format's virtual size.
+    pub virtual_size: Option<u64>,
+}
+
+impl Findings {
+    /// Judges the bytes against the declared `disk_format` (upstream's rules: raw accepts
+    /// any safe data, formats the inspector does not know accept raw-looking data, every
+    /// other format must match).
+    pub fn verdict(&self, declared: &str) -> Result<Verdict, Refusal> {
+        let Some(found) = self.format.as_deref() else {
+            // Nothing to inspect: no format, no virtual size (as upstream).
+            return Ok(Verdict { virtual_size: None });
+        };
+        if let Some(reason) = &self.unsafe_reason {
+            return Err(Refusal::Unsafe {
+                reason: reason.clone(),
+            });
+        }
+        let mismatch = || Refusal::Mismatch {
+            declared: declared.into(),
+            found: found.into(),
+        };
+        match declared {
+            // Raw's virtual size is the byte count.
+            "raw" => Ok(Verdict {
+                virtual_size: Some(self.size),
+            }),
+            "ami" | "ari" | "aki" | "ploop" if found == "raw" => Ok(Verdict { virtual_size: None }),
+            d if d == found => Ok(Verdict {
+                virtual_size: self.virtual_size,
+            }),
+            _ => Err(mismatch()),
+        }
+    }
+}
+
+/// What inspection decided.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub virtual_size: Option<u64>,
@@ -37,14 +81,8 @@ pub struct Verdict {
 /// Why the data was refused (both are 415 upstream).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
-    Mismatch {
-        declared: String,
-        found: String,
-    },
-    Unsafe {
-        format: &'static str,
-        reason: String,
-    },
+    Mismatch { declared: String, found: String },
+    Unsafe { reason: String },
 }
 
 impl std::fmt::Display for Refusal {
@@ -54,9 +92,7 @@ impl std::fmt::Display for Refusal {
                 f,
                 "Image disk_format {declared} does not match stream data {found}"
             ),
-            Refusal::Unsafe { format, reason } => {
-                write!(f, "Image failed safety checks ({format}: {reason})")
-            }
+            Refusal::Unsafe { reason } => write!(f, "Image failed safety checks ({reason})"),
         }
     }
 }
@@ -174,45 +210,34 @@ impl Inspector {
 
     /// Decides once the whole stream has passed. `declared` is the image's `disk_format`;
     /// `size` the byte count.
-    pub fn finish(mut self, declared: &str, size: u64) -> Result<Verdict, Refusal> {
+    #[cfg(test)]
+    pub fn finish(self, declared: &str, size: u64) -> Result<Verdict, Refusal> {
+        self.conclude(size).verdict(declared)
+    }
+
+    /// What the stream turned out to be, independent of what it was declared as (staged
+    /// data is inspected when staged and judged at import).
+    pub fn conclude(mut self, size: u64) -> Findings {
+        if size == 0 {
+            return Findings::default();
+        }
         if !self.planned_head {
             self.planned_head = true;
             self.plan();
         }
         let found = self.detect().unwrap_or("raw");
-        self.safety_check(found)?;
-        let raw_like = ["ami", "ari", "aki", "ploop"];
-        match declared {
-            // Raw accepts any bytes (their safety was checked above); its virtual size is
-            // the byte count.
-            "raw" => Ok(Verdict {
-                virtual_size: Some(size),
-            }),
-            d if raw_like.contains(&d) => {
-                if found == "raw" {
-                    Ok(Verdict { virtual_size: None })
-                } else {
-                    Err(Refusal::Mismatch {
-                        declared: d.into(),
-                        found: found.into(),
-                    })
-                }
-            }
-            d if d == found => Ok(Verdict {
-                virtual_size: self.virtual_size(found, size),
-            }),
-            d => Err(Refusal::Mismatch {
-                declared: d.into(),
-                found: found.into(),
-            }),
+        Findings {
+            size,
+            format: Some(found.to_string()),
+            unsafe_reason: self.safety_check(found).err().map(|r| r.to_string()),
+            virtual_size: self.virtual_size(found, size),
         }
     }
 
     fn safety_check(&self, format: &'static str) -> Result<(), Refusal> {
         let fail = |reason: &str| {
             Err(Refusal::Unsafe {
-                format,
-                reason: reason.into(),
+                reason: format!("{format}: {reason}"),
             })
         };
         let h = &self.head;
@@ -464,7 +489,7 @@ mod tests {
             inspect(&data, "iso", 333),
             Err(Refusal::Mismatch { .. })
         ));
-        assert!(inspect(b"", "raw", 1).is_ok());
+        assert_eq!(inspect(b"", "qcow2", 1).unwrap().virtual_size, None);
     }
 
     #[test]

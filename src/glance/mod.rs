@@ -4,15 +4,19 @@
 //! schemas and discovery. Identity is `noauth` for now: the identity headers, or a
 //! `USER:PROJECT[:ROLES]` token, are trusted (see `Caller::from_headers`).
 
+mod cache;
 mod data;
 mod discovery;
 mod image;
+mod import;
 mod inspect;
 mod listing;
 mod members;
 mod patch;
 mod record;
 mod schema;
+mod tasks;
+mod uri_filter;
 
 use std::sync::Arc;
 
@@ -46,6 +50,8 @@ impl Glance {
 /// Who is calling, as keystonemiddleware would describe them.
 #[derive(Clone, Debug)]
 pub struct Caller {
+    /// This request's `x-openstack-request-id` (recorded in the tasks it starts).
+    pub request_id: String,
     pub user: Option<String>,
     pub project: Option<String>,
     pub roles: Vec<String>,
@@ -84,7 +90,8 @@ impl Caller {
     /// (user `admin` defaults to the admin role); otherwise the admin of project `admin`.
     /// The same convention as the reference Glance's noauth filter, so the same clients
     /// and golden requests work against both.
-    pub fn from_headers(headers: &http::HeaderMap) -> Caller {
+    pub fn from_headers(headers: &http::HeaderMap, request_id: &str) -> Caller {
+        let request_id = request_id.to_string();
         let h = |n: &str| {
             headers
                 .get(n)
@@ -100,6 +107,7 @@ impl Caller {
         };
         if let Some(project) = h("x-project-id").or_else(|| h("x-tenant-id")) {
             return Caller {
+                request_id,
                 user: Some(h("x-user-id").unwrap_or_else(|| format!("user-{project}"))),
                 project: Some(project),
                 roles: roles_from("member"),
@@ -120,12 +128,14 @@ impl Caller {
                 _ => "member".into(),
             };
             return Caller {
+                request_id,
                 user: Some(parts[0].to_string()),
                 project: Some(parts[1].to_string()),
                 roles: roles_from(&default),
             };
         }
         Caller {
+            request_id,
             user: Some("admin".into()),
             project: Some("admin".into()),
             roles: roles_from("admin"),
@@ -317,7 +327,7 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Bo
             .body(body::empty())
             .expect("valid")),
         _ if path.starts_with("/v2/") => {
-            let caller = Caller::from_headers(&parts.headers);
+            let caller = Caller::from_headers(&parts.headers, &request_id);
             image::route(&g, &caller, &parts, incoming).await
         }
         // An unknown version: the versions document, as upstream's negotiation answers.
@@ -362,7 +372,7 @@ mod tests {
         for (k, v) in pairs {
             h.insert(*k, HeaderValue::from_static(v));
         }
-        Caller::from_headers(&h)
+        Caller::from_headers(&h, "req-test")
     }
 
     #[test]

@@ -95,6 +95,19 @@ pub struct ImageRecord {
     /// so that visibility is decided from one read).
     #[serde(default)]
     pub members: Vec<Member>,
+    /// Data staged for a glance-direct import (`PUT /stage`), with what it is.
+    #[serde(default)]
+    pub staged: Option<Staged>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Staged {
+    /// A committed engine blob of its own until the import adopts (or a delete drops) it.
+    pub blob: String,
+    pub size: u64,
+    pub md5: Option<String>,
+    pub sha512: Option<String>,
+    pub findings: super::inspect::Findings,
 }
 
 impl ImageRecord {
@@ -122,6 +135,7 @@ impl ImageRecord {
             extra: BTreeMap::new(),
             blob: None,
             members: Vec::new(),
+            staged: None,
         }
     }
 

@@ -1,0 +1,87 @@
+//! The image-cache management API (`/v2/cache`, API.md §16). Upstream caches image data on
+//! API nodes in front of a remote store; Glint serves every image from its own local
+//! engine, so there is nothing to cache: the API answers as an always-empty cache (the
+//! same statuses and shapes, admin-only as upstream) so that operators' tooling keeps
+//! working, and queueing an image is accepted as a no-op.
+
+use http::{HeaderMap, Method, Response, StatusCode};
+use serde_json::json;
+
+use super::image::load_visible;
+use super::{json, ApiError, ApiResult, Caller, Glance};
+use crate::body;
+
+pub async fn route(
+    g: &Glance,
+    caller: &Caller,
+    method: &Method,
+    rest: &[&str],
+    headers: &HeaderMap,
+) -> ApiResult {
+    let action = match (method, rest) {
+        (&Method::GET, []) => "cache_list",
+        (&Method::GET, ["nodes", _]) => "list_cached_nodes",
+        (&Method::PUT, [_]) => "cache_image",
+        (&Method::DELETE, _) => "cache_delete",
+        (&Method::POST, ["clean"]) => "cache_clean",
+        (&Method::POST, ["prune"]) => "cache_prune",
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "The resource could not be found.",
+            ))
+        }
+    };
+    if !caller.is_admin() {
+        return Err(ApiError::forbidden(format!(
+            "You are not authorized to complete {action} action."
+        )));
+    }
+    match (method, rest) {
+        (&Method::GET, []) => Ok(json(
+            StatusCode::OK,
+            &json!({"cached_images": [], "queued_images": []}),
+        )),
+        (&Method::GET, ["nodes", id]) => {
+            load_visible(g, caller, id).await?;
+            Ok(json(StatusCode::OK, &json!([])))
+        }
+        (&Method::PUT, [id]) => {
+            load_visible(g, caller, id).await?;
+            empty(StatusCode::ACCEPTED)
+        }
+        (&Method::DELETE, [id]) => {
+            load_visible(g, caller, id).await?;
+            empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::DELETE, []) => {
+            let target = headers
+                .get("x-image-cache-clear-target")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !["", "cache", "queue"].contains(&target) {
+                return Err(ApiError::bad(
+                    "If provided 'x-image-cache-clear-target' must be 'cache', 'queue' or empty string.",
+                ));
+            }
+            empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::POST, ["clean"]) => empty(StatusCode::OK),
+        (&Method::POST, ["prune"]) => Ok(json(
+            StatusCode::OK,
+            &json!({"total_files_pruned": 0, "total_bytes_pruned": 0}),
+        )),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "The resource could not be found.",
+        )),
+    }
+}
+
+fn empty(status: StatusCode) -> ApiResult {
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "text/html; charset=UTF-8")
+        .body(body::empty())
+        .expect("valid"))
+}

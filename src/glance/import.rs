@@ -1,0 +1,424 @@
+//! Interoperable image import (`POST /v2/images/{id}/import`, API.md §9): glance-direct
+//! (adopts the staged blob), web-download (fetches an allowed URI, streaming), copy-image
+//! (one store: nothing to copy), and Glint's own `glint-s3-object`, which makes an image of
+//! an S3 object already in this store without copying a byte (the image references the
+//! object's chunks). Each import is a task (`api_image_import`) that runs in the
+//! background; the image shows progress through its status and `os_glance_*` properties.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use glint_storage::{BlobId, Catalog, DigestSet, Hasher};
+use http::StatusCode;
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+use super::data::{activate, ingest, refused, NewData};
+use super::image::{load_visible, read_image, update, write_image};
+use super::inspect::Inspector;
+use super::record::ImageRecord;
+use super::tasks::{self, TaskRecord};
+use super::{read_json_body, ApiError, ApiResult, Caller, Glance};
+use crate::s3::records::{object_key, BucketRecord, ObjectRecord};
+
+const LOCK: &str = "os_glance_import_task";
+const IMPORTING: &str = "os_glance_importing_to_stores";
+const FAILED: &str = "os_glance_failed_import";
+
+/// What an import request asked for, validated.
+enum Method {
+    GlanceDirect,
+    WebDownload(super::uri_filter::Target),
+    CopyImage,
+    S3Object { blob: BlobId },
+}
+
+pub async fn start(g: &Arc<Glance>, caller: &Caller, id: &str, incoming: Incoming) -> ApiResult {
+    let rec = load_visible(g, caller, id).await?;
+    let body = read_json_body(incoming).await?;
+    if !rec.may_modify(caller) {
+        return Err(ApiError::forbidden(
+            "You are not authorized to complete modify_image action.",
+        ));
+    }
+    for flag in ["all_stores", "all_stores_must_succeed"] {
+        if body.get(flag).is_some_and(|v| !v.is_boolean()) {
+            return Err(ApiError::bad(format!("{flag} must be a boolean")));
+        }
+    }
+    let name = body
+        .get("method")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("Import request requires a 'method' field."))?;
+    if !g.opts().enabled_import_methods.iter().any(|m| m == name) {
+        return Err(ApiError::bad(format!(
+            "Unknown import method name '{name}'."
+        )));
+    }
+    let uri = body["method"].get("uri").and_then(Value::as_str);
+    // Status preconditions come first (409), as upstream checks them.
+    match (name, rec.status.as_str()) {
+        ("copy-image", "active") => {}
+        ("copy-image", _) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "Only images with status active can be targeted for copying",
+            ))
+        }
+        ("glance-direct", "uploading") => {}
+        ("glance-direct", "queued") => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "Image needs to be staged before 'glance-direct' method can be used",
+            ))
+        }
+        (_, "queued") if name != "glance-direct" => {}
+        (_, status) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("Image with status {status} cannot be target for import"),
+            ))
+        }
+    }
+    if rec.extra.contains_key(LOCK) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "Image is already being imported",
+        ));
+    }
+    if name != "copy-image" && (rec.disk_format.is_none() || rec.container_format.is_none()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "'disk_format' and 'container_format' need to be set before import",
+        ));
+    }
+    let method = match name {
+        "glance-direct" => Method::GlanceDirect,
+        "web-download" => {
+            let target = match uri {
+                Some(u) => super::uri_filter::check(u, &g.opts().import_filter).await,
+                None => None,
+            };
+            Method::WebDownload(target.ok_or_else(|| {
+                ApiError::bad(format!(
+                    "URI for web-download does not pass filtering: {}",
+                    uri.unwrap_or("None")
+                ))
+            })?)
+        }
+        "copy-image" => {
+            if !caller.is_admin() {
+                return Err(ApiError::forbidden(
+                    "You are not authorized to complete copy_image action.",
+                ));
+            }
+            Method::CopyImage
+        }
+        "glint-s3-object" => Method::S3Object {
+            blob: s3_object(g, caller, uri).await?,
+        },
+        other => {
+            return Err(ApiError::bad(format!(
+                "Unknown import method name '{other}'."
+            )))
+        }
+    };
+    if let Method::CopyImage = method {
+        // One store holds every image already: nothing to copy (upstream answers the same
+        // way to `all_stores` when every store has the image).
+        return accepted();
+    }
+    let input =
+        json!({"image_id": rec.id, "import_req": Value::Object(body.clone()), "backend": [null]});
+    let mut task = TaskRecord::new("api_image_import", caller, Some(rec.id.clone()), input);
+    tasks::save(g, &task).await?;
+    let task_id = task.id.clone();
+    let from = rec.status.clone();
+    update(g, &rec.id, move |r| {
+        if r.status != from || r.extra.contains_key(LOCK) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "Image changed while the import was being set up",
+            ));
+        }
+        r.status = "importing".into();
+        r.extra.insert(LOCK.into(), task_id.clone());
+        r.extra.insert(IMPORTING.into(), String::new());
+        r.extra.insert(FAILED.into(), String::new());
+        Ok(())
+    })
+    .await?;
+    let g = g.clone();
+    let image = rec.clone();
+    tokio::spawn(async move {
+        let _ = tasks::set_status(&g, &mut task, "processing", "").await;
+        let outcome = run(&g, &image, method).await;
+        match outcome {
+            Ok(message) => {
+                let _ = tasks::set_status(&g, &mut task, "success", message).await;
+            }
+            Err(e) => {
+                tracing::warn!(image = %image.id, error = %e.message, "import failed");
+                fail(&g, &image.id).await;
+                let _ = tasks::set_status(&g, &mut task, "failure", e.message).await;
+            }
+        }
+    });
+    accepted()
+}
+
+fn accepted() -> ApiResult {
+    Ok(http::Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header("content-type", "text/html; charset=UTF-8")
+        .body(crate::body::empty())
+        .expect("valid"))
+}
+
+/// The import's work, after the image went to `importing`.
+async fn run(g: &Glance, image: &ImageRecord, method: Method) -> Result<String, ApiError> {
+    let declared = image.disk_format.clone().unwrap_or_default();
+    let inspect = image.container_format.as_deref() == Some("bare");
+    let unlock = |r: &mut ImageRecord| {
+        r.extra.remove(LOCK);
+        r.extra.insert(IMPORTING.into(), String::new());
+        r.staged = None;
+    };
+    let (size, activated) = match method {
+        Method::GlanceDirect => {
+            let current = load_current(g, &image.id).await?;
+            let staged = current
+                .staged
+                .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "No staged data"))?;
+            let blob: BlobId = staged
+                .blob
+                .parse()
+                .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad staged blob"))?;
+            let virtual_size = if inspect {
+                staged
+                    .findings
+                    .verdict(&declared)
+                    .map_err(|r| refused(&r))?
+                    .virtual_size
+            } else {
+                None
+            };
+            let meta = (
+                staged.size,
+                staged.md5.clone(),
+                staged.sha512.clone(),
+                virtual_size,
+            );
+            let ok = activate(
+                g,
+                &image.id,
+                "importing",
+                NewData::Committed(blob),
+                meta,
+                unlock,
+            )
+            .await?;
+            (staged.size, ok)
+        }
+        Method::WebDownload(target) => {
+            let data = fetch(g, &target).await?;
+            let virtual_size = if inspect {
+                data.findings
+                    .verdict(&declared)
+                    .map_err(|r| refused(&r))?
+                    .virtual_size
+            } else {
+                None
+            };
+            let size = data.size;
+            let meta = (data.size, data.md5, data.sha512, virtual_size);
+            let ok = activate(
+                g,
+                &image.id,
+                "importing",
+                NewData::Fresh(Box::new(data.staged)),
+                meta,
+                unlock,
+            )
+            .await?;
+            (size, ok)
+        }
+        Method::S3Object { blob } => {
+            // Hash and inspect by reading the object once; the image then shares its
+            // chunks through a clone (metadata only).
+            let (_, mut reader) = g.store.read(blob, None).await?;
+            let mut hasher = Some(Hasher::new(DigestSet::MD5 | DigestSet::SHA512));
+            let mut inspector = Inspector::new();
+            let mut size = 0u64;
+            while let Some(piece) = reader.next().await {
+                let piece = piece?;
+                size += piece.len() as u64;
+                inspector.feed(&piece);
+                let mut h = hasher.take().expect("hasher present");
+                hasher = Some(
+                    tokio::task::spawn_blocking(move || {
+                        h.update(&piece);
+                        h
+                    })
+                    .await
+                    .map_err(|_| {
+                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hashing failed")
+                    })?,
+                );
+            }
+            let d = hasher.take().expect("hasher present").finish();
+            let findings = inspector.conclude(size);
+            let virtual_size = if inspect {
+                findings
+                    .verdict(&declared)
+                    .map_err(|r| refused(&r))?
+                    .virtual_size
+            } else {
+                None
+            };
+            let clone = g.store.clone_blob(blob, None).await?;
+            let meta = (
+                size,
+                d.md5.map(hex::encode),
+                d.sha512.map(hex::encode),
+                virtual_size,
+            );
+            let ok = activate(
+                g,
+                &image.id,
+                "importing",
+                NewData::Committed(clone),
+                meta,
+                unlock,
+            )
+            .await?;
+            if !ok {
+                let _ = g.store.delete(clone).await;
+            }
+            (size, ok)
+        }
+        Method::CopyImage => (image.size.unwrap_or(0), true),
+    };
+    if !activated {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "The image was deleted during the import",
+        ));
+    }
+    Ok(format!("Copied {} MiB", size >> 20))
+}
+
+async fn load_current(g: &Glance, id: &str) -> Result<ImageRecord, ApiError> {
+    let key = id.to_string();
+    g.store
+        .transact(move |tx| read_image(tx, &key))
+        .await?
+        .ok_or_else(|| ApiError::not_found(id))
+}
+
+/// A failed import returns the image to `queued` (its staged data, if any, is dropped) and
+/// releases the import lock.
+async fn fail(g: &Glance, id: &str) {
+    let key = id.to_string();
+    let _ = g
+        .store
+        .transact(move |tx| {
+            let Some(mut r) = read_image(tx, &key)? else {
+                return Ok(());
+            };
+            if r.status != "importing" {
+                return Ok(());
+            }
+            if let Some(b) = r.staged.take().and_then(|s| s.blob.parse::<BlobId>().ok()) {
+                tx.delete_blob(b)?;
+            }
+            r.status = "queued".into();
+            r.size = None;
+            r.virtual_size = None;
+            r.extra.remove(LOCK);
+            r.extra.insert(IMPORTING.into(), String::new());
+            write_image(tx, &mut r)
+        })
+        .await;
+}
+
+/// Streams a web-download into the engine through the address the filter checked.
+async fn fetch(
+    g: &Glance,
+    target: &super::uri_filter::Target,
+) -> Result<super::data::Ingested, ApiError> {
+    let failed = |e: String| ApiError::bad(format!("web-download of {} failed: {e}", target.url));
+    let client = reqwest::Client::builder()
+        // Connect to the address that passed the filter, not to a fresh DNS answer.
+        .resolve(&target.host, target.addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
+    let resp = client
+        .get(target.url.clone())
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(failed(format!("the server answered {}", resp.status())));
+    }
+    ingest(g, resp.bytes_stream()).await.map_err(ApiError::from)
+}
+
+/// The blob of an S3 object (`s3://bucket/key`) the caller's project may read: it owns the
+/// bucket, or is an admin.
+async fn s3_object(g: &Glance, caller: &Caller, uri: Option<&str>) -> Result<BlobId, ApiError> {
+    let bad = || {
+        ApiError::bad(format!(
+            "Not an S3 object this project can read: {}",
+            uri.unwrap_or("None")
+        ))
+    };
+    let (bucket, key) = uri
+        .and_then(|u| u.strip_prefix("s3://"))
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(bad)?;
+    let b: BucketRecord = g
+        .store
+        .get(Catalog::Buckets, bucket.as_bytes().to_vec())
+        .await?
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .ok_or_else(bad)?;
+    if !caller.is_admin() && Some(&b.owner) != caller.project.as_ref() {
+        return Err(bad());
+    }
+    let o: ObjectRecord = g
+        .store
+        .get(Catalog::Objects, object_key(bucket, key))
+        .await?
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .ok_or_else(bad)?;
+    o.blob.parse().map_err(|_| bad())
+}
+
+/// The legacy `import` task: the new image goes straight to `importing` and is filled from
+/// `uri` (already filtered by the caller).
+pub async fn legacy_web_download(g: &Glance, image_id: &str, uri: &str) -> Result<(), ApiError> {
+    let target = super::uri_filter::check(uri, &g.opts().import_filter)
+        .await
+        .ok_or_else(|| {
+            ApiError::bad(format!(
+                "URI for legacy import task does not pass filtering: {uri}"
+            ))
+        })?;
+    let image = update(g, image_id, |r| {
+        r.status = "importing".into();
+        Ok(())
+    })
+    .await?;
+    match run(g, &image, Method::WebDownload(target)).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            fail(g, image_id).await;
+            Err(e)
+        }
+    }
+}
