@@ -18,6 +18,8 @@ pub struct Config {
     pub s3_region: String,
     pub s3_bootstrap: Option<(String, String, String)>,
     pub s3_max_put_size: u64,
+    /// The read-only bucket through which S3 clients read Glance images (None: no view).
+    pub s3_images_bucket: Option<String>,
     pub glance: GlanceOptions,
 }
 
@@ -194,6 +196,15 @@ impl Config {
                 .unwrap_or_else(|| "us-east-1".into()),
             s3_bootstrap: access.zip(secret).map(|(a, s)| (a, s, project)),
             s3_max_put_size: r.parse("glint", "s3_max_put_size", 5u64 << 30)?,
+            s3_images_bucket: match r
+                .0
+                .section(Some("glint"))
+                .and_then(|s| s.get("s3_images_bucket"))
+            {
+                Some(v) if v.trim().is_empty() => None,
+                Some(v) => Some(v.trim().to_string()),
+                None => Some("images".into()),
+            },
             glance: GlanceOptions {
                 limit_param_default: r.parse("DEFAULT", "limit_param_default", 25)?,
                 api_limit_max: r.parse("DEFAULT", "api_limit_max", 1000)?,

@@ -16,6 +16,7 @@ const SK: &str = "test-secret-key";
 
 struct Server {
     base: String,
+    glance: String,
     store: glint_storage::Store,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
@@ -33,6 +34,7 @@ async fn start() -> Server {
     let running = glint::start(cfg).await.unwrap();
     Server {
         base: format!("http://{}", running.s3_addr),
+        glance: format!("http://{}", running.glance_addr),
         store: running.store,
         _dir: dir,
         http: reqwest::Client::new(),
@@ -566,4 +568,79 @@ async fn streaming_chunk_signatures_are_verified() {
         s.s("GET", "/bkt/tampered", &[], vec![]).await.code(),
         "NoSuchKey"
     );
+}
+
+/// One store behind both APIs: an S3 object becomes a Glance image by reference (no chunk
+/// is written), and the image is then readable through the read-only images bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_object_becomes_an_image_without_a_copy() {
+    let s = start().await;
+    s.s("PUT", "/bkt", &[], vec![]).await;
+    let data = pattern(5 << 20, 9);
+    assert_eq!(
+        s.s("PUT", "/bkt/disk.raw", &[], data.clone()).await.status,
+        200
+    );
+    s.store.settle().await;
+    let files = s.store.chunk_file_count().unwrap();
+    let glance = |m: reqwest::Method, p: &str| {
+        s.http
+            .request(m, format!("{}{p}", s.glance))
+            .header("x-auth-token", "u:proj")
+    };
+    let img: serde_json::Value = glance(reqwest::Method::POST, "/v2/images")
+        .json(&serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = img["id"].as_str().unwrap().to_string();
+    let r = glance(reqwest::Method::POST, &format!("/v2/images/{id}/import"))
+        .json(
+            &serde_json::json!({"method": {"name": "glint-s3-object", "uri": "s3://bkt/disk.raw"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let mut img = serde_json::Value::Null;
+    for _ in 0..200 {
+        img = glance(reqwest::Method::GET, &format!("/v2/images/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if img["status"] == "active" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(img["status"], "active");
+    assert_eq!(img["checksum"], hex::encode(md5::Md5::digest(&data)));
+    s.store.settle().await;
+    assert_eq!(
+        s.store.chunk_file_count().unwrap(),
+        files,
+        "the image references the object's chunks"
+    );
+    // The object goes; the image (and its view over S3) stays.
+    assert_eq!(
+        s.s("DELETE", "/bkt/disk.raw", &[], vec![]).await.status,
+        204
+    );
+    let got = s.s("GET", &format!("/images/{id}"), &[], vec![]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, data);
+    let put = s
+        .s("PUT", &format!("/images/{id}"), &[], b"x".to_vec())
+        .await;
+    assert_eq!(put.status, 403, "the images bucket is read-only");
+    let anon = s
+        .send("GET", &format!("/images/{id}"), &[], vec![], None)
+        .await;
+    assert_eq!(anon.status, 403);
 }

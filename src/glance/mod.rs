@@ -28,7 +28,13 @@ use serde_json::{Map, Value};
 
 use crate::body::{self, Body};
 use crate::config::{Config, GlanceOptions};
+pub use record::ImageRecord;
 pub use schema::{ImageSchema, SchemaError};
+
+/// Milliseconds since the epoch of a Glance timestamp (0 when unparsable).
+pub fn timestamp_ms(stamp: &str) -> i64 {
+    listing::parse_time(stamp).map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
 
 pub struct Glance {
     pub store: Store,

@@ -111,6 +111,11 @@ pub struct Staged {
 }
 
 impl ImageRecord {
+    /// A record as stored in `Catalog::Images`.
+    pub fn decode(bytes: &[u8]) -> Option<ImageRecord> {
+        serde_json::from_slice(bytes).ok()
+    }
+
     pub fn new(id: String, owner: Option<String>, stamp: String) -> ImageRecord {
         ImageRecord {
             id,

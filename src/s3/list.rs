@@ -18,15 +18,24 @@ const URL_KEY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
-enum Entry {
+pub(crate) enum Entry {
     Object(String, Box<ObjectRecord>),
     Prefix(String),
 }
 
-pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
-    let bucket = ctx.bucket.as_deref().unwrap_or_default();
-    let brec = load_bucket(s3, bucket).await?;
-    allowed(ctx, &brec.owner, &brec.acl, false)?;
+/// A ListObjects (v1) or ListObjectsV2 request's parameters.
+pub(crate) struct ListRequest {
+    v2: bool,
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub max_keys: usize,
+    url: bool,
+    token: Option<String>,
+    /// List keys after this one (marker, start-after or the continuation token).
+    pub start: Option<String>,
+}
+
+pub(crate) fn parse_list(ctx: &Ctx) -> Result<ListRequest, S3Error> {
     let v2 = ctx.q("list-type") == Some("2");
     let prefix = ctx.q("prefix").unwrap_or("").to_string();
     let delimiter = ctx
@@ -53,9 +62,9 @@ pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
                 .with_message("Invalid Encoding Method specified in Request"))
         }
     };
-    let token = ctx.q("continuation-token");
+    let token = ctx.q("continuation-token").map(str::to_string);
     let start: Option<String> = if v2 {
-        match token {
+        match &token {
             Some(t) => Some(
                 B64.decode(t)
                     .ok()
@@ -70,17 +79,45 @@ pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
     } else {
         ctx.q("marker").map(str::to_string)
     };
+    Ok(ListRequest {
+        v2,
+        prefix,
+        delimiter,
+        max_keys,
+        url,
+        token,
+        start,
+    })
+}
 
+pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
+    let bucket = ctx.bucket.as_deref().unwrap_or_default();
+    let brec = load_bucket(s3, bucket).await?;
+    allowed(ctx, &brec.owner, &brec.acl, false)?;
+    let req = parse_list(ctx)?;
     let (entries, truncated) = collect(
         s3,
         bucket,
-        &prefix,
-        delimiter.as_deref(),
-        start.as_deref(),
-        max_keys,
+        &req.prefix,
+        req.delimiter.as_deref(),
+        req.start.as_deref(),
+        req.max_keys,
     )
     .await?;
+    render_list(ctx, bucket, &req, &entries, truncated)
+}
 
+/// The listing document for `entries` (keys in order, then common prefixes).
+pub(crate) fn render_list(
+    ctx: &Ctx,
+    bucket: &str,
+    req: &ListRequest,
+    entries: &[Entry],
+    truncated: bool,
+) -> S3Result {
+    let (v2, url, prefix, delimiter, max_keys) =
+        (req.v2, req.url, &req.prefix, &req.delimiter, req.max_keys);
+    let token = req.token.as_deref();
     let enc = |s: &str| {
         if url {
             utf8_percent_encode(s, URL_KEY).to_string()
@@ -128,7 +165,7 @@ pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
     }
     w.elem("IsTruncated", if truncated { "true" } else { "false" });
     let owners = !v2 || ctx.q("fetch-owner") == Some("true");
-    for e in &entries {
+    for e in entries {
         if let Entry::Object(key, rec) = e {
             w.open("Contents");
             w.elem("Key", &enc(key));
@@ -145,7 +182,7 @@ pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
             w.close("Contents");
         }
     }
-    for e in &entries {
+    for e in entries {
         if let Entry::Prefix(p) = e {
             w.open("CommonPrefixes");
             w.elem("Prefix", &enc(p));
@@ -154,6 +191,41 @@ pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
     }
     w.close("ListBucketResult");
     xml_response(StatusCode::OK, w.finish())
+}
+
+/// The in-memory form of `collect`, for listings not backed by object records (keys must
+/// come sorted).
+pub(crate) fn select(
+    objects: impl IntoIterator<Item = (String, ObjectRecord)>,
+    req: &ListRequest,
+) -> (Vec<Entry>, bool) {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut last_prefix: Option<String> = None;
+    for (key, rec) in objects {
+        if !key.starts_with(&req.prefix) || req.start.as_deref().is_some_and(|s| key.as_str() <= s)
+        {
+            continue;
+        }
+        let common = req.delimiter.as_deref().and_then(|d| {
+            key[req.prefix.len()..]
+                .find(d)
+                .map(|i| key[..req.prefix.len() + i + d.len()].to_string())
+        });
+        if common.is_some() && common == last_prefix {
+            continue;
+        }
+        if entries.len() == req.max_keys {
+            return (entries, true);
+        }
+        match common {
+            Some(cp) => {
+                last_prefix = Some(cp.clone());
+                entries.push(Entry::Prefix(cp));
+            }
+            None => entries.push(Entry::Object(key, Box::new(rec))),
+        }
+    }
+    (entries, false)
 }
 
 /// Lists up to `max_keys` keys and common prefixes after `start`; true when more follow.

@@ -6,6 +6,7 @@ mod bucket;
 pub mod chunked;
 mod crc_combine;
 pub mod error;
+mod images_view;
 mod list;
 mod multipart;
 mod object;
@@ -257,6 +258,10 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Re
         return Err(S3Error::not_implemented().with_message(format!(
             "The {sub} sub-resource is not implemented by Glint."
         )));
+    }
+    if ctx.bucket.is_some() && ctx.bucket == s3.cfg.s3_images_bucket {
+        drain(incoming).await;
+        return images_view::handle(s3, &ctx).await;
     }
     let m = ctx.method.clone();
     match (&ctx.bucket, &ctx.key) {

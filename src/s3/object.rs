@@ -452,19 +452,7 @@ pub async fn get(s3: &S3, ctx: &Ctx) -> S3Result {
             Err(e) => return Err(e),
         };
         allowed(ctx, &rec.owner, &rec.acl, false)?;
-        match read_preconditions(ctx, &rec) {
-            Err(e) if e.status == StatusCode::NOT_MODIFIED => {
-                // A 304 still carries the validators.
-                return Ok(Response::builder()
-                    .status(StatusCode::NOT_MODIFIED)
-                    .header("etag", &rec.etag)
-                    .header("last-modified", http_date(rec.modified_ms))
-                    .body(body::empty())
-                    .expect("valid"));
-            }
-            other => other?,
-        }
-        match respond_with(s3, ctx, &rec).await {
+        match serve_record(s3, ctx, &rec).await {
             Err(RespondError::Gone) => continue,
             Err(RespondError::S3(e)) => return Err(e),
             Ok(r) => return Ok(r),
@@ -473,7 +461,28 @@ pub async fn get(s3: &S3, ctx: &Ctx) -> S3Result {
     Err(S3Error::slow_down())
 }
 
-enum RespondError {
+/// GET/HEAD of an object the caller may read: conditional headers, ranges, part numbers.
+pub(crate) async fn serve_record(
+    s3: &S3,
+    ctx: &Ctx,
+    rec: &ObjectRecord,
+) -> Result<Response<crate::body::Body>, RespondError> {
+    match read_preconditions(ctx, rec) {
+        Err(e) if e.status == StatusCode::NOT_MODIFIED => {
+            // A 304 still carries the validators.
+            return Ok(Response::builder()
+                .status(StatusCode::NOT_MODIFIED)
+                .header("etag", &rec.etag)
+                .header("last-modified", http_date(rec.modified_ms))
+                .body(body::empty())
+                .expect("valid"));
+        }
+        other => other?,
+    }
+    respond_with(s3, ctx, rec).await
+}
+
+pub(crate) enum RespondError {
     Gone,
     S3(S3Error),
 }

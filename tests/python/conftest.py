@@ -78,13 +78,18 @@ GOLDEN_SIZE_CAP = 16777216
 
 @pytest.fixture(scope="session")
 def glance():
-    port, web_port = free_port(), free_port()
+    port, web_port, s3_port = free_port(), free_port(), free_port()
     proc, root, conf = start_glint({
         "DEFAULT": {"bind_port": port, "image_size_cap": GOLDEN_SIZE_CAP},
+        # An S3 key of project "demo" (the golden identities' member project), for the
+        # images bucket and S3-object imports.
+        "glint": {"s3_bind_port": s3_port, "s3_access_key": "DEMOACCESSKEY", "s3_secret_key": "demo-secret",
+                  "s3_bootstrap_project": "demo"},
         "import_filtering_opts": {"allowed_hosts": "127.0.0.1", "allowed_ports": f"80,443,{web_port}"},
     }, port, "glance")
     yield {"endpoint": f"http://127.0.0.1:{port}", "port": port, "root": root, "conf": conf,
-           "web_port": web_port, "size_cap": GOLDEN_SIZE_CAP}
+           "web_port": web_port, "size_cap": GOLDEN_SIZE_CAP, "s3_endpoint": f"http://127.0.0.1:{s3_port}",
+           "s3_key": ("DEMOACCESSKEY", "demo-secret")}
     proc.terminate()
     proc.wait(timeout=10)
 

@@ -107,3 +107,73 @@ def test_openstacksdk(glance, tmp_path):
     assert "sdk-renamed" in names
     conn.image.delete_image(got)
     assert conn.image.find_image(img.id) is None
+
+
+def test_one_store_behind_both_apis(glance):
+    """An S3 object becomes an image without a byte copy (import method glint-s3-object),
+    and images are readable over S3 through the read-only `images` bucket."""
+    import time
+    import urllib.request
+
+    import boto3
+    import botocore
+
+    ak, sk = glance["s3_key"]
+    s3 = boto3.client("s3", endpoint_url=glance["s3_endpoint"], aws_access_key_id=ak, aws_secret_access_key=sk,
+                      region_name="us-east-1")
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    s3.create_bucket(Bucket="uploads")
+    s3.put_object(Bucket="uploads", Key="disks/a.raw", Body=data)
+
+    def api(method, path, body=None, token="demo:demo"):
+        req = urllib.request.Request(glance["endpoint"] + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"X-Auth-Token": token, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req) as r:
+                raw = r.read()
+                return r.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            return e.code, None
+
+    st, info = api("GET", "/v2/info/import")
+    assert "glint-s3-object" in info["import-methods"]["value"]
+    st, img = api("POST", "/v2/images", {"name": "from-s3", "disk_format": "raw", "container_format": "bare"})
+    iid = img["id"]
+    st, _ = api("POST", f"/v2/images/{iid}/import",
+                {"method": {"name": "glint-s3-object", "uri": "s3://uploads/disks/a.raw"}})
+    assert st == 202
+    for _ in range(100):
+        st, img = api("GET", f"/v2/images/{iid}")
+        if img["status"] == "active":
+            break
+        time.sleep(0.1)
+    assert img["status"] == "active" and img["checksum"] == hashlib.md5(data).hexdigest()
+    assert img["os_hash_value"] == hashlib.sha512(data).hexdigest() and img["size"] == len(data)
+    # Another project cannot import this project's object.
+    st, other = api("POST", "/v2/images", {"disk_format": "raw", "container_format": "bare"}, "alt_demo:alt_demo")
+    st, _ = api("POST", f"/v2/images/{other['id']}/import",
+                {"method": {"name": "glint-s3-object", "uri": "s3://uploads/disks/a.raw"}}, "alt_demo:alt_demo")
+    assert st == 400
+    # The image over S3.
+    got = s3.get_object(Bucket="images", Key=iid)
+    assert got["Body"].read() == data and got["ETag"] == '"%s"' % hashlib.md5(data).hexdigest()
+    assert s3.get_object(Bucket="images", Key=iid, Range="bytes=5-14")["Body"].read() == data[5:15]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="images").get("Contents", [])]
+    assert iid in keys
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket="images", Key=iid, Body=b"x")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    # A private image of another project is not in this project's view.
+    st, hidden = api("POST", "/v2/images", {"disk_format": "raw", "container_format": "bare",
+                                            "visibility": "private"}, "alt_demo:alt_demo")
+    req = urllib.request.Request(glance["endpoint"] + f"/v2/images/{hidden['id']}/file", method="PUT", data=b"secret",
+                                 headers={"X-Auth-Token": "alt_demo:alt_demo",
+                                          "Content-Type": "application/octet-stream"})
+    urllib.request.urlopen(req).read()
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket="images", Key=hidden["id"])
+    assert e.value.response["Error"]["Code"] == "NoSuchKey"
+    # Deleting the S3 object leaves the image intact (they share chunks by reference).
+    s3.delete_object(Bucket="uploads", Key="disks/a.raw")
+    assert s3.get_object(Bucket="images", Key=iid)["Body"].read() == data

@@ -1,0 +1,108 @@
+//! The images bucket: a read-only S3 view of the Glance images in the same store (beyond
+//! upstream). Key = image id; an image is readable when the S3 caller's project may see it
+//! in the Images API (owner, public, community, or a member of a shared image) and it has
+//! data. The bytes are the image's own blob, streamed as for any object (ranges,
+//! conditional requests); the ETag is the image's MD5 `checksum`. Writes are refused.
+
+use glint_storage::Catalog;
+
+use super::list::{parse_list, render_list, select};
+use super::object::{serve_record, RespondError};
+use super::records::ObjectRecord;
+use super::{Ctx, S3Result, S3};
+use crate::glance::{Caller, ImageRecord};
+use crate::s3::error::S3Error;
+use http::Method;
+
+pub async fn handle(s3: &S3, ctx: &Ctx) -> S3Result {
+    let project = ctx.project().ok_or_else(S3Error::access_denied)?;
+    // S3 keys carry a project only: its holder acts as a member of that project.
+    let caller = Caller {
+        request_id: String::new(),
+        user: None,
+        project: Some(project.to_string()),
+        roles: vec!["member".into(), "reader".into()],
+    };
+    match (&ctx.method, ctx.key.as_deref()) {
+        (&Method::GET, None) if ctx.has("location") => super::xml_response(
+            http::StatusCode::OK,
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{}</LocationConstraint>",
+                s3.cfg.s3_region
+            ),
+        ),
+        (&Method::GET, None) => list(s3, ctx, &caller).await,
+        (&Method::HEAD, None) => Ok(http::Response::builder()
+            .status(http::StatusCode::OK)
+            .header("x-amz-bucket-region", &s3.cfg.s3_region)
+            .body(crate::body::empty())
+            .expect("valid")),
+        (&Method::GET | &Method::HEAD, Some(key)) if ctx.query.is_empty() || ctx.has("partNumber") => {
+            let rec = readable(s3, &caller, key)
+                .await?
+                .ok_or_else(S3Error::no_such_key)?;
+            match serve_record(s3, ctx, &as_object(&rec)).await {
+                Ok(r) => Ok(r),
+                Err(RespondError::S3(e)) => Err(e),
+                Err(RespondError::Gone) => Err(S3Error::no_such_key()),
+            }
+        }
+        _ => Err(S3Error::access_denied()
+            .with_message("The images bucket is a read-only view of the Glance images")),
+    }
+}
+
+async fn readable(s3: &S3, caller: &Caller, id: &str) -> Result<Option<ImageRecord>, S3Error> {
+    let Some(v) = s3
+        .store
+        .get(Catalog::Images, id.as_bytes().to_vec())
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(ImageRecord::decode(&v).filter(|r| servable(r, caller)))
+}
+
+fn servable(r: &ImageRecord, caller: &Caller) -> bool {
+    r.visible_to(caller) && r.status == "active" && r.blob.is_some()
+}
+
+fn as_object(r: &ImageRecord) -> ObjectRecord {
+    let mut rec = ObjectRecord {
+        blob: r.blob.clone().unwrap_or_default(),
+        size: r.size.unwrap_or(0),
+        etag: format!("\"{}\"", r.checksum.as_deref().unwrap_or("")),
+        modified_ms: crate::glance::timestamp_ms(&r.updated_at),
+        owner: r.owner.clone().unwrap_or_default(),
+        acl: "private".into(),
+        ..Default::default()
+    };
+    rec.headers
+        .insert("content-type".into(), "application/octet-stream".into());
+    for (k, v) in [
+        ("disk-format", &r.disk_format),
+        ("container-format", &r.container_format),
+        ("name", &r.name),
+    ] {
+        if let Some(v) = v.as_ref().filter(|v| v.is_ascii()) {
+            rec.meta.insert(k.into(), v.clone());
+        }
+    }
+    rec
+}
+
+async fn list(s3: &S3, ctx: &Ctx, caller: &Caller) -> S3Result {
+    let req = parse_list(ctx)?;
+    let rows = s3
+        .store
+        .scan(Catalog::Images, Vec::new(), None, usize::MAX)
+        .await?;
+    // Image ids are the catalog keys, so the scan is already in key order.
+    let objects = rows.into_iter().filter_map(|(k, v)| {
+        let r = ImageRecord::decode(&v).filter(|r| servable(r, caller))?;
+        Some((String::from_utf8_lossy(&k).into_owned(), as_object(&r)))
+    });
+    let (entries, truncated) = select(objects, &req);
+    let bucket = ctx.bucket.as_deref().unwrap_or_default();
+    render_list(ctx, bucket, &req, &entries, truncated)
+}
