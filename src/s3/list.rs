@@ -134,7 +134,7 @@ pub(crate) fn render_list(
     w.elem("Name", bucket);
     // ListObjects (v1) returns Prefix as sent even with encoding-type=url (clients decode
     // only Delimiter, Marker, NextMarker and keys there); v2 encodes it.
-    w.elem("Prefix", &if v2 { enc(&prefix) } else { prefix.clone() });
+    w.elem("Prefix", &if v2 { enc(prefix) } else { prefix.clone() });
     if v2 {
         if let Some(sa) = ctx.q("start-after") {
             w.elem("StartAfter", &enc(sa));
