@@ -43,6 +43,27 @@ pub struct GlanceOptions {
     pub import_filter: ImportFilter,
     /// Hours a finished task stays listed (`task_time_to_live`).
     pub task_time_to_live: u64,
+    /// Keystone identity (`[paste_deploy] flavor = keystone`); None = noauth.
+    pub keystone: Option<KeystoneOptions>,
+}
+
+/// `[keystone_authtoken]`, with keystonemiddleware's option names.
+#[derive(Clone, Debug)]
+pub struct KeystoneOptions {
+    /// Where unauthenticated clients are sent (the `WWW-Authenticate` header).
+    pub www_authenticate_uri: String,
+    /// Keystone's URL for validating tokens (without `/v3`).
+    pub auth_url: String,
+    pub username: String,
+    pub password: String,
+    pub project_name: String,
+    pub user_domain_id: Option<String>,
+    pub user_domain_name: Option<String>,
+    pub project_domain_id: Option<String>,
+    pub project_domain_name: Option<String>,
+    /// Seconds a validated token is trusted without asking Keystone again.
+    pub token_cache_time: u64,
+    pub http_connect_timeout: u64,
 }
 
 /// `[import_filtering_opts]`: which URIs web-download and legacy import tasks may fetch.
@@ -118,6 +139,38 @@ fn list(value: Option<String>, default: &str) -> Vec<String> {
         .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+fn keystone_options(r: &Reader) -> Result<Option<KeystoneOptions>, ConfigError> {
+    let flavor = r.get("paste_deploy", "flavor").unwrap_or_default();
+    if !flavor.starts_with("keystone") {
+        return Ok(None);
+    }
+    let need = |key: &'static str| {
+        r.get("keystone_authtoken", key)
+            .ok_or(ConfigError::Invalid {
+                section: "keystone_authtoken",
+                key,
+                reason: "required with [paste_deploy] flavor = keystone".into(),
+            })
+    };
+    let strip_v3 = |u: String| u.trim_end_matches('/').trim_end_matches("/v3").to_string();
+    let auth_url = strip_v3(need("auth_url")?);
+    Ok(Some(KeystoneOptions {
+        www_authenticate_uri: r
+            .get("keystone_authtoken", "www_authenticate_uri")
+            .unwrap_or_else(|| auth_url.clone()),
+        auth_url,
+        username: need("username")?,
+        password: need("password")?,
+        project_name: need("project_name")?,
+        user_domain_id: r.get("keystone_authtoken", "user_domain_id"),
+        user_domain_name: r.get("keystone_authtoken", "user_domain_name"),
+        project_domain_id: r.get("keystone_authtoken", "project_domain_id"),
+        project_domain_name: r.get("keystone_authtoken", "project_domain_name"),
+        token_cache_time: r.parse("keystone_authtoken", "token_cache_time", 300)?,
+        http_connect_timeout: r.parse("keystone_authtoken", "http_connect_timeout", 10)?,
+    }))
 }
 
 fn ports(r: &Reader, key: &'static str, default: &str) -> Result<Vec<u16>, ConfigError> {
@@ -240,6 +293,7 @@ impl Config {
                     disallowed_ports: ports(&r, "disallowed_ports", "")?,
                 },
                 task_time_to_live: r.parse("task", "task_time_to_live", 48)?,
+                keystone: keystone_options(&r)?,
             },
         })
     }

@@ -49,11 +49,16 @@ pub async fn start(
     let listener = server::bind(cfg.glance_addr).await?;
     let glance_addr = listener.local_addr()?;
     let glance = Arc::new(glance::Glance::new(store.clone(), cfg.clone())?);
+    let noauth = glance.noauth();
     tokio::spawn(server::serve_glance(listener, glance));
-    tracing::warn!(
+    if !noauth {
+        tracing::info!(%glance_addr, "Glance API listening; tokens are validated by Keystone");
+    } else {
+        tracing::warn!(
         %glance_addr,
         "Glance API listening in noauth mode: identity headers (X-Project-Id, X-Roles) and USER:PROJECT[:ROLES] tokens are trusted; bind it to loopback only"
-    );
+        );
+    }
     Ok(Running {
         s3_addr,
         glance_addr,

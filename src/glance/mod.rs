@@ -10,6 +10,7 @@ mod discovery;
 mod image;
 mod import;
 mod inspect;
+mod keystone;
 mod listing;
 mod members;
 mod patch;
@@ -40,12 +41,24 @@ pub struct Glance {
     pub store: Store,
     pub cfg: Arc<Config>,
     pub schema: Arc<ImageSchema>,
+    /// Keystone token validation; None in noauth mode.
+    keystone: Option<keystone::Keystone>,
 }
 
 impl Glance {
     pub fn new(store: Store, cfg: Arc<Config>) -> Result<Glance, SchemaError> {
         let schema = Arc::new(ImageSchema::load(&cfg.glance)?);
-        Ok(Glance { store, cfg, schema })
+        let keystone = cfg.glance.keystone.clone().map(keystone::Keystone::new);
+        Ok(Glance {
+            store,
+            cfg,
+            schema,
+            keystone,
+        })
+    }
+
+    pub fn noauth(&self) -> bool {
+        self.keystone.is_none()
     }
 
     pub fn opts(&self) -> &GlanceOptions {
@@ -64,7 +77,7 @@ pub struct Caller {
 }
 
 /// Keystone's implied roles: admin ⇒ member ⇒ reader.
-fn expand_roles<'a>(roles: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn expand_roles<'a>(roles: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for role in roles {
         let role = role.trim().to_ascii_lowercase();
@@ -318,6 +331,23 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Bo
         Some(id) => id,
         None => format!("req-{}", uuid_v4()),
     };
+    // Keystone mode: everything under /v2 needs a valid token (the version documents and
+    // the healthcheck do not).
+    let keystone_caller = match &g.keystone {
+        Some(ks) if path == "/v2" || path.starts_with("/v2/") => {
+            match ks.caller(&parts.headers, &request_id).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    let mut resp = error_response(&e, accept.as_deref());
+                    if let Ok(v) = HeaderValue::from_str(&request_id) {
+                        resp.headers_mut().insert("x-openstack-request-id", v);
+                    }
+                    return resp;
+                }
+            }
+        }
+        _ => None,
+    };
     let result = match (parts.method.clone(), path.as_str()) {
         (Method::GET, "/") => Ok(json(StatusCode::MULTIPLE_CHOICES, &versions(&host))),
         (Method::GET, "/versions") => Ok(json(StatusCode::OK, &versions(&host))),
@@ -333,7 +363,8 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Bo
             .body(body::empty())
             .expect("valid")),
         _ if path.starts_with("/v2/") => {
-            let caller = Caller::from_headers(&parts.headers, &request_id);
+            let caller = keystone_caller
+                .unwrap_or_else(|| Caller::from_headers(&parts.headers, &request_id));
             image::route(&g, &caller, &parts, incoming).await
         }
         // An unknown version: the versions document, as upstream's negotiation answers.
