@@ -43,6 +43,12 @@ pub struct GlanceOptions {
     pub import_filter: ImportFilter,
     /// Hours a finished task stays listed (`task_time_to_live`).
     pub task_time_to_live: u64,
+    /// Deleting an image with data leaves it `pending_delete` for the scrubber.
+    pub delayed_delete: bool,
+    /// Seconds a pending image waits before the scrubber purges it.
+    pub scrub_time: u64,
+    /// Seconds between in-process scrubber passes (0: no in-process scrubber).
+    pub scrubber_wakeup_time: u64,
     /// Keystone identity (`[paste_deploy] flavor = keystone`); None = noauth.
     pub keystone: Option<KeystoneOptions>,
 }
@@ -93,6 +99,25 @@ pub enum ConfigError {
 struct Reader(Ini);
 
 impl Reader {
+    /// An oslo.config boolean: true/false, yes/no, on/off, 1/0, any case.
+    fn flag(
+        &self,
+        section: &'static str,
+        key: &'static str,
+        default: bool,
+    ) -> Result<bool, ConfigError> {
+        match self.get(section, key).map(|v| v.to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if ["true", "yes", "on", "1"].contains(&v.as_str()) => Ok(true),
+            Some(v) if ["false", "no", "off", "0"].contains(&v.as_str()) => Ok(false),
+            Some(v) => Err(ConfigError::Invalid {
+                section,
+                key,
+                reason: format!("{v:?} is not a boolean"),
+            }),
+        }
+    }
+
     fn get(&self, section: &'static str, key: &'static str) -> Option<String> {
         // oslo.config's [DEFAULT] is an ordinary section to rust-ini; keys before any
         // section header count as DEFAULT too.
@@ -127,6 +152,20 @@ impl Reader {
             }),
         }
     }
+}
+
+/// `glance-scrubber.conf`'s `[DEFAULT] scrub_time` and `wakeup_time` (seconds), defaulting
+/// to what `cfg` says.
+pub fn scrubber_times(path: &Path, cfg: &Config) -> Result<(u64, u64), ConfigError> {
+    let ini = Ini::load_from_file(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let r = Reader(ini);
+    Ok((
+        r.parse("DEFAULT", "scrub_time", cfg.glance.scrub_time)?,
+        r.parse("DEFAULT", "wakeup_time", cfg.glance.scrubber_wakeup_time)?,
+    ))
 }
 
 /// A comma-separated option (oslo's ListOpt; `[a, b]` brackets allowed).
@@ -293,6 +332,9 @@ impl Config {
                     disallowed_ports: ports(&r, "disallowed_ports", "")?,
                 },
                 task_time_to_live: r.parse("task", "task_time_to_live", 48)?,
+                delayed_delete: r.flag("DEFAULT", "delayed_delete", false)?,
+                scrub_time: r.parse("DEFAULT", "scrub_time", 0)?,
+                scrubber_wakeup_time: r.parse("glint", "scrubber_wakeup_time", 300)?,
                 keystone: keystone_options(&r)?,
             },
         })

@@ -50,6 +50,14 @@ pub async fn start(
     let glance_addr = listener.local_addr()?;
     let glance = Arc::new(glance::Glance::new(store.clone(), cfg.clone())?);
     let noauth = glance.noauth();
+    let o = &cfg.glance;
+    if o.delayed_delete && o.scrubber_wakeup_time > 0 {
+        glance::scrubber::spawn_periodic(
+            store.clone(),
+            std::time::Duration::from_secs(o.scrub_time),
+            std::time::Duration::from_secs(o.scrubber_wakeup_time),
+        );
+    }
     tokio::spawn(server::serve_glance(listener, glance));
     if !noauth {
         tracing::info!(%glance_addr, "Glance API listening; tokens are validated by Keystone");

@@ -41,6 +41,20 @@ enum Command {
         #[arg(long)]
         no_data: bool,
     },
+    /// The image scrubber (delayed delete): purge `pending_delete` images older than
+    /// `scrub_time`, or restore one. Run it while the server is stopped; a running server
+    /// scrubs in-process every `scrubber_wakeup_time` seconds.
+    Scrubber {
+        /// glance-scrubber.conf (`scrub_time`, `wakeup_time`); overrides glance-api.conf.
+        #[arg(long)]
+        scrubber_config: Option<std::path::PathBuf>,
+        /// Restore this image to `active` instead of scrubbing.
+        #[arg(long)]
+        restore: Option<String>,
+        /// Keep running, a pass every `wakeup_time` seconds.
+        #[arg(long)]
+        daemon: bool,
+    },
     /// Remove unreferenced chunks and temp files older than the grace period.
     Gc {
         #[arg(long, default_value_t = 3600)]
@@ -144,6 +158,34 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 return Err(
                     "scrub found problems (run with --repair to fix counts and orphans)".into(),
                 );
+            }
+        }
+        Command::Scrubber {
+            scrubber_config,
+            restore,
+            daemon,
+        } => {
+            let (scrub_time, wakeup) = match scrubber_config {
+                Some(p) => glint::config::scrubber_times(&p, &cfg)?,
+                None => (cfg.glance.scrub_time, cfg.glance.scrubber_wakeup_time),
+            };
+            let store = open_store(&cfg).await?;
+            if let Some(id) = restore {
+                if !glint::glance::scrubber::restore(&store, &id).await? {
+                    return Err(format!("image {id} is not pending_delete").into());
+                }
+                println!("restored {id}");
+                return Ok(());
+            }
+            loop {
+                let pass =
+                    glint::glance::scrubber::scrub_once(&store, Duration::from_secs(scrub_time))
+                        .await?;
+                println!("purged {} images, {} waiting", pass.purged, pass.waiting);
+                if !daemon {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(wakeup.max(1))).await;
             }
         }
         Command::Gc { grace_secs } => {

@@ -1171,3 +1171,81 @@ async fn format_inspection_of_qemu_img_files() {
     let data = std::fs::read(dir.path().join("ok.qcow2")).unwrap();
     assert_eq!(s.upload(img["id"].as_str().unwrap(), data).await, 204);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_delete_and_the_scrubber() {
+    let s = start_with(1 << 30, |c| {
+        c.glance.delayed_delete = true;
+        c.glance.scrubber_wakeup_time = 0; // passes are driven by the test
+    })
+    .await;
+    let (_, img) = s
+        .create(serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .await;
+    let id = img["id"].as_str().unwrap().to_string();
+    let data = pattern(2 << 20);
+    assert_eq!(s.upload(&id, data.clone()).await, 204);
+    s.store.settle().await;
+    let chunks = s.store.chunk_file_count().unwrap();
+    let delete = || {
+        s.req(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
+            .send()
+    };
+    assert_eq!(delete().await.unwrap().status().as_u16(), 204);
+    let shown = s
+        .req(reqwest::Method::GET, &format!("/v2/images/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown.status().as_u16(),
+        404,
+        "pending_delete is gone from the API"
+    );
+    assert_eq!(
+        s.list("u:p1", "").await["images"].as_array().unwrap().len(),
+        0
+    );
+    assert_eq!(
+        s.store.chunk_file_count().unwrap(),
+        chunks,
+        "the data waits for the scrubber"
+    );
+    // Restore, then delete again and let the scrubber purge it.
+    assert!(glint::glance::scrubber::restore(&s.store, &id)
+        .await
+        .unwrap());
+    assert_eq!(s.show(&id).await["status"], "active");
+    assert_eq!(delete().await.unwrap().status().as_u16(), 204);
+    let wait = glint::glance::scrubber::scrub_once(&s.store, std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!((wait.purged, wait.waiting), (0, 1), "inside scrub_time");
+    let pass = glint::glance::scrubber::scrub_once(&s.store, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(pass.purged, 1);
+    s.store.settle().await;
+    assert_eq!(s.store.chunk_file_count().unwrap(), 0);
+    assert!(!glint::glance::scrubber::restore(&s.store, &id)
+        .await
+        .unwrap());
+    // An image without data is deleted at once.
+    let (_, img) = s.create(serde_json::json!({})).await;
+    let r = s
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/v2/images/{}", img["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(
+        glint::glance::scrubber::scrub_once(&s.store, std::time::Duration::ZERO)
+            .await
+            .unwrap()
+            .purged,
+        0
+    );
+}

@@ -1,7 +1,7 @@
 //! Images: routing under `/v2/`, create / show / update / delete, tags and
 //! deactivate/reactivate. Data, listing, members and discovery live in their own modules.
 
-use glint_storage::{BlobId, Catalog, StoreError};
+use glint_storage::{Catalog, StoreError};
 use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -282,18 +282,20 @@ async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
         ));
     }
     let key = rec.id.clone();
+    let delayed = g.opts().delayed_delete;
     g.store
         .transact(move |tx| {
-            if let Some(cur) = read_image(tx, &key)? {
-                let staged = cur.staged.as_ref().map(|s| s.blob.as_str());
-                for b in [cur.blob.as_deref(), staged].into_iter().flatten() {
-                    if let Ok(b) = b.parse::<BlobId>() {
-                        tx.delete_blob(b)?;
-                    }
-                }
-                tx.delete(Catalog::Images, key.as_bytes())?;
+            let Some(mut cur) = read_image(tx, &key)? else {
+                return Ok(());
+            };
+            if delayed && cur.blob.is_some() {
+                // Delayed delete: gone from the API now, the scrubber purges the data later.
+                cur.status = "pending_delete".into();
+                cur.deleted_at = Some(now());
+                write_image(tx, &mut cur)
+            } else {
+                super::scrubber::purge(tx, &cur)
             }
-            Ok(())
         })
         .await?;
     Ok(Response::builder()

@@ -303,7 +303,9 @@ pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
 impl Query {
     /// Whether `rec` belongs on this listing for `caller` (visibility, membership, filters).
     pub fn matches(&self, rec: &ImageRecord, caller: &Caller) -> bool {
-        if matches!(rec.status.as_str(), "deleted" | "killed") || rec.os_hidden != self.os_hidden {
+        if matches!(rec.status.as_str(), "deleted" | "killed" | "pending_delete")
+            || rec.os_hidden != self.os_hidden
+        {
             return false;
         }
         self.visible(rec, caller) && self.filters.iter().all(|f| filter_matches(f, rec))

@@ -16,6 +16,7 @@ mod members;
 mod patch;
 mod record;
 mod schema;
+pub mod scrubber;
 mod tasks;
 mod uri_filter;
 

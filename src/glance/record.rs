@@ -98,6 +98,9 @@ pub struct ImageRecord {
     /// Data staged for a glance-direct import (`PUT /stage`), with what it is.
     #[serde(default)]
     pub staged: Option<Staged>,
+    /// When a delayed delete marked it `pending_delete`.
+    #[serde(default)]
+    pub deleted_at: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -141,6 +144,7 @@ impl ImageRecord {
             blob: None,
             members: Vec::new(),
             staged: None,
+            deleted_at: None,
         }
     }
 
@@ -187,6 +191,9 @@ impl ImageRecord {
     /// owner, anyone for public and community images, and the projects a shared image is
     /// shared with, whatever their membership status.
     pub fn visible_to(&self, caller: &Caller) -> bool {
+        if matches!(self.status.as_str(), "pending_delete" | "deleted") {
+            return false;
+        }
         caller.is_admin()
             || self.is_owner(caller)
             || matches!(self.visibility.as_str(), "public" | "community")
