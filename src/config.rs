@@ -49,6 +49,8 @@ pub struct GlanceOptions {
     pub scrub_time: u64,
     /// Seconds between in-process scrubber passes (0: no in-process scrubber).
     pub scrubber_wakeup_time: u64,
+    /// The JSON-lines notification sink; None: notifications off.
+    pub notifications_file: Option<PathBuf>,
     /// Keystone identity (`[paste_deploy] flavor = keystone`); None = noauth.
     pub keystone: Option<KeystoneOptions>,
 }
@@ -335,6 +337,12 @@ impl Config {
                 delayed_delete: r.flag("DEFAULT", "delayed_delete", false)?,
                 scrub_time: r.parse("DEFAULT", "scrub_time", 0)?,
                 scrubber_wakeup_time: r.parse("glint", "scrubber_wakeup_time", 300)?,
+                notifications_file: match r.get("oslo_messaging_notifications", "driver") {
+                    Some(d) if d == "noop" => None,
+                    _ => r
+                        .get("oslo_messaging_notifications", "jsonl_file")
+                        .map(PathBuf::from),
+                },
                 keystone: keystone_options(&r)?,
             },
         })

@@ -1249,3 +1249,81 @@ async fn delayed_delete_and_the_scrubber() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_as_json_lines() {
+    let sink = tempfile::NamedTempFile::new().unwrap();
+    let path = sink.path().to_path_buf();
+    let s = start_with(1 << 30, |c| {
+        c.glance.notifications_file = Some(path.clone())
+    })
+    .await;
+    let (_, img) = s
+        .create(serde_json::json!({"name": "n", "disk_format": "raw", "container_format": "bare"}))
+        .await;
+    let id = img["id"].as_str().unwrap().to_string();
+    assert_eq!(s.upload(&id, pattern(1000)).await, 204);
+    let (st, _) = s
+        .patch(
+            &id,
+            V21,
+            serde_json::json!([{"op": "replace", "path": "/name", "value": "m"}]),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let dl = s
+        .req(reqwest::Method::GET, &format!("/v2/images/{id}/file"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dl.bytes().await.unwrap().len(), 1000);
+    let del = s
+        .req(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 204);
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect();
+        if events.len() >= 7 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "image.create",
+            "image.prepare",
+            "image.upload",
+            "image.activate",
+            "image.update",
+            "image.send",
+            "image.delete"
+        ]
+    );
+    for e in &events {
+        assert_eq!(e["priority"], "INFO");
+        assert!(
+            e["message_id"].is_string()
+                && e["timestamp"].is_string()
+                && e["publisher_id"].is_string()
+        );
+    }
+    assert_eq!(events[3]["payload"]["status"], "active");
+    assert_eq!(
+        events[3]["payload"]["checksum"],
+        hex::encode(md5::Md5::digest(pattern(1000)))
+    );
+    assert_eq!(events[5]["payload"]["bytes_sent"], 1000);
+    assert_eq!(events[4]["payload"]["name"], "m");
+}

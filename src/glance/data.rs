@@ -197,6 +197,7 @@ pub async fn upload(
 ) -> ApiResult {
     let rec = check_data_request(g, caller, id, parts, "upload_image").await?;
     begin(g, &rec.id, "saving", true).await?;
+    g.notifier.image("image.prepare", &rec);
     let data = match ingest(g, incoming.into_data_stream()).await {
         Ok(d) => d,
         Err(e) => {
@@ -235,6 +236,10 @@ pub async fn upload(
             StatusCode::GONE,
             "Image was deleted during the upload",
         ));
+    }
+    if let Ok(now) = load_visible(g, caller, &rec.id).await {
+        g.notifier.image("image.upload", &now);
+        g.notifier.image("image.activate", &now);
     }
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
@@ -400,6 +405,14 @@ pub async fn download(
         range = Some(start..end);
     }
     let (_, reader) = g.store.read(blob, range.clone()).await?;
+    g.notifier.emit(
+        "image.send",
+        serde_json::json!({
+            "image_id": rec.id, "owner_id": rec.owner,
+            "receiver_tenant_id": caller.project, "receiver_user_id": caller.user,
+            "bytes_sent": range.as_ref().map_or(size, |r| r.end - r.start),
+        }),
+    );
     let len = range.as_ref().map_or(size, |r| r.end - r.start);
     let mut b = Response::builder()
         .status(status)

@@ -117,6 +117,7 @@ fn rules(g: &Glance, creating: bool) -> EditRules<'_> {
 async fn create(g: &Glance, caller: &Caller, incoming: Incoming) -> ApiResult {
     let fields = read_json_body(incoming).await?;
     let rec = create_record(g, caller, &fields).await?;
+    g.notifier.image("image.create", &rec);
     let mut resp = json(StatusCode::CREATED, &rec.to_json());
     if let Ok(v) = format!("/v2/images/{}", rec.id).parse() {
         resp.headers_mut().insert("location", v);
@@ -252,6 +253,7 @@ async fn update_image(
         patch::apply(r, &ops, dialect, &caller, &rules)
     })
     .await?;
+    g.notifier.image("image.update", &rec);
     Ok(json(StatusCode::OK, &rec.to_json()))
 }
 
@@ -281,6 +283,7 @@ async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
             format!("Image {id} is protected and cannot be deleted."),
         ));
     }
+    g.notifier.image("image.delete", &rec);
     let key = rec.id.clone();
     let delayed = g.opts().delayed_delete;
     g.store
@@ -388,7 +391,8 @@ async fn tag_op(g: &Glance, caller: &Caller, id: &str, tag: &str, add: bool) -> 
             )),
         }
     })
-    .await?;
+    .await
+    .inspect(|r| g.notifier.image("image.update", r))?;
     no_content()
 }
 
@@ -421,6 +425,7 @@ async fn activation(g: &Glance, caller: &Caller, id: &str, action: &str) -> ApiR
             ))
         }
     })
-    .await?;
+    .await
+    .inspect(|r| g.notifier.image("image.update", r))?;
     no_content()
 }

@@ -156,6 +156,9 @@ pub async fn start(g: &Arc<Glance>, caller: &Caller, id: &str, incoming: Incomin
         let outcome = run(&g, &image, method).await;
         match outcome {
             Ok(message) => {
+                if let Ok(now) = load_current(&g, &image.id).await {
+                    g.notifier.image("image.activate", &now);
+                }
                 let _ = tasks::set_status(&g, &mut task, "success", message).await;
             }
             Err(e) => {

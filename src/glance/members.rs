@@ -54,6 +54,7 @@ pub async fn add(g: &Glance, caller: &Caller, id: &str, incoming: Incoming) -> A
     })
     .await?;
     let m = rec.members.last().expect("just added");
+    g.notifier.emit("image.member.create", m.to_json(&image_id));
     Ok(json(StatusCode::OK, &m.to_json(&image_id)))
 }
 
@@ -141,6 +142,7 @@ pub async fn set_status(
     let m = rec
         .member(Some(member))
         .ok_or_else(|| member_not_found(&image_id, member))?;
+    g.notifier.emit("image.member.update", m.to_json(&image_id));
     Ok(json(StatusCode::OK, &m.to_json(&image_id)))
 }
 
@@ -165,5 +167,9 @@ pub async fn delete(g: &Glance, caller: &Caller, id: &str, member: &str) -> ApiR
         Ok(())
     })
     .await?;
+    g.notifier.emit(
+        "image.member.delete",
+        json!({"image_id": rec.id, "member_id": member}),
+    );
     super::no_content()
 }

@@ -13,6 +13,7 @@ mod inspect;
 mod keystone;
 mod listing;
 mod members;
+mod notify;
 mod patch;
 mod record;
 mod schema;
@@ -44,17 +45,21 @@ pub struct Glance {
     pub schema: Arc<ImageSchema>,
     /// Keystone token validation; None in noauth mode.
     keystone: Option<keystone::Keystone>,
+    pub notifier: notify::Notifier,
 }
 
 impl Glance {
     pub fn new(store: Store, cfg: Arc<Config>) -> Result<Glance, SchemaError> {
         let schema = Arc::new(ImageSchema::load(&cfg.glance)?);
         let keystone = cfg.glance.keystone.clone().map(keystone::Keystone::new);
+        let notifier = notify::Notifier::open(cfg.glance.notifications_file.as_deref())
+            .map_err(SchemaError::Notifications)?;
         Ok(Glance {
             store,
             cfg,
             schema,
             keystone,
+            notifier,
         })
     }
 

@@ -38,6 +38,8 @@ pub struct ImageSchema {
 pub enum SchemaError {
     #[error("image schema file: {0}")]
     Read(#[from] std::io::Error),
+    #[error("notifications file: {0}")]
+    Notifications(std::io::Error),
     #[error("image schema file is not a JSON object of properties: {0}")]
     Parse(String),
 }
