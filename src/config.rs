@@ -49,6 +49,8 @@ pub struct GlanceOptions {
     pub scrub_time: u64,
     /// Seconds between in-process scrubber passes (0: no in-process scrubber).
     pub scrubber_wakeup_time: u64,
+    /// Rules over the default policy (`[oslo_policy] policy_file`).
+    pub policy_file: Option<PathBuf>,
     /// The JSON-lines notification sink; None: notifications off.
     pub notifications_file: Option<PathBuf>,
     /// Keystone identity (`[paste_deploy] flavor = keystone`); None = noauth.
@@ -337,6 +339,16 @@ impl Config {
                 delayed_delete: r.flag("DEFAULT", "delayed_delete", false)?,
                 scrub_time: r.parse("DEFAULT", "scrub_time", 0)?,
                 scrubber_wakeup_time: r.parse("glint", "scrubber_wakeup_time", 300)?,
+                policy_file: r
+                    .get("oslo_policy", "policy_file")
+                    .map(PathBuf::from)
+                    .filter(|p| {
+                        let found = p.exists();
+                        if !found {
+                            tracing::warn!(path = %p.display(), "policy file not found: default rules apply");
+                        }
+                        found
+                    }),
                 notifications_file: match r.get("oslo_messaging_notifications", "driver") {
                     Some(d) if d == "noop" => None,
                     _ => r

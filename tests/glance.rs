@@ -1327,3 +1327,58 @@ async fn notifications_as_json_lines() {
     assert_eq!(events[5]["payload"]["bytes_sent"], 1000);
     assert_eq!(events[4]["payload"]["name"], "m");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_file_overrides_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(
+        &file,
+        "# members may publish their own images; nobody deletes; readers download\n\
+         \"publicize_image\": \"role:member and project_id:%(project_id)s\"\n\
+         \"delete_image\": \"!\"\n\
+         \"download_image\": \"role:reader and project_id:%(project_id)s\"\n",
+    )
+    .unwrap();
+    let s = start_with(1 << 30, |c| c.glance.policy_file = Some(file.clone())).await;
+    let (st, img) = s
+        .create(serde_json::json!({"visibility": "public", "disk_format": "raw", "container_format": "bare"}))
+        .await;
+    assert_eq!(st, 201, "publicize_image was opened to members");
+    let id = img["id"].as_str().unwrap().to_string();
+    assert_eq!(s.upload(&id, pattern(100)).await, 204);
+    let reader = s
+        .as_(
+            "r:p1:reader",
+            reqwest::Method::GET,
+            &format!("/v2/images/{id}/file"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.status().as_u16(),
+        200,
+        "download_image was opened to readers"
+    );
+    let del = s
+        .req(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        del.status().as_u16(),
+        403,
+        "delete_image is closed to everyone"
+    );
+    let admin_del = s
+        .as_(
+            "admin:admin",
+            reqwest::Method::DELETE,
+            &format!("/v2/images/{id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin_del.status().as_u16(), 403);
+}

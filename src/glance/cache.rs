@@ -32,11 +32,7 @@ pub async fn route(
             ))
         }
     };
-    if !caller.is_admin() {
-        return Err(ApiError::forbidden(format!(
-            "You are not authorized to complete {action} action."
-        )));
-    }
+    g.enforce_own(action, caller)?;
     match (method, rest) {
         (&Method::GET, []) => Ok(json(
             StatusCode::OK,

@@ -132,11 +132,7 @@ async fn check_data_request(
     action: &str,
 ) -> Result<ImageRecord, ApiError> {
     let rec = load_visible(g, caller, id).await?;
-    if !rec.may_modify(caller) {
-        return Err(ApiError::forbidden(format!(
-            "You are not authorized to complete {action} action."
-        )));
-    }
+    g.enforce(action, caller, &rec)?;
     if parts
         .headers
         .get("content-type")
@@ -339,11 +335,7 @@ pub async fn download(
     parts: &http::request::Parts,
 ) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
-    if !caller.is_admin() && !caller.has_role("member") {
-        return Err(ApiError::forbidden(
-            "You are not authorized to complete download_image action.",
-        ));
-    }
+    g.enforce("download_image", caller, &rec)?;
     if rec.status == "deactivated" && !caller.is_admin() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -102,13 +102,14 @@ async fn load(g: &Glance, id: &str) -> Result<Option<ImageRecord>, ApiError> {
 pub async fn load_visible(g: &Glance, caller: &Caller, id: &str) -> Result<ImageRecord, ApiError> {
     load(g, id)
         .await?
-        .filter(|r| r.visible_to(caller))
+        .filter(|r| r.visible_to(caller) && g.allowed("get_image", caller, r))
         .ok_or_else(|| ApiError::not_found(id))
 }
 
 fn rules(g: &Glance, creating: bool) -> EditRules<'_> {
     EditRules {
         creating,
+        policy: &g.policy,
         opts: g.opts(),
         schema: &g.schema,
     }
@@ -135,12 +136,10 @@ pub async fn create_record(
     caller: &Caller,
     fields: &serde_json::Map<String, Value>,
 ) -> Result<ImageRecord, ApiError> {
-    if !caller.is_admin() && !caller.has_role("member") {
-        return Err(ApiError::forbidden(
-            "You are not authorized to complete add_image action.",
-        ));
-    }
     let mut rec = ImageRecord::new(uuid_v4(), caller.project.clone(), now());
+    // The role check first (a reader is refused whatever it sends); the owner it names is
+    // checked once the properties are in.
+    g.enforce("add_image", caller, &rec)?;
     let rules = rules(g, true);
     // Read-only and reserved names are refused before any value is looked at.
     for k in fields.keys() {
@@ -151,6 +150,7 @@ pub async fn create_record(
     for (k, v) in fields {
         rec.set_property(k, v, caller, &rules)?;
     }
+    g.enforce("add_image", caller, &rec)?;
     let value = serde_json::to_vec(&rec).expect("serializable");
     let id = rec.id.clone();
     let created = g
@@ -173,11 +173,7 @@ pub async fn create_record(
 }
 
 async fn list(g: &Glance, caller: &Caller, query: &str) -> ApiResult {
-    if !caller.is_admin() && !caller.has_role("reader") {
-        return Err(ApiError::forbidden(
-            "You are not authorized to complete get_images action.",
-        ));
-    }
+    g.enforce_own("get_images", caller)?;
     let q = listing::parse(query, g.opts())?;
     let all = g
         .store
@@ -231,11 +227,7 @@ async fn update_image(
         .and_then(|v| v.to_str().ok());
     let dialect = patch::dialect(content_type)?;
     let rec = load_visible(g, caller, id).await?;
-    if !rec.may_modify(caller) {
-        return Err(ApiError::forbidden(
-            "You are not authorized to complete modify_image action.",
-        ));
-    }
+    g.enforce("modify_image", caller, &rec)?;
     let raw = read_body(incoming).await?;
     let ops = patch::parse(&raw, dialect)?;
     if ops.is_empty() {
@@ -244,9 +236,11 @@ async fn update_image(
     let caller = caller.clone();
     let opts = g.opts().clone();
     let schema = g.schema.clone();
+    let policy = g.policy.clone();
     let rec = update(g, &rec.id, move |r| {
         let rules = EditRules {
             creating: false,
+            policy: &policy,
             opts: &opts,
             schema: &schema,
         };
@@ -272,11 +266,7 @@ pub async fn read_body(incoming: Incoming) -> Result<bytes::Bytes, ApiError> {
 
 async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
-    if !rec.may_modify(caller) {
-        return Err(ApiError::forbidden(
-            "You are not authorized to complete delete_image action.",
-        ));
-    }
+    g.enforce("delete_image", caller, &rec)?;
     if rec.protected {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -357,12 +347,7 @@ where
 /// removing an absent tag is 404; at most 128 tags (`image_tag_quota`).
 async fn tag_op(g: &Glance, caller: &Caller, id: &str, tag: &str, add: bool) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
-    if !rec.may_modify(caller) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "You are not authorized to complete modify_image action.",
-        ));
-    }
+    g.enforce("modify_image", caller, &rec)?;
     let tag = percent_encoding::percent_decode_str(tag)
         .decode_utf8_lossy()
         .into_owned();
@@ -400,12 +385,7 @@ async fn tag_op(g: &Glance, caller: &Caller, id: &str, tag: &str, add: bool) -> 
 /// any other status is 403, as upstream.
 async fn activation(g: &Glance, caller: &Caller, id: &str, action: &str) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
-    if !rec.may_modify(caller) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("You are not authorized to complete {action} action."),
-        ));
-    }
+    g.enforce(action, caller, &rec)?;
     let (from, to) = if action == "deactivate" {
         ("active", "deactivated")
     } else {

@@ -36,11 +36,7 @@ enum Method {
 pub async fn start(g: &Arc<Glance>, caller: &Caller, id: &str, incoming: Incoming) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
     let body = read_json_body(incoming).await?;
-    if !rec.may_modify(caller) {
-        return Err(ApiError::forbidden(
-            "You are not authorized to complete modify_image action.",
-        ));
-    }
+    g.enforce("modify_image", caller, &rec)?;
     for flag in ["all_stores", "all_stores_must_succeed"] {
         if body.get(flag).is_some_and(|v| !v.is_boolean()) {
             return Err(ApiError::bad(format!("{flag} must be a boolean")));
@@ -108,11 +104,7 @@ pub async fn start(g: &Arc<Glance>, caller: &Caller, id: &str, incoming: Incomin
             })?)
         }
         "copy-image" => {
-            if !caller.is_admin() {
-                return Err(ApiError::forbidden(
-                    "You are not authorized to complete copy_image action.",
-                ));
-            }
+            g.enforce("copy_image", caller, &rec)?;
             Method::CopyImage
         }
         "glint-s3-object" => Method::S3Object {

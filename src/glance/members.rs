@@ -14,7 +14,7 @@ const STATUSES: &[&str] = &["pending", "accepted", "rejected"];
 pub async fn add(g: &Glance, caller: &Caller, id: &str, incoming: Incoming) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
     let body = read_json_body(incoming).await?;
-    if !rec.may_modify(caller) || rec.visibility != "shared" {
+    if !g.allowed("add_member", caller, &rec) || rec.visibility != "shared" {
         return Err(not_allowed_to_create(id));
     }
     let member = body
@@ -65,6 +65,7 @@ fn not_allowed_to_create(id: &str) -> ApiError {
 /// The owner (and admins) see every member; a member project sees its own entry.
 pub async fn list(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
+    g.enforce("get_members", caller, &rec)?;
     let owner_view = caller.is_admin() || rec.is_owner(caller);
     let members: Vec<Value> = rec
         .members
@@ -80,6 +81,9 @@ pub async fn list(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
 
 pub async fn show(g: &Glance, caller: &Caller, id: &str, member: &str) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
+    if !g.allowed("get_member", caller, &rec) {
+        return Err(member_not_found(id, member));
+    }
     let owner_view = caller.is_admin() || rec.is_owner(caller);
     rec.members
         .iter()
@@ -110,8 +114,10 @@ pub async fn set_status(
     if rec.member(Some(member)).is_none() {
         return Err(member_not_found(id, member));
     }
-    let is_self = caller.project.as_deref() == Some(member) && caller.has_role("member");
-    if !caller.is_admin() && !is_self {
+    // modify_member's target is the membership being changed.
+    let mut target = super::image_target(&rec, caller);
+    target.insert("member_id", member.to_string());
+    if !g.policy.allows("modify_member", caller, &target) {
         return Err(ApiError::forbidden(
             "You are not permitted to modify 'status' on this image member.",
         ));
@@ -152,7 +158,7 @@ pub async fn delete(g: &Glance, caller: &Caller, id: &str, member: &str) -> ApiR
     if rec.member(Some(member)).is_none() {
         return Err(member_not_found(id, member));
     }
-    if !rec.may_modify(caller) {
+    if !g.allowed("delete_member", caller, &rec) {
         return Err(ApiError::forbidden(format!(
             "You cannot delete image member for {id}"
         )));

@@ -15,6 +15,7 @@ mod listing;
 mod members;
 mod notify;
 mod patch;
+pub mod policy;
 mod record;
 mod schema;
 pub mod scrubber;
@@ -46,6 +47,7 @@ pub struct Glance {
     /// Keystone token validation; None in noauth mode.
     keystone: Option<keystone::Keystone>,
     pub notifier: notify::Notifier,
+    pub policy: Arc<policy::Policy>,
 }
 
 impl Glance {
@@ -54,13 +56,56 @@ impl Glance {
         let keystone = cfg.glance.keystone.clone().map(keystone::Keystone::new);
         let notifier = notify::Notifier::open(cfg.glance.notifications_file.as_deref())
             .map_err(SchemaError::Notifications)?;
+        let policy = Arc::new(
+            policy::Policy::load(cfg.glance.policy_file.as_deref())
+                .map_err(|e| SchemaError::Policy(e.to_string()))?,
+        );
         Ok(Glance {
             store,
             cfg,
             schema,
             keystone,
             notifier,
+            policy,
         })
+    }
+
+    /// Whether the policy lets `caller` do `action` to `rec`.
+    pub fn allowed(&self, action: &str, caller: &Caller, rec: &ImageRecord) -> bool {
+        self.policy
+            .allows(action, caller, &image_target(rec, caller))
+    }
+
+    /// 403 unless the policy lets `caller` do `action` to `rec`.
+    pub fn enforce(
+        &self,
+        action: &str,
+        caller: &Caller,
+        rec: &ImageRecord,
+    ) -> Result<(), ApiError> {
+        if self.allowed(action, caller, rec) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "You are not authorized to complete {action} action."
+            )))
+        }
+    }
+
+    /// 403 unless the policy lets `caller` do `action`, an action on the caller's own
+    /// project (listing, tasks, cache).
+    pub fn enforce_own(&self, action: &str, caller: &Caller) -> Result<(), ApiError> {
+        let mut t = policy::Target::new();
+        if let Some(p) = &caller.project {
+            t.insert("project_id", p.clone());
+        }
+        if self.policy.allows(action, caller, &t) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "You are not authorized to complete {action} action."
+            )))
+        }
     }
 
     pub fn noauth(&self) -> bool {
@@ -80,6 +125,20 @@ pub struct Caller {
     pub user: Option<String>,
     pub project: Option<String>,
     pub roles: Vec<String>,
+}
+
+/// The fields image rules see: the owner as `project_id`, the caller's project as
+/// `member_id` when the image is shared with it, and the visibility.
+pub fn image_target(rec: &ImageRecord, caller: &Caller) -> policy::Target {
+    let mut t = policy::Target::new();
+    if let Some(o) = &rec.owner {
+        t.insert("project_id", o.clone());
+    }
+    if let Some(m) = rec.member(caller.project.as_deref()) {
+        t.insert("member_id", m.member_id.clone());
+    }
+    t.insert("visibility", rec.visibility.clone());
+    t
 }
 
 /// Keystone's implied roles: admin ⇒ member ⇒ reader.

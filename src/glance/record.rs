@@ -200,12 +200,6 @@ impl ImageRecord {
             || (self.visibility == "shared" && self.member(caller.project.as_deref()).is_some())
     }
 
-    /// `ADMIN or (role:member and project_id:%(owner)s)`: modify, delete, upload, tags,
-    /// deactivate, members.
-    pub fn may_modify(&self, caller: &Caller) -> bool {
-        caller.is_admin() || (caller.has_role("member") && self.is_owner(caller))
-    }
-
     /// The one place a property is validated and set. `creating` distinguishes POST (where
     /// `id` may be chosen) from PATCH (where the formats are frozen once data exists).
     pub fn set_property(
@@ -226,10 +220,18 @@ impl ImageRecord {
                     Some(v) if VISIBILITIES.contains(&v) => v.to_string(),
                     _ => return Err(schema_error(key, value)),
                 };
-                if vis == "public" && !caller.is_admin() && vis != self.visibility {
-                    return Err(ApiError::forbidden(
-                        "You are not authorized to complete publicize_image action.",
-                    ));
+                let action = match vis.as_str() {
+                    "public" => Some("publicize_image"),
+                    "community" => Some("communitize_image"),
+                    _ => None,
+                };
+                if let Some(action) = action.filter(|_| vis != self.visibility) {
+                    let target = super::image_target(self, caller);
+                    if !rules.policy.allows(action, caller, &target) {
+                        return Err(ApiError::forbidden(format!(
+                            "You are not authorized to complete {action} action."
+                        )));
+                    }
                 }
                 self.visibility = vis;
             }
@@ -283,7 +285,8 @@ impl ImageRecord {
             }
             "owner" => {
                 let owner = string_or_null(value, key, 255)?;
-                if owner != self.owner && !caller.is_admin() {
+                let target = super::image_target(self, caller);
+                if owner != self.owner && !rules.policy.allows("set_image_owner", caller, &target) {
                     return Err(ApiError::forbidden(if rules.creating {
                         "You are not permitted to create images owned by another project."
                     } else {
@@ -352,6 +355,7 @@ impl ImageRecord {
 /// What a property edit is checked against.
 pub struct EditRules<'a> {
     pub creating: bool,
+    pub policy: &'a super::policy::Policy,
     pub opts: &'a GlanceOptions,
     pub schema: &'a ImageSchema,
 }

@@ -40,6 +40,8 @@ pub enum SchemaError {
     Read(#[from] std::io::Error),
     #[error("notifications file: {0}")]
     Notifications(std::io::Error),
+    #[error("{0}")]
+    Policy(String),
     #[error("image schema file is not a JSON object of properties: {0}")]
     Parse(String),
 }

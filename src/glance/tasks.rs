@@ -153,11 +153,7 @@ pub async fn route(
     query: &str,
     incoming: Incoming,
 ) -> ApiResult {
-    if !caller.is_admin() {
-        return Err(ApiError::forbidden(
-            "You are not authorized to complete tasks_api_access action.",
-        ));
-    }
+    g.enforce_own("tasks_api_access", caller)?;
     match (method, rest) {
         (&Method::GET, []) => list(g, query).await,
         (&Method::POST, []) => create(g, caller, incoming).await,
