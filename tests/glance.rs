@@ -1382,3 +1382,44 @@ async fn policy_file_overrides_the_defaults() {
         .unwrap();
     assert_eq!(admin_del.status().as_u16(), 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_storage_quota_is_413() {
+    let s = start_with(1 << 30, |c| c.glance.user_storage_quota = 3 << 20).await;
+    let mk = || s.create(serde_json::json!({"disk_format": "raw", "container_format": "bare"}));
+    let (_, a) = mk().await;
+    assert_eq!(
+        s.upload(a["id"].as_str().unwrap(), pattern(2 << 20)).await,
+        204
+    );
+    let (_, b) = mk().await;
+    let id = b["id"].as_str().unwrap().to_string();
+    let st = s.try_upload(&id, pattern(2 << 20)).await;
+    assert!(matches!(st, Some(413) | None), "{st:?}");
+    assert_eq!(s.show(&id).await["status"], "queued");
+    assert_eq!(
+        s.upload(&id, pattern(1 << 20)).await,
+        204,
+        "what is left of the quota fits"
+    );
+    // Another project has its own quota.
+    let r = s
+        .as_("u:p2", reqwest::Method::POST, "/v2/images")
+        .json(&serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .await
+        .unwrap();
+    let other: serde_json::Value = r.json().await.unwrap();
+    let put = s
+        .as_(
+            "u:p2",
+            reqwest::Method::PUT,
+            &format!("/v2/images/{}/file", other["id"].as_str().unwrap()),
+        )
+        .header("content-type", "application/octet-stream")
+        .body(pattern(2 << 20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 204);
+}

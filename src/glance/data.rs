@@ -29,9 +29,41 @@ pub struct Ingested {
     pub findings: Findings,
 }
 
+/// The most bytes an image of `owner` may take now: `image_size_cap`, and what is left of
+/// the project's `user_storage_quota` (the data of its images, staged data included).
+pub async fn size_limit(g: &Glance, owner: Option<&str>) -> Result<u64, glint_storage::StoreError> {
+    let cap = g.cfg.image_size_cap;
+    let quota = g.opts().user_storage_quota;
+    let Some(owner) = owner.filter(|_| quota > 0) else {
+        return Ok(cap);
+    };
+    let rows = g
+        .store
+        .scan(glint_storage::Catalog::Images, Vec::new(), None, usize::MAX)
+        .await?;
+    let used: u64 = rows
+        .iter()
+        .filter_map(|(_, v)| ImageRecord::decode(v))
+        .filter(|r| r.owner.as_deref() == Some(owner))
+        .map(|r| {
+            let data = if r.blob.is_some() {
+                r.size.unwrap_or(0)
+            } else {
+                0
+            };
+            data + r.staged.as_ref().map_or(0, |s| s.size)
+        })
+        .sum();
+    Ok(cap.min(quota.saturating_sub(used)))
+}
+
 /// Streams `stream` into the engine, hashing and inspecting it on the way; memory stays
-/// bounded whatever the size. The image size cap applies.
-pub async fn ingest<S, E>(g: &Glance, stream: S) -> Result<Ingested, glint_storage::StoreError>
+/// bounded whatever the size. At most `limit` bytes are taken (413 beyond).
+pub async fn ingest<S, E>(
+    g: &Glance,
+    stream: S,
+    limit: u64,
+) -> Result<Ingested, glint_storage::StoreError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -47,7 +79,7 @@ where
             stream,
             WriteOptions {
                 digests: DigestSet::MD5 | DigestSet::SHA512,
-                max_size: Some(g.cfg.image_size_cap),
+                max_size: Some(limit),
             },
         )
         .await?;
@@ -194,7 +226,8 @@ pub async fn upload(
     let rec = check_data_request(g, caller, id, parts, "upload_image").await?;
     begin(g, &rec.id, "saving", true).await?;
     g.notifier.image("image.prepare", &rec);
-    let data = match ingest(g, incoming.into_data_stream()).await {
+    let limit = size_limit(g, rec.owner.as_deref()).await?;
+    let data = match ingest(g, incoming.into_data_stream(), limit).await {
         Ok(d) => d,
         Err(e) => {
             restore_queued(g, &rec.id, "saving", None).await;
@@ -267,7 +300,8 @@ pub async fn stage(
     }
     let rec = check_data_request(g, caller, id, parts, "modify_image").await?;
     begin(g, &rec.id, "uploading", false).await?;
-    let data = match ingest(g, incoming.into_data_stream()).await {
+    let limit = size_limit(g, rec.owner.as_deref()).await?;
+    let data = match ingest(g, incoming.into_data_stream(), limit).await {
         Ok(d) => d,
         Err(e) => {
             restore_queued(g, &rec.id, "uploading", None).await;

@@ -13,7 +13,7 @@ use http::StatusCode;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use super::data::{activate, ingest, refused, NewData};
+use super::data::{activate, ingest, refused, size_limit, NewData};
 use super::image::{load_visible, read_image, update, write_image};
 use super::inspect::Inspector;
 use super::record::ImageRecord;
@@ -217,7 +217,8 @@ async fn run(g: &Glance, image: &ImageRecord, method: Method) -> Result<String, 
             (staged.size, ok)
         }
         Method::WebDownload(target) => {
-            let data = fetch(g, &target).await?;
+            let limit = size_limit(g, image.owner.as_deref()).await?;
+            let data = fetch(g, &target, limit).await?;
             let virtual_size = if inspect {
                 data.findings
                     .verdict(&declared)
@@ -242,7 +243,11 @@ async fn run(g: &Glance, image: &ImageRecord, method: Method) -> Result<String, 
         Method::S3Object { blob } => {
             // Hash and inspect by reading the object once; the image then shares its
             // chunks through a clone (metadata only).
-            let (_, mut reader) = g.store.read(blob, None).await?;
+            let limit = size_limit(g, image.owner.as_deref()).await?;
+            let (info, mut reader) = g.store.read(blob, None).await?;
+            if info.size > limit {
+                return Err(glint_storage::StoreError::TooLarge { limit }.into());
+            }
             let mut hasher = Some(Hasher::new(DigestSet::MD5 | DigestSet::SHA512));
             let mut inspector = Inspector::new();
             let mut size = 0u64;
@@ -342,6 +347,7 @@ async fn fail(g: &Glance, id: &str) {
 async fn fetch(
     g: &Glance,
     target: &super::uri_filter::Target,
+    limit: u64,
 ) -> Result<super::data::Ingested, ApiError> {
     let failed = |e: String| ApiError::bad(format!("web-download of {} failed: {e}", target.url));
     let client = reqwest::Client::builder()
@@ -359,7 +365,9 @@ async fn fetch(
     if !resp.status().is_success() {
         return Err(failed(format!("the server answered {}", resp.status())));
     }
-    ingest(g, resp.bytes_stream()).await.map_err(ApiError::from)
+    ingest(g, resp.bytes_stream(), limit)
+        .await
+        .map_err(ApiError::from)
 }
 
 /// The blob of an S3 object (`s3://bucket/key`) the caller's project may read: it owns the
