@@ -131,12 +131,21 @@ async fn pump(
                 } => {
                     let reader = inner.clone();
                     let (from, to) = (offset as usize, offset as usize + len as usize);
-                    let job =
-                        tokio::task::spawn_blocking(move || read_chunk(&reader, &chunk, from, to));
-                    in_flight.push_back(
-                        job.map(|r| r.map_err(StoreError::from).and_then(|r| r))
-                            .boxed(),
-                    );
+                    let slots = inner.read_slots.clone();
+                    let job = async move {
+                        // Closed only on drop of the store: then the read fails as cancelled.
+                        let slot = slots.acquire_owned().await.map_err(|_| StoreError::Io {
+                            path: std::path::PathBuf::new(),
+                            source: std::io::Error::other("store closing"),
+                        })?;
+                        tokio::task::spawn_blocking(move || {
+                            let _slot = slot;
+                            read_chunk(&reader, &chunk, from, to)
+                        })
+                        .await
+                        .map_err(StoreError::from)?
+                    };
+                    in_flight.push_back(job.boxed());
                 }
                 Extent::Zero { len } => {
                     let mut left = len;

@@ -28,6 +28,10 @@ pub struct StoreConfig {
     pub write_parallelism: usize,
     /// Chunks read ahead of the consumer during one read.
     pub read_ahead: usize,
+    /// Chunk reads in flight across all readers: many concurrent readers of warm data
+    /// otherwise keep dozens of 1 MiB copies going at once on a few cores, thrashing the
+    /// caches (see benches/README.md); cold disks still get this queue depth.
+    pub read_parallelism: usize,
     /// Reads always verify the CRC32C of each 64 KiB block they return; this adds the full
     /// BLAKE3 check of every chunk read (and so reads whole chunks even for small ranges).
     /// Off by default: see the README for the measured cost. Scrub always checks BLAKE3.
@@ -45,6 +49,7 @@ impl StoreConfig {
             inline_max: 16 << 10,
             write_parallelism: 4,
             read_ahead: 4,
+            read_parallelism: std::thread::available_parallelism().map_or(4, |n| 2 * n.get()),
             verify_full_hash_on_read: false,
         }
     }
@@ -89,6 +94,8 @@ pub(crate) struct Inner {
     pins: Mutex<HashMap<ChunkId, u32>>,
     /// Reclaims scheduled from `Drop` and not yet finished (see `Store::settle`).
     pending_reclaims: AtomicUsize,
+    /// Bounds chunk reads in flight across readers (`read_parallelism`).
+    pub read_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The blob engine. Cheap to clone; all clones share one catalog and set of data directories.
@@ -172,6 +179,7 @@ impl Store {
             inner: Arc::new(Inner {
                 db,
                 dirs: DataDirs::new(dirs),
+                read_slots: Arc::new(tokio::sync::Semaphore::new(cfg.read_parallelism.max(1))),
                 cfg,
                 pins: Mutex::new(HashMap::new()),
                 pending_reclaims: AtomicUsize::new(0),
