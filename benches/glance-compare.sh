@@ -15,6 +15,7 @@ cargo build -q --release --locked --bin glint
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 data=$(mktemp "${GLINT_BENCH_DIR:-/tmp}/glance-bench.XXXX")
 head -c $((size_mib << 20)) /dev/urandom > "$data"
+sync # the new file's writeback must not compete with the servers' own writes
 cat "$data" > /dev/null # into the page cache: both servers read the same warm file
 
 now() { date +%s.%N; }
