@@ -53,8 +53,20 @@ pub struct GlanceOptions {
     pub policy_file: Option<PathBuf>,
     /// The JSON-lines notification sink; None: notifications off.
     pub notifications_file: Option<PathBuf>,
+    /// Multiple stores (`enabled_backends`): empty = one store (upstream's single-store
+    /// mode). The default backend's data directories are the main store's.
+    pub backends: Vec<BackendConfig>,
     /// Keystone identity (`[paste_deploy] flavor = keystone`); None = noauth.
     pub keystone: Option<KeystoneOptions>,
+}
+
+/// One of `enabled_backends` (`id:file`) and its section.
+#[derive(Clone, Debug)]
+pub struct BackendConfig {
+    pub id: String,
+    pub description: String,
+    pub data_dirs: Vec<PathBuf>,
+    pub default: bool,
 }
 
 /// `[keystone_authtoken]`, with keystonemiddleware's option names.
@@ -182,6 +194,52 @@ fn list(value: Option<String>, default: &str) -> Vec<String> {
         .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+fn backends(r: &Reader) -> Result<Vec<BackendConfig>, ConfigError> {
+    let Some(enabled) = r.get("DEFAULT", "enabled_backends") else {
+        return Ok(Vec::new());
+    };
+    let invalid = |key: &'static str, reason: String| ConfigError::Invalid {
+        section: "DEFAULT",
+        key,
+        reason,
+    };
+    let default = r.get("glance_store", "default_backend");
+    let mut out = Vec::new();
+    for item in list(Some(enabled), "") {
+        let (id, kind) = item.split_once(':').unwrap_or((item.as_str(), "file"));
+        let (id, kind) = (id.trim().to_string(), kind.trim());
+        if kind != "file" {
+            return Err(invalid(
+                "enabled_backends",
+                format!("backend {id}: only the local engine (\"file\") is available"),
+            ));
+        }
+        let section = r.0.section(Some(id.as_str()));
+        let get = |k: &str| section.and_then(|s| s.get(k)).map(|v| v.trim().to_string());
+        let data_dirs: Vec<PathBuf> = get("filesystem_store_datadirs")
+            .or_else(|| get("filesystem_store_datadir"))
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| PathBuf::from(s.trim().split(':').next().unwrap_or_default()))
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        out.push(BackendConfig {
+            description: get("store_description").unwrap_or_default(),
+            default: default.as_deref() == Some(id.as_str()),
+            id,
+            data_dirs,
+        });
+    }
+    match out.iter().filter(|b| b.default).count() {
+        1 => Ok(out),
+        _ => Err(ConfigError::Invalid {
+            section: "glance_store",
+            key: "default_backend",
+            reason: "must name one of enabled_backends".into(),
+        }),
+    }
 }
 
 fn keystone_options(r: &Reader) -> Result<Option<KeystoneOptions>, ConfigError> {
@@ -355,14 +413,20 @@ impl Config {
                         .get("oslo_messaging_notifications", "jsonl_file")
                         .map(PathBuf::from),
                 },
+                backends: backends(&r)?,
                 keystone: keystone_options(&r)?,
             },
         })
     }
 
     pub fn store_config(&self) -> glint_storage::StoreConfig {
-        let mut c =
-            glint_storage::StoreConfig::new(self.data_dirs.clone(), self.catalog_dir.clone());
+        let dirs = self
+            .glance
+            .backends
+            .iter()
+            .find(|b| b.default && !b.data_dirs.is_empty())
+            .map_or_else(|| self.data_dirs.clone(), |b| b.data_dirs.clone());
+        let mut c = glint_storage::StoreConfig::new(dirs, self.catalog_dir.clone());
         c.chunk_size = self.chunk_size;
         c
     }

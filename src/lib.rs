@@ -18,16 +18,18 @@ pub struct Running {
     pub s3_addr: std::net::SocketAddr,
     pub glance_addr: std::net::SocketAddr,
     pub store: Store,
+    /// The image backends (the main store, and others with `enabled_backends`).
+    pub stores: Arc<glance::stores::Stores>,
 }
 
 /// Opens the store, installs the bootstrap key and starts the S3 listener.
 pub async fn start(
     cfg: config::Config,
 ) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
-    for d in &cfg.data_dirs {
+    let store_cfg = cfg.store_config();
+    for d in &store_cfg.data_dirs {
         std::fs::create_dir_all(d)?;
     }
-    let store_cfg = cfg.store_config();
     let (store, recovery) =
         tokio::task::spawn_blocking(move || Store::open_with_report(store_cfg)).await??;
     if recovery.unclean_shutdown {
@@ -37,23 +39,26 @@ pub async fn start(
         credentials::put(&store, access, secret, project).await?;
         tracing::info!(access_key = %access, project = %project, "bootstrap S3 key installed");
     }
+    let stores = Arc::new(glance::stores::Stores::open(store.clone(), &cfg).await?);
+    stores.reconcile().await?;
     let cfg = Arc::new(cfg);
     let listener = server::bind(cfg.s3_addr).await?;
     let s3_addr = listener.local_addr()?;
     let s3 = Arc::new(s3::S3 {
         store: store.clone(),
         cfg: cfg.clone(),
+        image_stores: stores.clone(),
     });
     tokio::spawn(server::serve_s3(listener, s3));
     tracing::info!(%s3_addr, "S3 listening");
     let listener = server::bind(cfg.glance_addr).await?;
     let glance_addr = listener.local_addr()?;
-    let glance = Arc::new(glance::Glance::new(store.clone(), cfg.clone())?);
+    let glance = Arc::new(glance::Glance::new(stores.clone(), cfg.clone())?);
     let noauth = glance.noauth();
     let o = &cfg.glance;
     if o.delayed_delete && o.scrubber_wakeup_time > 0 {
         glance::scrubber::spawn_periodic(
-            store.clone(),
+            stores.clone(),
             std::time::Duration::from_secs(o.scrub_time),
             std::time::Duration::from_secs(o.scrubber_wakeup_time),
         );
@@ -71,5 +76,6 @@ pub async fn start(
         s3_addr,
         glance_addr,
         store,
+        stores,
     })
 }

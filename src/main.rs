@@ -170,8 +170,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 None => (cfg.glance.scrub_time, cfg.glance.scrubber_wakeup_time),
             };
             let store = open_store(&cfg).await?;
+            let stores = glint::glance::stores::Stores::open(store, &cfg).await?;
             if let Some(id) = restore {
-                if !glint::glance::scrubber::restore(&store, &id).await? {
+                if !glint::glance::scrubber::restore(&stores, &id).await? {
                     return Err(format!("image {id} is not pending_delete").into());
                 }
                 println!("restored {id}");
@@ -179,7 +180,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
             loop {
                 let pass =
-                    glint::glance::scrubber::scrub_once(&store, Duration::from_secs(scrub_time))
+                    glint::glance::scrubber::scrub_once(&stores, Duration::from_secs(scrub_time))
                         .await?;
                 println!("purged {} images, {} waiting", pass.purged, pass.waiting);
                 if !daemon {

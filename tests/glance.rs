@@ -6,6 +6,7 @@ use md5::Digest;
 struct Server {
     base: String,
     store: glint_storage::Store,
+    stores: std::sync::Arc<glint::glance::stores::Stores>,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
 }
@@ -27,6 +28,7 @@ async fn start_with(cap: u64, adjust: impl FnOnce(&mut glint::config::Config)) -
     Server {
         base: format!("http://{}", running.glance_addr),
         store: running.store,
+        stores: running.stores,
         _dir: dir,
         http: reqwest::Client::new(),
     }
@@ -1212,22 +1214,22 @@ async fn delayed_delete_and_the_scrubber() {
         "the data waits for the scrubber"
     );
     // Restore, then delete again and let the scrubber purge it.
-    assert!(glint::glance::scrubber::restore(&s.store, &id)
+    assert!(glint::glance::scrubber::restore(&s.stores, &id)
         .await
         .unwrap());
     assert_eq!(s.show(&id).await["status"], "active");
     assert_eq!(delete().await.unwrap().status().as_u16(), 204);
-    let wait = glint::glance::scrubber::scrub_once(&s.store, std::time::Duration::from_secs(3600))
+    let wait = glint::glance::scrubber::scrub_once(&s.stores, std::time::Duration::from_secs(3600))
         .await
         .unwrap();
     assert_eq!((wait.purged, wait.waiting), (0, 1), "inside scrub_time");
-    let pass = glint::glance::scrubber::scrub_once(&s.store, std::time::Duration::ZERO)
+    let pass = glint::glance::scrubber::scrub_once(&s.stores, std::time::Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(pass.purged, 1);
     s.store.settle().await;
     assert_eq!(s.store.chunk_file_count().unwrap(), 0);
-    assert!(!glint::glance::scrubber::restore(&s.store, &id)
+    assert!(!glint::glance::scrubber::restore(&s.stores, &id)
         .await
         .unwrap());
     // An image without data is deleted at once.
@@ -1242,7 +1244,7 @@ async fn delayed_delete_and_the_scrubber() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
     assert_eq!(
-        glint::glance::scrubber::scrub_once(&s.store, std::time::Duration::ZERO)
+        glint::glance::scrubber::scrub_once(&s.stores, std::time::Duration::ZERO)
             .await
             .unwrap()
             .purged,
@@ -1422,4 +1424,146 @@ async fn user_storage_quota_is_413() {
         .await
         .unwrap();
     assert_eq!(put.status().as_u16(), 204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multiple_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fast, cheap) = (dir.path().join("fast"), dir.path().join("cheap"));
+    let s = start_with(1 << 30, |c| {
+        c.glance.backends = vec![
+            glint::config::BackendConfig {
+                id: "cheap".into(),
+                description: "second disk".into(),
+                data_dirs: vec![cheap.clone()],
+                default: false,
+            },
+            glint::config::BackendConfig {
+                id: "fast".into(),
+                description: "first disk".into(),
+                data_dirs: vec![fast.clone()],
+                default: true,
+            },
+        ];
+    })
+    .await;
+    let info: serde_json::Value = s
+        .req(reqwest::Method::GET, "/v2/info/stores")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        info["stores"][1],
+        serde_json::json!({"id": "fast", "description": "first disk", "default": "true"})
+    );
+    let detail = s
+        .req(reqwest::Method::GET, "/v2/info/stores/detail")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(detail.status().as_u16(), 403, "detail is for admins");
+    let (_, img) = s
+        .create(serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .await;
+    let id = img["id"].as_str().unwrap().to_string();
+    let data = pattern(3 << 20);
+    let put = |store: &str| {
+        s.req(reqwest::Method::PUT, &format!("/v2/images/{id}/file"))
+            .header("content-type", "application/octet-stream")
+            .header("x-image-meta-store", store)
+            .body(data.clone())
+            .send()
+    };
+    assert_eq!(put("nope").await.unwrap().status().as_u16(), 400);
+    assert_eq!(put("cheap").await.unwrap().status().as_u16(), 204);
+    assert_eq!(s.show(&id).await["stores"], "cheap");
+    let cheap_store = s.stores.store(Some("cheap")).clone();
+    cheap_store.settle().await;
+    assert_eq!(
+        cheap_store.chunk_file_count().unwrap(),
+        3,
+        "the data is on the cheap disk"
+    );
+    assert_eq!(s.store.chunk_file_count().unwrap(), 0);
+    // copy-image (admin) to fast; then reading prefers either.
+    let import = format!("/v2/images/{id}/import");
+    let copy = serde_json::json!({"method": {"name": "copy-image"}, "stores": ["fast"]});
+    assert_eq!(
+        post_json(&s, &import, copy.clone()).await,
+        403,
+        "copy_image is admin-only"
+    );
+    let r = s
+        .as_("admin:admin", reqwest::Method::POST, &import)
+        .json(&copy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let img = wait_for(&s, &id, |i| i["stores"] == "cheap,fast").await;
+    assert_eq!(img["status"], "active");
+    assert!(img.get("os_glance_import_task").is_none());
+    let r = s
+        .as_("admin:admin", reqwest::Method::POST, &import)
+        .json(&copy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400, "fast has it already");
+    for prefer in ["fast", "cheap"] {
+        let body = s
+            .req(
+                reqwest::Method::GET,
+                &format!("/v2/images/{id}/file?prefer={prefer}"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(body.as_ref(), data.as_slice());
+    }
+    // Dropping one store's copy; never the last one.
+    let drop_from = |store: &str| {
+        s.as_(
+            "admin:admin",
+            reqwest::Method::DELETE,
+            &format!("/v2/stores/{store}/{id}"),
+        )
+        .send()
+    };
+    assert_eq!(drop_from("nope").await.unwrap().status().as_u16(), 409);
+    assert_eq!(drop_from("cheap").await.unwrap().status().as_u16(), 204);
+    assert_eq!(drop_from("cheap").await.unwrap().status().as_u16(), 404);
+    assert_eq!(
+        drop_from("fast").await.unwrap().status().as_u16(),
+        403,
+        "the last copy stays"
+    );
+    assert_eq!(s.show(&id).await["stores"], "fast");
+    cheap_store.settle().await;
+    assert_eq!(cheap_store.chunk_file_count().unwrap(), 0);
+    // Deleting the image frees its last store.
+    let d = s
+        .req(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.status().as_u16(), 204);
+    s.store.settle().await;
+    assert_eq!(s.store.chunk_file_count().unwrap(), 0);
+    // A backend blob no image names (a crash between its commit and the record's) is removed
+    // by reconciliation.
+    let orphan = cheap_store
+        .write_bytes(pattern(1 << 20), Default::default())
+        .await
+        .unwrap();
+    cheap_store.commit(orphan).await.unwrap();
+    assert_eq!(s.stores.reconcile().await.unwrap(), 1);
+    cheap_store.settle().await;
+    assert_eq!(cheap_store.chunk_file_count().unwrap(), 0);
 }

@@ -60,7 +60,7 @@ pub async fn size_limit(g: &Glance, owner: Option<&str>) -> Result<u64, glint_st
 /// Streams `stream` into the engine, hashing and inspecting it on the way; memory stays
 /// bounded whatever the size. At most `limit` bytes are taken (413 beyond).
 pub async fn ingest<S, E>(
-    g: &Glance,
+    store: &glint_storage::Store,
     stream: S,
     limit: u64,
 ) -> Result<Ingested, glint_storage::StoreError>
@@ -73,8 +73,7 @@ where
     let stream = stream.inspect_ok(move |piece| {
         tap.lock().expect("inspector lock").feed(piece);
     });
-    let staged = g
-        .store
+    let staged = store
         .write(
             stream,
             WriteOptions {
@@ -107,10 +106,12 @@ pub enum NewData {
 /// upload or import moved it to); false when it is not (deleted or changed meanwhile: the
 /// caller's data is then dropped and reclaimed). `also` applies further changes in the same
 /// transaction.
+#[allow(clippy::too_many_arguments)]
 pub async fn activate<F>(
     g: &Glance,
     id: &str,
     from: &'static str,
+    store: Option<String>,
     data: NewData,
     meta: (u64, Option<String>, Option<String>, Option<u64>),
     also: F,
@@ -120,6 +121,15 @@ where
 {
     let key = id.to_string();
     let (size, md5, sha512, virtual_size) = meta;
+    // Data for another backend is committed there first (see stores.rs).
+    let (data, elsewhere) = match data {
+        NewData::Fresh(staged) if !g.stores.is_main(store.as_deref()) => {
+            let b = g.stores.store(store.as_deref()).commit(*staged).await?;
+            (NewData::Committed(b), Some(b))
+        }
+        other => (other, None),
+    };
+    let target = store.clone();
     let activated = g
         .store
         .transact(move |tx| {
@@ -131,6 +141,8 @@ where
                 NewData::Committed(b) => *b,
             };
             rec.blob = Some(blob.to_hex());
+            rec.store = target.clone();
+            rec.copies.clear();
             rec.status = "active".into();
             rec.size = Some(size);
             rec.virtual_size = virtual_size;
@@ -142,7 +154,28 @@ where
             Ok(true)
         })
         .await?;
+    if let (false, Some(b)) = (activated, elsewhere) {
+        let _ = g.stores.store(store.as_deref()).delete(b).await;
+    }
     Ok(activated)
+}
+
+/// The backend a request's data goes to: `X-Image-Meta-Store` (multiple stores only; an
+/// unknown id is 400) or the default.
+pub fn target_store(g: &Glance, headers: &http::HeaderMap) -> Result<Option<String>, ApiError> {
+    if !g.stores.multi() {
+        return Ok(None);
+    }
+    match headers
+        .get("x-image-meta-store")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(id) if g.stores.known(id.trim()) => Ok(Some(id.trim().to_string())),
+        Some(id) => Err(ApiError::bad(format!(
+            "Store for identifier {id} not found"
+        ))),
+        None => Ok(g.stores.default_id().map(str::to_string)),
+    }
 }
 
 /// Upstream's answer to data that fails inspection.
@@ -224,10 +257,12 @@ pub async fn upload(
     incoming: Incoming,
 ) -> ApiResult {
     let rec = check_data_request(g, caller, id, parts, "upload_image").await?;
+    let target = target_store(g, &parts.headers)?;
     begin(g, &rec.id, "saving", true).await?;
     g.notifier.image("image.prepare", &rec);
     let limit = size_limit(g, rec.owner.as_deref()).await?;
-    let data = match ingest(g, incoming.into_data_stream(), limit).await {
+    let store = g.stores.store(target.as_deref()).clone();
+    let data = match ingest(&store, incoming.into_data_stream(), limit).await {
         Ok(d) => d,
         Err(e) => {
             restore_queued(g, &rec.id, "saving", None).await;
@@ -255,6 +290,7 @@ pub async fn upload(
         g,
         &rec.id,
         "saving",
+        target,
         NewData::Fresh(Box::new(data.staged)),
         meta,
         |_| {},
@@ -301,7 +337,8 @@ pub async fn stage(
     let rec = check_data_request(g, caller, id, parts, "modify_image").await?;
     begin(g, &rec.id, "uploading", false).await?;
     let limit = size_limit(g, rec.owner.as_deref()).await?;
-    let data = match ingest(g, incoming.into_data_stream(), limit).await {
+    // Staged data lives in the main store (upstream's os_glance_staging_store).
+    let data = match ingest(&g.store, incoming.into_data_stream(), limit).await {
         Ok(d) => d,
         Err(e) => {
             restore_queued(g, &rec.id, "uploading", None).await;
@@ -376,10 +413,32 @@ pub async fn download(
             "The requested image has been deactivated. Image data download is forbidden.",
         ));
     }
-    let (Some(blob), Some(size)) = (
-        rec.blob.as_deref().and_then(|b| b.parse::<BlobId>().ok()),
-        rec.size,
-    ) else {
+    // `?prefer=a,b` orders the stores to read from (multiple stores; unknown ids are 400).
+    let prefer: Vec<String> = crate::s3::auth::query_params(parts.uri.query().unwrap_or(""))
+        .into_iter()
+        .filter(|(k, _)| k == "prefer")
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(bad) = prefer
+        .iter()
+        .find(|p| g.stores.multi() && !g.stores.known(p))
+    {
+        return Err(ApiError::bad(format!(
+            "Store for identifier {bad} not found"
+        )));
+    }
+    let locations = rec.locations();
+    let chosen = prefer
+        .iter()
+        .find_map(|p| locations.iter().find(|(s, _)| *s == Some(p.as_str())))
+        .or(locations.first())
+        .map(|(s, b)| (s.map(str::to_string), *b));
+    let (Some((store_id, blob)), Some(size)) = (chosen, rec.size) else {
         return Ok(Response::builder()
             .status(StatusCode::NO_CONTENT)
             .body(body::empty())
@@ -430,7 +489,11 @@ pub async fn download(
         status = StatusCode::PARTIAL_CONTENT;
         range = Some(start..end);
     }
-    let (_, reader) = g.store.read(blob, range.clone()).await?;
+    let (_, reader) = g
+        .stores
+        .store(store_id.as_deref())
+        .read(blob, range.clone())
+        .await?;
     g.notifier.emit(
         "image.send",
         serde_json::json!({

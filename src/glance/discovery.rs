@@ -29,12 +29,43 @@ pub fn info(g: &Glance, caller: &Caller, method: &Method, what: &str) -> ApiResu
                 "value": g.opts().enabled_import_methods,
             }}),
         )),
+        "stores" | "stores/detail" if !g.stores.multi() => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Multi backend is not supported at this site.",
+        )),
         "stores" | "stores/detail" => {
-            let _ = caller;
-            Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "Multi backend is not supported at this site.",
-            ))
+            let detail = what == "stores/detail";
+            if detail {
+                g.enforce_own("stores_info_detail", caller)?;
+            }
+            let stores: Vec<serde_json::Value> = g
+                .stores
+                .backends()
+                .map(|b| {
+                    let mut s = json!({"id": b.cfg.id, "description": b.cfg.description});
+                    if b.cfg.default {
+                        s["default"] = json!("true");
+                    }
+                    if detail {
+                        let dirs: Vec<String> = b
+                            .store
+                            .config()
+                            .data_dirs
+                            .iter()
+                            .map(|d| d.display().to_string())
+                            .collect();
+                        s["type"] = json!("file");
+                        s["properties"] = json!({
+                            "data_dir": dirs.join(","),
+                            "chunk_size": b.store.config().chunk_size,
+                            "thin_provisioning": false,
+                        });
+                        s["weight"] = json!(0);
+                    }
+                    s
+                })
+                .collect();
+            Ok(json(StatusCode::OK, &json!({ "stores": stores })))
         }
         "usage" => Ok(json(StatusCode::OK, &json!({"usage": {}}))),
         _ => Err(ApiError::new(

@@ -33,10 +33,7 @@ pub async fn route(
     let query = parts.uri.query().unwrap_or("");
     match (m, segs.as_slice()) {
         (_, ["tasks", rest @ ..]) => tasks::route(g, caller, m, rest, query, incoming).await,
-        (&Method::DELETE, ["stores", _, _]) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "Multi backend is not supported at this site.",
-        )),
+        (&Method::DELETE, ["stores", store, id]) => delete_from_store(g, caller, store, id).await,
         (_, ["cache", ..]) => cache::route(g, caller, m, &segs[1..], &parts.headers).await,
         (&Method::GET, ["metadefs", what]) => discovery::metadefs(what),
         (&Method::POST, ["images"]) => create(g, caller, incoming).await,
@@ -62,7 +59,9 @@ pub async fn route(
             data::stage(g, caller, id, parts, incoming).await
         }
         (_, ["images", _, "stage"]) => Err(ApiError::method_not_allowed("PUT")),
-        (&Method::POST, ["images", id, "import"]) => import::start(g, caller, id, incoming).await,
+        (&Method::POST, ["images", id, "import"]) => {
+            import::start(g, caller, id, &parts.headers, incoming).await
+        }
         (_, ["images", _, "import"]) => Err(ApiError::method_not_allowed("POST")),
         (&Method::PUT, ["images", id, "tags", tag]) => tag_op(g, caller, id, tag, true).await,
         (&Method::DELETE, ["images", id, "tags", tag]) => tag_op(g, caller, id, tag, false).await,
@@ -126,6 +125,11 @@ async fn create(g: &Glance, caller: &Caller, incoming: Incoming) -> ApiResult {
     if let Ok(v) = g.opts().enabled_import_methods.join(",").parse() {
         resp.headers_mut()
             .insert("openstack-image-import-methods", v);
+    }
+    if g.stores.multi() {
+        if let Ok(v) = g.stores.ids().collect::<Vec<_>>().join(",").parse() {
+            resp.headers_mut().insert("openstack-image-store-ids", v);
+        }
     }
     Ok(resp)
 }
@@ -213,6 +217,93 @@ async fn list(g: &Glance, caller: &Caller, query: &str) -> ApiResult {
     Ok(json(StatusCode::OK, &out))
 }
 
+/// `DELETE /v2/stores/{store}/{id}`: drops the image's data from one store (multiple stores,
+/// admin by default): unknown store or inactive image 409, not in that store 404, the last
+/// copy 403.
+async fn delete_from_store(g: &Glance, caller: &Caller, store: &str, id: &str) -> ApiResult {
+    if !g.stores.multi() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Multi backend is not supported at this site.",
+        ));
+    }
+    let rec = load_visible(g, caller, id).await?;
+    g.enforce("delete_image_location", caller, &rec)?;
+    if !g.stores.known(store) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Unknown store {store}."),
+        ));
+    }
+    if rec.status != "active" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "It's not allowed to remove image data from store if image status is not 'active'",
+        ));
+    }
+    let ids = rec.store_ids();
+    if !ids.contains(&store) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Image {id} does not have data in store {store}"),
+        ));
+    }
+    if ids.len() == 1 {
+        return Err(ApiError::forbidden(
+            "Cannot delete the last location of an image",
+        ));
+    }
+    let key = rec.id.clone();
+    let target = store.to_string();
+    let main_id = g.stores.default_id().map(str::to_string);
+    let dropped = g
+        .store
+        .transact(move |tx| {
+            let Some(mut r) = read_image(tx, &key)? else {
+                return Ok(None);
+            };
+            let locations: Vec<(Option<String>, glint_storage::BlobId)> = r
+                .locations()
+                .into_iter()
+                .map(|(s, b)| (s.map(str::to_string), b))
+                .collect();
+            let here = |s: &Option<String>| s.as_deref() == Some(target.as_str());
+            let Some(blob) = locations.iter().find(|(s, _)| here(s)).map(|(_, b)| *b) else {
+                return Ok(None);
+            };
+            let rest: Vec<_> = locations.iter().filter(|(s, _)| !here(s)).collect();
+            let Some(first) = rest.first() else {
+                return Ok(None);
+            };
+            r.store = first.0.clone();
+            r.blob = Some(first.1.to_hex());
+            r.copies = rest[1..]
+                .iter()
+                .map(|(s, b)| super::record::StoredCopy {
+                    store: s.clone().unwrap_or_default(),
+                    blob: b.to_hex(),
+                })
+                .collect();
+            write_image(tx, &mut r)?;
+            if Some(target.as_str()) == main_id.as_deref() {
+                tx.delete_blob(blob)?;
+                return Ok(Some(Vec::new()));
+            }
+            Ok(Some(vec![(target.clone(), blob)]))
+        })
+        .await?;
+    match dropped {
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "The image changed meanwhile",
+        )),
+        Some(elsewhere) => {
+            super::scrubber::delete_elsewhere(&g.stores, elsewhere).await;
+            no_content()
+        }
+    }
+}
+
 /// `PATCH /v2/images/{id}`.
 async fn update_image(
     g: &Glance,
@@ -276,21 +367,25 @@ async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
     g.notifier.image("image.delete", &rec);
     let key = rec.id.clone();
     let delayed = g.opts().delayed_delete;
-    g.store
+    let main_id = g.stores.default_id().map(str::to_string);
+    let elsewhere = g
+        .store
         .transact(move |tx| {
             let Some(mut cur) = read_image(tx, &key)? else {
-                return Ok(());
+                return Ok(Vec::new());
             };
             if delayed && cur.blob.is_some() {
                 // Delayed delete: gone from the API now, the scrubber purges the data later.
                 cur.status = "pending_delete".into();
                 cur.deleted_at = Some(now());
-                write_image(tx, &mut cur)
+                write_image(tx, &mut cur)?;
+                Ok(Vec::new())
             } else {
-                super::scrubber::purge(tx, &cur)
+                super::scrubber::purge(tx, &cur, main_id.as_deref())
             }
         })
         .await?;
+    super::scrubber::delete_elsewhere(&g.stores, elsewhere).await;
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
         .body(body::empty())

@@ -33,7 +33,13 @@ enum Method {
     S3Object { blob: BlobId },
 }
 
-pub async fn start(g: &Arc<Glance>, caller: &Caller, id: &str, incoming: Incoming) -> ApiResult {
+pub async fn start(
+    g: &Arc<Glance>,
+    caller: &Caller,
+    id: &str,
+    headers: &http::HeaderMap,
+    incoming: Incoming,
+) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
     let body = read_json_body(incoming).await?;
     g.enforce("modify_image", caller, &rec)?;
@@ -116,9 +122,10 @@ pub async fn start(g: &Arc<Glance>, caller: &Caller, id: &str, incoming: Incomin
             )))
         }
     };
-    if let Method::CopyImage = method {
-        // One store holds every image already: nothing to copy (upstream answers the same
-        // way to `all_stores` when every store has the image).
+    let copying = matches!(method, Method::CopyImage);
+    let targets = targets(g, &rec, &body, headers, copying)?;
+    if copying && targets.is_empty() {
+        // Every store has the image already (or there is one store): nothing to copy.
         return accepted();
     }
     let input =
@@ -127,6 +134,7 @@ pub async fn start(g: &Arc<Glance>, caller: &Caller, id: &str, incoming: Incomin
     tasks::save(g, &task).await?;
     let task_id = task.id.clone();
     let from = rec.status.clone();
+    let to_stores = targets.join(",");
     update(g, &rec.id, move |r| {
         if r.status != from || r.extra.contains_key(LOCK) {
             return Err(ApiError::new(
@@ -134,9 +142,11 @@ pub async fn start(g: &Arc<Glance>, caller: &Caller, id: &str, incoming: Incomin
                 "Image changed while the import was being set up",
             ));
         }
-        r.status = "importing".into();
+        if !copying {
+            r.status = "importing".into();
+        }
         r.extra.insert(LOCK.into(), task_id.clone());
-        r.extra.insert(IMPORTING.into(), String::new());
+        r.extra.insert(IMPORTING.into(), to_stores.clone());
         r.extra.insert(FAILED.into(), String::new());
         Ok(())
     })
@@ -145,7 +155,7 @@ pub async fn start(g: &Arc<Glance>, caller: &Caller, id: &str, incoming: Incomin
     let image = rec.clone();
     tokio::spawn(async move {
         let _ = tasks::set_status(&g, &mut task, "processing", "").await;
-        let outcome = run(&g, &image, method).await;
+        let outcome = run(&g, &image, method, &targets).await;
         match outcome {
             Ok(message) => {
                 if let Ok(now) = load_current(&g, &image.id).await {
@@ -163,6 +173,61 @@ pub async fn start(g: &Arc<Glance>, caller: &Caller, id: &str, incoming: Incomin
     accepted()
 }
 
+/// The stores an import fills, first one first: `stores` in the body, or every store with
+/// `all_stores`, or `X-Image-Meta-Store`, or the default. copy-image lists only stores that
+/// lack the image (naming one that has it is 400). Empty with one store.
+fn targets(
+    g: &Glance,
+    rec: &ImageRecord,
+    body: &serde_json::Map<String, Value>,
+    headers: &http::HeaderMap,
+    copying: bool,
+) -> Result<Vec<String>, ApiError> {
+    if !g.stores.multi() {
+        return Ok(Vec::new());
+    }
+    let all = body.get("all_stores").and_then(Value::as_bool) == Some(true);
+    let mut named: Vec<String> = match body.get("stores") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::bad("'stores' must be a list of store ids"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(ApiError::bad("'stores' must be a list of store ids")),
+    };
+    if all {
+        named = g.stores.ids().map(str::to_string).collect();
+    } else if named.is_empty() && !copying {
+        named.push(super::data::target_store(g, headers)?.unwrap_or_default());
+    }
+    for s in &named {
+        if !g.stores.known(s) {
+            return Err(ApiError::bad(format!("Store {s} is not available")));
+        }
+    }
+    let have = rec.store_ids();
+    if copying {
+        if named.is_empty() {
+            return Err(ApiError::bad("copy-image needs 'stores' or 'all_stores'"));
+        }
+        if !all {
+            if let Some(s) = named.iter().find(|s| have.contains(&s.as_str())) {
+                return Err(ApiError::bad(format!(
+                    "Image {} already exists in store {s}",
+                    rec.id
+                )));
+            }
+        }
+        named.retain(|s| !have.contains(&s.as_str()));
+    }
+    named.dedup();
+    Ok(named)
+}
+
 fn accepted() -> ApiResult {
     Ok(http::Response::builder()
         .status(StatusCode::ACCEPTED)
@@ -171,14 +236,33 @@ fn accepted() -> ApiResult {
         .expect("valid"))
 }
 
-/// The import's work, after the image went to `importing`.
-async fn run(g: &Glance, image: &ImageRecord, method: Method) -> Result<String, ApiError> {
+/// The import's work, after the image went to `importing` (copy-image: stayed `active`).
+/// `targets` are the stores to fill, the first taking the data (multiple stores; empty with
+/// one store).
+async fn run(
+    g: &Glance,
+    image: &ImageRecord,
+    method: Method,
+    targets: &[String],
+) -> Result<String, ApiError> {
     let declared = image.disk_format.clone().unwrap_or_default();
     let inspect = image.container_format.as_deref() == Some("bare");
+    let first = targets.first().cloned();
+    let first_is_main = g.stores.is_main(first.as_deref());
     let unlock = |r: &mut ImageRecord| {
         r.extra.remove(LOCK);
         r.extra.insert(IMPORTING.into(), String::new());
         r.staged = None;
+    };
+    let verdict = |findings: &super::inspect::Findings| -> Result<Option<u64>, ApiError> {
+        if inspect {
+            Ok(findings
+                .verdict(&declared)
+                .map_err(|r| refused(&r))?
+                .virtual_size)
+        } else {
+            Ok(None)
+        }
     };
     let (size, activated) = match method {
         Method::GlanceDirect => {
@@ -190,49 +274,56 @@ async fn run(g: &Glance, image: &ImageRecord, method: Method) -> Result<String, 
                 .blob
                 .parse()
                 .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad staged blob"))?;
-            let virtual_size = if inspect {
-                staged
-                    .findings
-                    .verdict(&declared)
-                    .map_err(|r| refused(&r))?
-                    .virtual_size
-            } else {
-                None
-            };
+            let virtual_size = verdict(&staged.findings)?;
             let meta = (
                 staged.size,
                 staged.md5.clone(),
                 staged.sha512.clone(),
                 virtual_size,
             );
-            let ok = activate(
-                g,
-                &image.id,
-                "importing",
-                NewData::Committed(blob),
-                meta,
-                unlock,
-            )
-            .await?;
+            let ok = if first_is_main {
+                // The staged blob is in the main store: the image adopts it.
+                activate(
+                    g,
+                    &image.id,
+                    "importing",
+                    first,
+                    NewData::Committed(blob),
+                    meta,
+                    unlock,
+                )
+                .await?
+            } else {
+                let (_, reader) = g.store.read(blob, None).await?;
+                let data = ingest(g.stores.store(first.as_deref()), reader, u64::MAX).await?;
+                let ok = activate(
+                    g,
+                    &image.id,
+                    "importing",
+                    first,
+                    NewData::Fresh(Box::new(data.staged)),
+                    meta,
+                    unlock,
+                )
+                .await?;
+                if ok {
+                    let _ = g.store.delete(blob).await;
+                }
+                ok
+            };
             (staged.size, ok)
         }
         Method::WebDownload(target) => {
             let limit = size_limit(g, image.owner.as_deref()).await?;
-            let data = fetch(g, &target, limit).await?;
-            let virtual_size = if inspect {
-                data.findings
-                    .verdict(&declared)
-                    .map_err(|r| refused(&r))?
-                    .virtual_size
-            } else {
-                None
-            };
+            let data = fetch(g, g.stores.store(first.as_deref()), &target, limit).await?;
+            let virtual_size = verdict(&data.findings)?;
             let size = data.size;
             let meta = (data.size, data.md5, data.sha512, virtual_size);
             let ok = activate(
                 g,
                 &image.id,
                 "importing",
+                first,
                 NewData::Fresh(Box::new(data.staged)),
                 meta,
                 unlock,
@@ -241,64 +332,87 @@ async fn run(g: &Glance, image: &ImageRecord, method: Method) -> Result<String, 
             (size, ok)
         }
         Method::S3Object { blob } => {
-            // Hash and inspect by reading the object once; the image then shares its
-            // chunks through a clone (metadata only).
             let limit = size_limit(g, image.owner.as_deref()).await?;
             let (info, mut reader) = g.store.read(blob, None).await?;
             if info.size > limit {
                 return Err(glint_storage::StoreError::TooLarge { limit }.into());
             }
-            let mut hasher = Some(Hasher::new(DigestSet::MD5 | DigestSet::SHA512));
-            let mut inspector = Inspector::new();
-            let mut size = 0u64;
-            while let Some(piece) = reader.next().await {
-                let piece = piece?;
-                size += piece.len() as u64;
-                inspector.feed(&piece);
-                let mut h = hasher.take().expect("hasher present");
-                hasher = Some(
-                    tokio::task::spawn_blocking(move || {
-                        h.update(&piece);
-                        h
-                    })
-                    .await
-                    .map_err(|_| {
-                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hashing failed")
-                    })?,
-                );
-            }
-            let d = hasher.take().expect("hasher present").finish();
-            let findings = inspector.conclude(size);
-            let virtual_size = if inspect {
-                findings
-                    .verdict(&declared)
-                    .map_err(|r| refused(&r))?
-                    .virtual_size
+            if !first_is_main {
+                // Another backend: the bytes are copied there.
+                let data = ingest(g.stores.store(first.as_deref()), reader, limit).await?;
+                let virtual_size = verdict(&data.findings)?;
+                let size = data.size;
+                let meta = (data.size, data.md5, data.sha512, virtual_size);
+                let ok = activate(
+                    g,
+                    &image.id,
+                    "importing",
+                    first,
+                    NewData::Fresh(Box::new(data.staged)),
+                    meta,
+                    unlock,
+                )
+                .await?;
+                (size, ok)
             } else {
-                None
-            };
-            let clone = g.store.clone_blob(blob, None).await?;
-            let meta = (
-                size,
-                d.md5.map(hex::encode),
-                d.sha512.map(hex::encode),
-                virtual_size,
-            );
-            let ok = activate(
-                g,
-                &image.id,
-                "importing",
-                NewData::Committed(clone),
-                meta,
-                unlock,
-            )
-            .await?;
-            if !ok {
-                let _ = g.store.delete(clone).await;
+                // Hash and inspect by reading the object once; the image then shares its
+                // chunks through a clone (metadata only).
+                let mut hasher = Some(Hasher::new(DigestSet::MD5 | DigestSet::SHA512));
+                let mut inspector = Inspector::new();
+                let mut size = 0u64;
+                while let Some(piece) = reader.next().await {
+                    let piece = piece?;
+                    size += piece.len() as u64;
+                    inspector.feed(&piece);
+                    let mut h = hasher.take().expect("hasher present");
+                    hasher = Some(
+                        tokio::task::spawn_blocking(move || {
+                            h.update(&piece);
+                            h
+                        })
+                        .await
+                        .map_err(|_| {
+                            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hashing failed")
+                        })?,
+                    );
+                }
+                let d = hasher.take().expect("hasher present").finish();
+                let virtual_size = verdict(&inspector.conclude(size))?;
+                let clone = g.store.clone_blob(blob, None).await?;
+                let meta = (
+                    size,
+                    d.md5.map(hex::encode),
+                    d.sha512.map(hex::encode),
+                    virtual_size,
+                );
+                let ok = activate(
+                    g,
+                    &image.id,
+                    "importing",
+                    first,
+                    NewData::Committed(clone),
+                    meta,
+                    unlock,
+                )
+                .await?;
+                if !ok {
+                    let _ = g.store.delete(clone).await;
+                }
+                (size, ok)
             }
-            (size, ok)
         }
-        Method::CopyImage => (image.size.unwrap_or(0), true),
+        Method::CopyImage => {
+            for t in targets {
+                copy_to(g, &image.id, t).await?;
+            }
+            let _ = update(g, &image.id, |r| {
+                r.extra.remove(LOCK);
+                r.extra.insert(IMPORTING.into(), String::new());
+                Ok(())
+            })
+            .await;
+            return Ok(format!("Copied {} MiB", image.size.unwrap_or(0) >> 20));
+        }
     };
     if !activated {
         return Err(ApiError::new(
@@ -306,7 +420,69 @@ async fn run(g: &Glance, image: &ImageRecord, method: Method) -> Result<String, 
             "The image was deleted during the import",
         ));
     }
+    // The other requested stores get copies.
+    for t in targets.iter().skip(1) {
+        copy_to(g, &image.id, t).await?;
+    }
     Ok(format!("Copied {} MiB", size >> 20))
+}
+
+/// Copies an active image's data into store `target` (from its first location) and records
+/// the copy; nothing when the image already has one there.
+async fn copy_to(g: &Glance, id: &str, target: &str) -> Result<(), ApiError> {
+    let rec = load_current(g, id).await?;
+    if rec.store_ids().contains(&target) {
+        return Ok(());
+    }
+    let (src_store, src_blob) = rec
+        .locations()
+        .first()
+        .map(|(s, b)| (s.map(str::to_string), *b))
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "The image has no data to copy"))?;
+    let (_, reader) = g
+        .stores
+        .store(src_store.as_deref())
+        .read(src_blob, None)
+        .await?;
+    let data = ingest(g.stores.store(Some(target)), reader, u64::MAX).await?;
+    let main = g.stores.is_main(Some(target));
+    // Main-store data commits with the record; another backend's first (see stores.rs).
+    let (staged, committed) = if main {
+        (Some(data.staged), None)
+    } else {
+        (
+            None,
+            Some(g.stores.store(Some(target)).commit(data.staged).await?),
+        )
+    };
+    let key = id.to_string();
+    let store_id = target.to_string();
+    let recorded = g
+        .store
+        .transact(move |tx| {
+            let Some(mut r) = read_image(tx, &key)?.filter(|r| r.status == "active") else {
+                return Ok(false);
+            };
+            if r.store_ids().contains(&store_id.as_str()) {
+                return Ok(false);
+            }
+            let blob = match (&staged, committed) {
+                (Some(s), _) => tx.add_blob(s)?,
+                (None, Some(b)) => b,
+                (None, None) => return Ok(false),
+            };
+            r.copies.push(super::record::StoredCopy {
+                store: store_id.clone(),
+                blob: blob.to_hex(),
+            });
+            write_image(tx, &mut r)?;
+            Ok(true)
+        })
+        .await?;
+    if let (false, Some(b)) = (recorded, committed) {
+        let _ = g.stores.store(Some(target)).delete(b).await;
+    }
+    Ok(())
 }
 
 async fn load_current(g: &Glance, id: &str) -> Result<ImageRecord, ApiError> {
@@ -328,6 +504,12 @@ async fn fail(g: &Glance, id: &str) {
                 return Ok(());
             };
             if r.status != "importing" {
+                // A failed copy-image: the image stays active, the lock goes.
+                if r.extra.remove(LOCK).is_some() {
+                    let failed = r.extra.insert(IMPORTING.into(), String::new());
+                    r.extra.insert(FAILED.into(), failed.unwrap_or_default());
+                    write_image(tx, &mut r)?;
+                }
                 return Ok(());
             }
             if let Some(b) = r.staged.take().and_then(|s| s.blob.parse::<BlobId>().ok()) {
@@ -346,9 +528,11 @@ async fn fail(g: &Glance, id: &str) {
 /// Streams a web-download into the engine through the address the filter checked.
 async fn fetch(
     g: &Glance,
+    store: &glint_storage::Store,
     target: &super::uri_filter::Target,
     limit: u64,
 ) -> Result<super::data::Ingested, ApiError> {
+    let _ = g;
     let failed = |e: String| ApiError::bad(format!("web-download of {} failed: {e}", target.url));
     let client = reqwest::Client::builder()
         // Connect to the address that passed the filter, not to a fresh DNS answer.
@@ -365,7 +549,7 @@ async fn fetch(
     if !resp.status().is_success() {
         return Err(failed(format!("the server answered {}", resp.status())));
     }
-    ingest(g, resp.bytes_stream(), limit)
+    ingest(store, resp.bytes_stream(), limit)
         .await
         .map_err(ApiError::from)
 }
@@ -417,7 +601,13 @@ pub async fn legacy_web_download(g: &Glance, image_id: &str, uri: &str) -> Resul
         Ok(())
     })
     .await?;
-    match run(g, &image, Method::WebDownload(target)).await {
+    let targets: Vec<String> = g
+        .stores
+        .default_id()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    match run(g, &image, Method::WebDownload(target), &targets).await {
         Ok(_) => Ok(()),
         Err(e) => {
             fail(g, image_id).await;

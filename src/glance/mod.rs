@@ -19,6 +19,7 @@ pub mod policy;
 mod record;
 mod schema;
 pub mod scrubber;
+pub mod stores;
 mod tasks;
 mod uri_filter;
 
@@ -41,7 +42,9 @@ pub fn timestamp_ms(stamp: &str) -> i64 {
 }
 
 pub struct Glance {
+    /// The main store: every catalog, and the data of the default backend.
     pub store: Store,
+    pub stores: Arc<stores::Stores>,
     pub cfg: Arc<Config>,
     pub schema: Arc<ImageSchema>,
     /// Keystone token validation; None in noauth mode.
@@ -51,7 +54,8 @@ pub struct Glance {
 }
 
 impl Glance {
-    pub fn new(store: Store, cfg: Arc<Config>) -> Result<Glance, SchemaError> {
+    pub fn new(stores: Arc<stores::Stores>, cfg: Arc<Config>) -> Result<Glance, SchemaError> {
+        let store = stores.main().clone();
         let schema = Arc::new(ImageSchema::load(&cfg.glance)?);
         let keystone = cfg.glance.keystone.clone().map(keystone::Keystone::new);
         let notifier = notify::Notifier::open(cfg.glance.notifications_file.as_deref())
@@ -62,6 +66,7 @@ impl Glance {
         );
         Ok(Glance {
             store,
+            stores,
             cfg,
             schema,
             keystone,
@@ -350,21 +355,32 @@ fn error_response(e: &ApiError, accept: Option<&str>) -> Response<Body> {
     resp
 }
 
-fn versions(host: &str) -> Value {
+/// The versions document: as upstream lists it without an image cache directory, with
+/// 2.8–2.13 (the multiple-store additions) when several stores are enabled.
+fn versions(host: &str, multi: bool) -> Value {
     let href = format!("http://{host}/v2/");
-    let list: Vec<Value> = [
-        "v2.17", "v2.15", "v2.9", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0",
-    ]
-    .iter()
-    .enumerate()
-    .map(|(i, v)| {
-        serde_json::json!({
-            "id": v,
-            "status": if i == 0 { "CURRENT" } else { "SUPPORTED" },
-            "links": [{"rel": "self", "href": href}],
+    let ids: &[&str] = if multi {
+        &[
+            "v2.17", "v2.15", "v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7", "v2.6",
+            "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0",
+        ]
+    } else {
+        &[
+            "v2.17", "v2.15", "v2.9", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1",
+            "v2.0",
+        ]
+    };
+    let list: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::json!({
+                "id": v,
+                "status": if i == 0 { "CURRENT" } else { "SUPPORTED" },
+                "links": [{"rel": "self", "href": href}],
+            })
         })
-    })
-    .collect();
+        .collect();
     serde_json::json!({ "versions": list })
 }
 
@@ -414,8 +430,11 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Bo
         _ => None,
     };
     let result = match (parts.method.clone(), path.as_str()) {
-        (Method::GET, "/") => Ok(json(StatusCode::MULTIPLE_CHOICES, &versions(&host))),
-        (Method::GET, "/versions") => Ok(json(StatusCode::OK, &versions(&host))),
+        (Method::GET, "/") => Ok(json(
+            StatusCode::MULTIPLE_CHOICES,
+            &versions(&host, g.stores.multi()),
+        )),
+        (Method::GET, "/versions") => Ok(json(StatusCode::OK, &versions(&host, g.stores.multi()))),
         (Method::GET, "/healthcheck") => Ok(Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "text/plain")
@@ -434,7 +453,10 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Bo
         }
         // An unknown version: the versions document, as upstream's negotiation answers.
         _ if path.starts_with("/v") && path[2..].starts_with(|c: char| c.is_ascii_digit()) => {
-            Ok(json(StatusCode::MULTIPLE_CHOICES, &versions(&host)))
+            Ok(json(
+                StatusCode::MULTIPLE_CHOICES,
+                &versions(&host, g.stores.multi()),
+            ))
         }
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,

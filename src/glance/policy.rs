@@ -40,6 +40,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("get_tasks", "rule:default"),
     ("add_task", "rule:default"),
     ("stores_info_detail", "role:admin"),
+    ("delete_image_location", "rule:context_is_admin"),
     ("cache_list", "rule:context_is_admin"),
     ("cache_image", "rule:context_is_admin"),
     ("cache_delete", "rule:context_is_admin"),

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use glint_storage::BlobId;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -101,6 +102,18 @@ pub struct ImageRecord {
     /// When a delayed delete marked it `pending_delete`.
     #[serde(default)]
     pub deleted_at: Option<String>,
+    /// The backend holding `blob` (multiple stores; None with one store).
+    #[serde(default)]
+    pub store: Option<String>,
+    /// Further copies in other backends (copy-image), in the order they were made.
+    #[serde(default)]
+    pub copies: Vec<StoredCopy>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredCopy {
+    pub store: String,
+    pub blob: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -145,6 +158,8 @@ impl ImageRecord {
             members: Vec::new(),
             staged: None,
             deleted_at: None,
+            store: None,
+            copies: Vec::new(),
         }
     }
 
@@ -172,10 +187,37 @@ impl ImageRecord {
         for (k, v) in &self.extra {
             m.insert(k.clone(), json!(v));
         }
+        let stores = self.store_ids();
+        // Upstream hides where a deactivated image's data is.
+        if !stores.is_empty() && self.status != "deactivated" {
+            m.insert("stores".into(), json!(stores.join(",")));
+        }
         m.insert("self".into(), json!(format!("/v2/images/{}", self.id)));
         m.insert("file".into(), json!(format!("/v2/images/{}/file", self.id)));
         m.insert("schema".into(), json!("/v2/schemas/image"));
         Value::Object(m)
+    }
+
+    /// Where the data is: (store id, blob), the first location first.
+    pub fn locations(&self) -> Vec<(Option<&str>, BlobId)> {
+        let mut out = Vec::new();
+        if let Some(b) = self.blob.as_deref().and_then(|b| b.parse().ok()) {
+            out.push((self.store.as_deref(), b));
+        }
+        for c in &self.copies {
+            if let Ok(b) = c.blob.parse() {
+                out.push((Some(c.store.as_str()), b));
+            }
+        }
+        out
+    }
+
+    /// The stores holding the data, as the `stores` property lists them.
+    pub fn store_ids(&self) -> Vec<&str> {
+        self.locations()
+            .into_iter()
+            .filter_map(|(s, _)| s)
+            .collect()
     }
 
     pub fn is_owner(&self, caller: &Caller) -> bool {

@@ -6,11 +6,14 @@
 
 use std::time::Duration;
 
-use glint_storage::{BlobId, Catalog, Store};
+use std::sync::Arc;
+
+use glint_storage::{BlobId, Catalog};
 
 use super::image::{read_image, write_image};
 use super::listing::parse_time;
 use super::record::ImageRecord;
+use super::stores::Stores;
 
 /// What one pass did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -21,7 +24,8 @@ pub struct ScrubPass {
 }
 
 /// Purges every `pending_delete` image deleted at least `scrub_time` ago.
-pub async fn scrub_once(store: &Store, scrub_time: Duration) -> glint_storage::Result<ScrubPass> {
+pub async fn scrub_once(stores: &Stores, scrub_time: Duration) -> glint_storage::Result<ScrubPass> {
+    let store = stores.main();
     let rows = store
         .scan(Catalog::Images, Vec::new(), None, usize::MAX)
         .await?;
@@ -41,17 +45,18 @@ pub async fn scrub_once(store: &Store, scrub_time: Duration) -> glint_storage::R
             continue;
         }
         let id = String::from_utf8_lossy(&key).into_owned();
+        let main_id = stores.default_id().map(str::to_string);
         let purged = store
             .transact(move |tx| {
                 let Some(cur) = read_image(tx, &id)?.filter(|r| r.status == "pending_delete")
                 else {
-                    return Ok(false);
+                    return Ok(None);
                 };
-                purge(tx, &cur)?;
-                Ok(true)
+                purge(tx, &cur, main_id.as_deref()).map(Some)
             })
             .await?;
-        if purged {
+        if let Some(elsewhere) = purged {
+            delete_elsewhere(stores, elsewhere).await;
             tracing::info!(image = %rec.id, "scrubber purged the image");
             pass.purged += 1;
         }
@@ -59,21 +64,47 @@ pub async fn scrub_once(store: &Store, scrub_time: Duration) -> glint_storage::R
     Ok(pass)
 }
 
-/// Deletes an image record and its data (the staged data too) in `tx`.
-pub fn purge(tx: &mut glint_storage::Tx<'_>, rec: &ImageRecord) -> glint_storage::Result<()> {
-    let staged = rec.staged.as_ref().map(|s| s.blob.as_str());
-    for b in [rec.blob.as_deref(), staged].into_iter().flatten() {
-        if let Ok(b) = b.parse::<BlobId>() {
-            tx.delete_blob(b)?;
+/// Deletes an image record and its data in the main store (the staged data too) in `tx`;
+/// returns the blobs other backends hold, for `delete_elsewhere` once `tx` has committed
+/// (`main_id`: the default backend's id, whose data is in the main store).
+pub fn purge(
+    tx: &mut glint_storage::Tx<'_>,
+    rec: &ImageRecord,
+    main_id: Option<&str>,
+) -> glint_storage::Result<Vec<(String, BlobId)>> {
+    let mut elsewhere = Vec::new();
+    if let Some(b) = rec
+        .staged
+        .as_ref()
+        .and_then(|s| s.blob.parse::<BlobId>().ok())
+    {
+        tx.delete_blob(b)?;
+    }
+    for (store, blob) in rec.locations() {
+        match store {
+            Some(s) if Some(s) != main_id => elsewhere.push((s.to_string(), blob)),
+            _ => tx.delete_blob(blob)?,
         }
     }
-    tx.delete(Catalog::Images, rec.id.as_bytes())
+    tx.delete(Catalog::Images, rec.id.as_bytes())?;
+    Ok(elsewhere)
+}
+
+/// Deletes blobs in other backends after the image record that named them is gone (a
+/// failure leaves an orphan that `Stores::reconcile` removes at the next start).
+pub async fn delete_elsewhere(stores: &Stores, blobs: Vec<(String, BlobId)>) {
+    for (store, blob) in blobs {
+        if let Err(e) = stores.store(Some(&store)).delete(blob).await {
+            tracing::warn!(%store, %blob, error = %e, "backend blob left for reconciliation");
+        }
+    }
 }
 
 /// Brings a `pending_delete` image back to `active`; false when there is no such image.
-pub async fn restore(store: &Store, id: &str) -> glint_storage::Result<bool> {
+pub async fn restore(stores: &Stores, id: &str) -> glint_storage::Result<bool> {
     let key = id.to_string();
-    store
+    stores
+        .main()
         .transact(move |tx| {
             let Some(mut rec) = read_image(tx, &key)?.filter(|r| r.status == "pending_delete")
             else {
@@ -88,13 +119,13 @@ pub async fn restore(store: &Store, id: &str) -> glint_storage::Result<bool> {
 }
 
 /// The in-process scrubber: a pass every `wakeup`.
-pub fn spawn_periodic(store: Store, scrub_time: Duration, wakeup: Duration) {
+pub fn spawn_periodic(stores: Arc<Stores>, scrub_time: Duration, wakeup: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(wakeup.max(Duration::from_secs(1)));
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = scrub_once(&store, scrub_time).await {
+            if let Err(e) = scrub_once(&stores, scrub_time).await {
                 tracing::error!(error = %e, "scrubber pass failed");
             }
         }

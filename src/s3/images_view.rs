@@ -41,7 +41,8 @@ pub async fn handle(s3: &S3, ctx: &Ctx) -> S3Result {
             let rec = readable(s3, &caller, key)
                 .await?
                 .ok_or_else(S3Error::no_such_key)?;
-            match serve_record(s3, ctx, &as_object(&rec)).await {
+            let store = s3.image_stores.store(rec.store.as_deref());
+            match serve_record(store, ctx, &as_object(&rec)).await {
                 Ok(r) => Ok(r),
                 Err(RespondError::S3(e)) => Err(e),
                 Err(RespondError::Gone) => Err(S3Error::no_such_key()),

@@ -32,6 +32,8 @@ use records::BucketRecord;
 pub struct S3 {
     pub store: Store,
     pub cfg: Arc<Config>,
+    /// The image backends, for the read-only images bucket.
+    pub image_stores: Arc<crate::glance::stores::Stores>,
 }
 
 /// A credential record in `Catalog::Credentials` (key: the access key id).

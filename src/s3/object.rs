@@ -452,7 +452,7 @@ pub async fn get(s3: &S3, ctx: &Ctx) -> S3Result {
             Err(e) => return Err(e),
         };
         allowed(ctx, &rec.owner, &rec.acl, false)?;
-        match serve_record(s3, ctx, &rec).await {
+        match serve_record(&s3.store, ctx, &rec).await {
             Err(RespondError::Gone) => continue,
             Err(RespondError::S3(e)) => return Err(e),
             Ok(r) => return Ok(r),
@@ -462,8 +462,9 @@ pub async fn get(s3: &S3, ctx: &Ctx) -> S3Result {
 }
 
 /// GET/HEAD of an object the caller may read: conditional headers, ranges, part numbers.
+/// `store` holds the record's blob (the main store, or an image backend).
 pub(crate) async fn serve_record(
-    s3: &S3,
+    store: &glint_storage::Store,
     ctx: &Ctx,
     rec: &ObjectRecord,
 ) -> Result<Response<crate::body::Body>, RespondError> {
@@ -479,7 +480,7 @@ pub(crate) async fn serve_record(
         }
         other => other?,
     }
-    respond_with(s3, ctx, rec).await
+    respond_with(store, ctx, rec).await
 }
 
 pub(crate) enum RespondError {
@@ -494,7 +495,7 @@ impl From<S3Error> for RespondError {
 }
 
 async fn respond_with(
-    s3: &S3,
+    store: &glint_storage::Store,
     ctx: &Ctx,
     rec: &ObjectRecord,
 ) -> Result<Response<crate::body::Body>, RespondError> {
@@ -602,7 +603,7 @@ async fn respond_with(
         return Ok(builder.body(body::empty()).expect("valid"));
     }
     let blob = blob_id(rec).map_err(S3Error::from)?;
-    match s3.store.read(blob, range).await {
+    match store.read(blob, range).await {
         Ok((_, reader)) => Ok(builder.body(body::blob(reader)).expect("valid")),
         Err(StoreError::BlobNotFound(_)) => Err(RespondError::Gone),
         Err(e) => Err(S3Error::from(e).into()),

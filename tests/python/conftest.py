@@ -100,3 +100,22 @@ def env(glint):
     e.update(AWS_ACCESS_KEY_ID=glint["ak"], AWS_SECRET_ACCESS_KEY=glint["sk"], AWS_DEFAULT_REGION="us-east-1")
     e.pop("AWS_PROFILE", None)
     return e
+
+
+@pytest.fixture(scope="session")
+def glance_multistore():
+    """Two stores as the multistore transcripts were recorded with: fast (default), cheap."""
+    port, web_port = free_port(), free_port()
+    root = tempfile.mkdtemp(prefix="glint-pytest-ms-")
+    proc, root, conf = start_glint({
+        "DEFAULT": {"bind_port": port, "image_size_cap": GOLDEN_SIZE_CAP,
+                    "enabled_backends": "cheap:file, fast:file"},
+        "glance_store": {"default_backend": "fast"},
+        "fast": {"filesystem_store_datadir": f"{root}/fast", "store_description": "default file store"},
+        "cheap": {"filesystem_store_datadir": f"{root}/cheap", "store_description": "second file store"},
+        "import_filtering_opts": {"allowed_hosts": "127.0.0.1", "allowed_ports": f"80,443,{web_port}"},
+    }, port, "glance-ms")
+    yield {"endpoint": f"http://127.0.0.1:{port}", "port": port, "root": root, "conf": conf,
+           "web_port": web_port, "size_cap": GOLDEN_SIZE_CAP}
+    proc.terminate()
+    proc.wait(timeout=10)
