@@ -53,15 +53,22 @@ def keystone():
         for iface in ("public", "internal", "admin"):
             idc.create_endpoint(service_id=svc.id, interface=iface, url="http://127.0.0.1:%d" % glance_port,
                                 region_id="RegionOne")
+        web_port = free_port()
         proc, root, conf = start_glint({
-            "DEFAULT": {"bind_port": glance_port},
+            # Two stores, as the Keystone golden transcript was recorded with.
+            "DEFAULT": {"bind_port": glance_port, "image_size_cap": 16777216,
+                        "enabled_backends": "cheap:file, fast:file"},
+            "glance_store": {"default_backend": "fast"},
+            "fast": {"filesystem_store_datadir": d + "/fast", "store_description": "default file store"},
+            "cheap": {"filesystem_store_datadir": d + "/cheap", "store_description": "second file store"},
+            "import_filtering_opts": {"allowed_hosts": "127.0.0.1", "allowed_ports": "80,443,%d" % web_port},
             "paste_deploy": {"flavor": "keystone"},
             "keystone_authtoken": {"www_authenticate_uri": url, "auth_url": url, "auth_type": "password",
                                    "username": "glint", "password": PASS, "project_name": "service",
                                    "user_domain_id": "default", "project_domain_id": "default"},
         }, glance_port, "keystone")
         yield {"auth_url": url, "endpoint": "http://127.0.0.1:%d" % glance_port,
-               "projects": {k: v.id for k, v in projects.items()}}
+               "projects": {k: v.id for k, v in projects.items()}, "web_port": web_port}
         proc.terminate()
         proc.wait(timeout=10)
     finally:
@@ -163,3 +170,22 @@ def test_glanceclient_round_trip_with_keystone(keystone, tmp_path):
                         "--client", "glance", "--auth", "keystone"], capture_output=True, text=True, env=env,
                        timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr[-3000:]
+
+
+def test_golden_keystone_multistore(keystone, tmp_path):
+    """golden.py with real Keystone tokens and two stores, against upstream's answers."""
+    if not __import__("shutil").which("qemu-img"):
+        pytest.skip("qemu-img is needed for the format-inspection cases")
+    golden = os.path.join(HERE, "..", "golden")
+    ours = str(tmp_path / "ours")
+    env = dict(os.environ, OS_AUTH_URL=keystone["auth_url"], GLANCE_REF_ADMIN_PASSWORD=PASS)
+    run = subprocess.run([sys.executable, os.path.join(golden, "golden.py"), keystone["endpoint"], ours,
+                          "--auth", "keystone", "--multistore",
+                          "--web-port", str(keystone["web_port"])], capture_output=True, text=True, env=env,
+                         timeout=900)
+    print(run.stdout[-4000:], run.stderr[-2000:])
+    cmp = subprocess.run([sys.executable, os.path.join(golden, "compare.py"),
+                          os.path.join(golden, "golden-keystone-multistore"), ours,
+                          os.path.join(golden, "allow-keystone-multistore.txt")], capture_output=True, text=True)
+    print(cmp.stdout)
+    assert cmp.returncode == 0, cmp.stdout + cmp.stderr
