@@ -249,11 +249,7 @@ async fn run(
     let inspect = image.container_format.as_deref() == Some("bare");
     let first = targets.first().cloned();
     let first_is_main = g.stores.is_main(first.as_deref());
-    let unlock = |r: &mut ImageRecord| {
-        r.extra.remove(LOCK);
-        r.extra.insert(IMPORTING.into(), String::new());
-        r.staged = None;
-    };
+    let unlock = unlock_import;
     let verdict = |findings: &super::inspect::Findings| -> Result<Option<u64>, ApiError> {
         if inspect {
             Ok(findings
@@ -317,19 +313,7 @@ async fn run(
             let limit = size_limit(g, image.owner.as_deref()).await?;
             let data = fetch(g, g.stores.store(first.as_deref()), &target, limit).await?;
             let virtual_size = verdict(&data.findings)?;
-            let size = data.size;
-            let meta = (data.size, data.md5, data.sha512, virtual_size);
-            let ok = activate(
-                g,
-                &image.id,
-                "importing",
-                first,
-                NewData::Fresh(Box::new(data.staged)),
-                meta,
-                unlock,
-            )
-            .await?;
-            (size, ok)
+            activate_fresh(g, &image.id, first, data, virtual_size).await?
         }
         Method::S3Object { blob } => {
             let limit = size_limit(g, image.owner.as_deref()).await?;
@@ -341,19 +325,7 @@ async fn run(
                 // Another backend: the bytes are copied there.
                 let data = ingest(g.stores.store(first.as_deref()), reader, limit).await?;
                 let virtual_size = verdict(&data.findings)?;
-                let size = data.size;
-                let meta = (data.size, data.md5, data.sha512, virtual_size);
-                let ok = activate(
-                    g,
-                    &image.id,
-                    "importing",
-                    first,
-                    NewData::Fresh(Box::new(data.staged)),
-                    meta,
-                    unlock,
-                )
-                .await?;
-                (size, ok)
+                activate_fresh(g, &image.id, first, data, virtual_size).await?
             } else {
                 // Hash and inspect by reading the object once; the image then shares its
                 // chunks through a clone (metadata only).
@@ -425,6 +397,37 @@ async fn run(
         copy_to(g, &image.id, t).await?;
     }
     Ok(format!("Copied {} MiB", size >> 20))
+}
+
+/// The end of an import whose bytes were just written to `store`: the image becomes active
+/// with them and its import lock goes. (size, whether the image was still there).
+async fn activate_fresh(
+    g: &Glance,
+    id: &str,
+    store: Option<String>,
+    data: super::data::Ingested,
+    virtual_size: Option<u64>,
+) -> Result<(u64, bool), ApiError> {
+    let size = data.size;
+    let meta = (data.size, data.md5, data.sha512, virtual_size);
+    let ok = activate(
+        g,
+        id,
+        "importing",
+        store,
+        NewData::Fresh(Box::new(data.staged)),
+        meta,
+        unlock_import,
+    )
+    .await?;
+    Ok((size, ok))
+}
+
+/// Releases the import lock as an import ends well.
+fn unlock_import(r: &mut ImageRecord) {
+    r.extra.remove(LOCK);
+    r.extra.insert(IMPORTING.into(), String::new());
+    r.staged = None;
 }
 
 /// Copies an active image's data into store `target` (from its first location) and records
