@@ -644,3 +644,82 @@ async fn s3_object_becomes_an_image_without_a_copy() {
         .await;
     assert_eq!(anon.status, 403);
 }
+
+/// The locations API adopts an S3 object of this store after checking validation_data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_location_from_an_s3_object() {
+    let s = start().await;
+    s.s("PUT", "/bkt", &[], vec![]).await;
+    let data = pattern(2 << 20, 3);
+    assert_eq!(s.s("PUT", "/bkt/img", &[], data.clone()).await.status, 200);
+    let glance = |token: &str, m: reqwest::Method, p: &str| {
+        s.http
+            .request(m, format!("{}{p}", s.glance))
+            .header("x-auth-token", token.to_string())
+    };
+    let img: serde_json::Value = glance("u:proj", reqwest::Method::POST, "/v2/images")
+        .json(&serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = img["id"].as_str().unwrap().to_string();
+    let add = |hash: String| {
+        glance("u:proj", reqwest::Method::POST, &format!("/v2/images/{id}/locations"))
+            .json(&serde_json::json!({"url": "s3://bkt/img", "validation_data": {"os_hash_algo": "sha256", "os_hash_value": hash}}))
+            .send()
+    };
+    assert_eq!(add("00".repeat(32)).await.unwrap().status().as_u16(), 400);
+    let r = glance(
+        "u:proj",
+        reqwest::Method::POST,
+        &format!("/v2/images/{id}/locations"),
+    )
+    .json(&serde_json::json!({"url": "http://example.com/x"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 400, "only locations in this store");
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
+    assert_eq!(add(sha256.clone()).await.unwrap().status().as_u16(), 202);
+    let img: serde_json::Value =
+        glance("u:proj", reqwest::Method::GET, &format!("/v2/images/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(
+        (img["status"].as_str(), img["size"].as_u64()),
+        (Some("active"), Some(data.len() as u64))
+    );
+    assert_eq!(
+        add(sha256).await.unwrap().status().as_u16(),
+        409,
+        "only queued images"
+    );
+    let member = glance(
+        "u:proj",
+        reqwest::Method::GET,
+        &format!("/v2/images/{id}/locations"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(member.status().as_u16(), 403, "locations are for services");
+    let svc: serde_json::Value = glance(
+        "nova:proj:service,reader",
+        reqwest::Method::GET,
+        &format!("/v2/images/{id}/locations"),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(svc[0]["url"].as_str().unwrap().starts_with("glint://"));
+}

@@ -63,6 +63,11 @@ pub async fn route(
             import::start(g, caller, id, &parts.headers, incoming).await
         }
         (_, ["images", _, "import"]) => Err(ApiError::method_not_allowed("POST")),
+        (&Method::POST, ["images", id, "locations"]) => {
+            super::locations::add(g, caller, id, incoming).await
+        }
+        (&Method::GET, ["images", id, "locations"]) => super::locations::list(g, caller, id).await,
+        (_, ["images", _, "locations"]) => Err(ApiError::method_not_allowed("GET, POST")),
         (&Method::PUT, ["images", id, "tags", tag]) => tag_op(g, caller, id, tag, true).await,
         (&Method::DELETE, ["images", id, "tags", tag]) => tag_op(g, caller, id, tag, false).await,
         (_, ["images", _, "tags", _]) => Err(ApiError::method_not_allowed("PUT, DELETE")),

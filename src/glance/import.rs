@@ -317,7 +317,7 @@ async fn run(
         }
         Method::S3Object { blob } => {
             let limit = size_limit(g, image.owner.as_deref()).await?;
-            let (info, mut reader) = g.store.read(blob, None).await?;
+            let (info, reader) = g.store.read(blob, None).await?;
             if info.size > limit {
                 return Err(glint_storage::StoreError::TooLarge { limit }.into());
             }
@@ -329,27 +329,9 @@ async fn run(
             } else {
                 // Hash and inspect by reading the object once; the image then shares its
                 // chunks through a clone (metadata only).
-                let mut hasher = Some(Hasher::new(DigestSet::MD5 | DigestSet::SHA512));
-                let mut inspector = Inspector::new();
-                let mut size = 0u64;
-                while let Some(piece) = reader.next().await {
-                    let piece = piece?;
-                    size += piece.len() as u64;
-                    inspector.feed(&piece);
-                    let mut h = hasher.take().expect("hasher present");
-                    hasher = Some(
-                        tokio::task::spawn_blocking(move || {
-                            h.update(&piece);
-                            h
-                        })
-                        .await
-                        .map_err(|_| {
-                            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hashing failed")
-                        })?,
-                    );
-                }
-                let d = hasher.take().expect("hasher present").finish();
-                let virtual_size = verdict(&inspector.conclude(size))?;
+                let (size, d, findings) =
+                    hash_blob(reader, DigestSet::MD5 | DigestSet::SHA512).await?;
+                let virtual_size = verdict(&findings)?;
                 let clone = g.store.clone_blob(blob, None).await?;
                 let meta = (
                     size,
@@ -397,6 +379,32 @@ async fn run(
         copy_to(g, &image.id, t).await?;
     }
     Ok(format!("Copied {} MiB", size >> 20))
+}
+
+/// Reads a blob once, computing `digests` (on blocking threads) and inspecting it.
+pub async fn hash_blob(
+    mut reader: glint_storage::BlobReader,
+    digests: DigestSet,
+) -> Result<(u64, glint_storage::Digests, super::inspect::Findings), ApiError> {
+    let mut hasher = Some(Hasher::new(digests));
+    let mut inspector = Inspector::new();
+    let mut size = 0u64;
+    while let Some(piece) = reader.next().await {
+        let piece = piece?;
+        size += piece.len() as u64;
+        inspector.feed(&piece);
+        let mut h = hasher.take().expect("hasher present");
+        hasher = Some(
+            tokio::task::spawn_blocking(move || {
+                h.update(&piece);
+                h
+            })
+            .await
+            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hashing failed"))?,
+        );
+    }
+    let d = hasher.take().expect("hasher present").finish();
+    Ok((size, d, inspector.conclude(size)))
 }
 
 /// The end of an import whose bytes were just written to `store`: the image becomes active
@@ -559,7 +567,7 @@ async fn fetch(
 
 /// The blob of an S3 object (`s3://bucket/key`) the caller's project may read: it owns the
 /// bucket, or is an admin.
-async fn s3_object(g: &Glance, caller: &Caller, uri: Option<&str>) -> Result<BlobId, ApiError> {
+pub async fn s3_object(g: &Glance, caller: &Caller, uri: Option<&str>) -> Result<BlobId, ApiError> {
     let bad = || {
         ApiError::bad(format!(
             "Not an S3 object this project can read: {}",

@@ -12,6 +12,7 @@ mod import;
 mod inspect;
 mod keystone;
 mod listing;
+mod locations;
 mod members;
 mod notify;
 mod patch;

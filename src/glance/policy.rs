@@ -41,6 +41,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("add_task", "rule:default"),
     ("stores_info_detail", "role:admin"),
     ("delete_image_location", "rule:context_is_admin"),
+    ("add_image_location", "role:service or rule:admin_or_member"),
+    ("fetch_image_location", "role:service"),
     ("cache_list", "rule:context_is_admin"),
     ("cache_image", "rule:context_is_admin"),
     ("cache_delete", "rule:context_is_admin"),
