@@ -237,7 +237,7 @@ impl DataDirs {
         read_at(&mut crcs, (FIXED_HEADER + 4 * b0) as u64)?;
         let start = b0 * BLOCK;
         let end = (b1 * BLOCK).min(len);
-        let mut buf = vec![0u8; end - start];
+        let mut buf = crate::bufpool::take(end - start);
         read_at(&mut buf, (data_at + start) as u64)?;
         for (block, crc) in buf.chunks(BLOCK).zip(crcs.chunks_exact(4)) {
             if crc32c::crc32c(block) != u32::from_le_bytes(crc.try_into().expect("4")) {
@@ -247,7 +247,7 @@ impl DataDirs {
         if full_hash && ChunkId::of(&buf) != *id {
             return Err(corrupt());
         }
-        Ok(Bytes::from(buf).slice(from - start..to - start))
+        Ok(crate::bufpool::freeze(buf).slice(from - start..to - start))
     }
 
     /// Reads and fully verifies a whole chunk (CRCs and BLAKE3 name): scrub's check.

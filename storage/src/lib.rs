@@ -12,6 +12,7 @@
 //! read(id, range) ──► verified byte stream        delete / concat / clone: metadata only
 //! ```
 
+mod bufpool;
 mod catalog;
 mod datadirs;
 mod digest;
