@@ -56,8 +56,23 @@ pub struct GlanceOptions {
     /// Multiple stores (`enabled_backends`): empty = one store (upstream's single-store
     /// mode). The default backend's data directories are the main store's.
     pub backends: Vec<BackendConfig>,
+    /// `[cors]` (oslo.middleware): no allowed origin = no CORS headers.
+    pub cors: CorsOptions,
+    /// `[oslo_middleware] enable_proxy_headers_parsing`: trust X-Forwarded-Proto/-Host for
+    /// the URLs the API writes (behind a TLS-terminating proxy).
+    pub proxy_headers: bool,
     /// Keystone identity (`[paste_deploy] flavor = keystone`); None = noauth.
     pub keystone: Option<KeystoneOptions>,
+}
+
+/// `[cors]`, with oslo.middleware's option names and Glance's defaults.
+#[derive(Clone, Debug)]
+pub struct CorsOptions {
+    pub allowed_origin: Vec<String>,
+    pub allow_credentials: bool,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<u64>,
+    pub allow_methods: Vec<String>,
 }
 
 /// One of `enabled_backends` (`id:file`) and its section.
@@ -414,6 +429,23 @@ impl Config {
                         .map(PathBuf::from),
                 },
                 backends: backends(&r)?,
+                cors: CorsOptions {
+                    allowed_origin: list(r.get("cors", "allowed_origin"), ""),
+                    allow_credentials: r.flag("cors", "allow_credentials", true)?,
+                    expose_headers: list(
+                        r.get("cors", "expose_headers"),
+                        "Content-MD5,X-Image-Meta-Checksum,X-Storage-Token,Accept-Encoding,X-Openstack-Request-Id",
+                    ),
+                    max_age: match r.get("cors", "max_age") {
+                        None => Some(3600),
+                        Some(_) => Some(r.parse("cors", "max_age", 3600)?),
+                    },
+                    allow_methods: list(
+                        r.get("cors", "allow_methods"),
+                        "GET,PUT,POST,DELETE,PATCH",
+                    ),
+                },
+                proxy_headers: r.flag("oslo_middleware", "enable_proxy_headers_parsing", false)?,
                 keystone: keystone_options(&r)?,
             },
         })

@@ -1567,3 +1567,62 @@ async fn multiple_stores() {
     cheap_store.settle().await;
     assert_eq!(cheap_store.chunk_file_count().unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_and_proxy_headers() {
+    let s = start_with(1 << 30, |c| {
+        c.glance.cors.allowed_origin = vec!["https://dashboard.example".into()];
+        c.glance.proxy_headers = true;
+    })
+    .await;
+    let pre = s
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/v2/images", s.base))
+        .header("origin", "https://dashboard.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "x-auth-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status().as_u16(), 200);
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "https://dashboard.example"
+    );
+    assert!(pre.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("PATCH"));
+    let r = s
+        .req(reqwest::Method::GET, "/v2/images")
+        .header("origin", "https://dashboard.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://dashboard.example"
+    );
+    let other = s
+        .req(reqwest::Method::GET, "/v2/images")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let v: serde_json::Value = s
+        .http
+        .get(format!("{}/versions", s.base))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "images.example")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["versions"][0]["links"][0]["href"],
+        "https://images.example/v2/"
+    );
+}

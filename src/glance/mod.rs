@@ -5,6 +5,7 @@
 //! `USER:PROJECT[:ROLES]` token, are trusted (see `Caller::from_headers`).
 
 mod cache;
+mod cors;
 mod data;
 mod discovery;
 mod image;
@@ -358,8 +359,8 @@ fn error_response(e: &ApiError, accept: Option<&str>) -> Response<Body> {
 
 /// The versions document: as upstream lists it without an image cache directory, with
 /// 2.8–2.13 (the multiple-store additions) when several stores are enabled.
-fn versions(host: &str, multi: bool) -> Value {
-    let href = format!("http://{host}/v2/");
+fn versions(base: &str, multi: bool) -> Value {
+    let href = format!("{base}/v2/");
     let ids: &[&str] = if multi {
         &[
             "v2.17", "v2.15", "v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7", "v2.6",
@@ -398,7 +399,22 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Bo
             .and_then(|h| h.to_str().ok())
             .map(str::to_string)
     };
-    let host = header("host").unwrap_or_else(|| "localhost".into());
+    let opts = g.opts();
+    if let Some(resp) = cors::preflight(&opts.cors, &parts.method, &parts.headers) {
+        return resp;
+    }
+    let mut host = header("host").unwrap_or_else(|| "localhost".into());
+    let mut scheme = "http".to_string();
+    if opts.proxy_headers {
+        // oslo's http_proxy_to_wsgi: the URLs the API writes name what the client used.
+        if let Some(p) = header("x-forwarded-proto") {
+            scheme = p.split(',').next().unwrap_or("http").trim().to_string();
+        }
+        if let Some(h) = header("x-forwarded-host") {
+            host = h.split(',').next().unwrap_or(&host).trim().to_string();
+        }
+    }
+    let base = format!("{scheme}://{host}");
     let accept = header("accept");
     let request_id = match header("x-openstack-request-id") {
         Some(id) if id.len() > MAX_REQUEST_ID => {
@@ -433,9 +449,9 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Bo
     let result = match (parts.method.clone(), path.as_str()) {
         (Method::GET, "/") => Ok(json(
             StatusCode::MULTIPLE_CHOICES,
-            &versions(&host, g.stores.multi()),
+            &versions(&base, g.stores.multi()),
         )),
-        (Method::GET, "/versions") => Ok(json(StatusCode::OK, &versions(&host, g.stores.multi()))),
+        (Method::GET, "/versions") => Ok(json(StatusCode::OK, &versions(&base, g.stores.multi()))),
         (Method::GET, "/healthcheck") => Ok(Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "text/plain")
@@ -443,7 +459,7 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Bo
             .expect("valid")),
         (_, "/v2") => Ok(Response::builder()
             .status(StatusCode::FOUND)
-            .header("location", format!("http://{host}/v2/"))
+            .header("location", format!("{base}/v2/"))
             .header("content-type", "text/plain; charset=utf8")
             .body(body::empty())
             .expect("valid")),
@@ -456,7 +472,7 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Bo
         _ if path.starts_with("/v") && path[2..].starts_with(|c: char| c.is_ascii_digit()) => {
             Ok(json(
                 StatusCode::MULTIPLE_CHOICES,
-                &versions(&host, g.stores.multi()),
+                &versions(&base, g.stores.multi()),
             ))
         }
         _ => Err(ApiError::new(
@@ -470,6 +486,7 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Bo
             resp.headers_mut().insert("x-openstack-request-id", v);
         }
     }
+    cors::decorate(&opts.cors, &parts.headers, &mut resp);
     resp
 }
 
