@@ -149,6 +149,27 @@ impl Server {
     async fn s(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
         self.send(method, path, headers, body, Some(SK)).await
     }
+
+    /// A request to the Images API of the same server (noauth token `USER:PROJECT[:ROLES]`).
+    fn glance(&self, token: &str, m: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(m, format!("{}{path}", self.glance))
+            .header("x-auth-token", token.to_string())
+    }
+
+    /// A new raw/bare image of project `proj`; its id.
+    async fn new_image(&self) -> String {
+        let img: serde_json::Value = self
+            .glance("u:proj", reqwest::Method::POST, "/v2/images")
+            .json(&serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        img["id"].as_str().unwrap().to_string()
+    }
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -583,20 +604,8 @@ async fn s3_object_becomes_an_image_without_a_copy() {
     );
     s.store.settle().await;
     let files = s.store.chunk_file_count().unwrap();
-    let glance = |m: reqwest::Method, p: &str| {
-        s.http
-            .request(m, format!("{}{p}", s.glance))
-            .header("x-auth-token", "u:proj")
-    };
-    let img: serde_json::Value = glance(reqwest::Method::POST, "/v2/images")
-        .json(&serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = img["id"].as_str().unwrap().to_string();
+    let glance = |m: reqwest::Method, p: &str| s.glance("u:proj", m, p);
+    let id = s.new_image().await;
     let r = glance(reqwest::Method::POST, &format!("/v2/images/{id}/import"))
         .json(
             &serde_json::json!({"method": {"name": "glint-s3-object", "uri": "s3://bkt/disk.raw"}}),
@@ -652,20 +661,8 @@ async fn image_location_from_an_s3_object() {
     s.s("PUT", "/bkt", &[], vec![]).await;
     let data = pattern(2 << 20, 3);
     assert_eq!(s.s("PUT", "/bkt/img", &[], data.clone()).await.status, 200);
-    let glance = |token: &str, m: reqwest::Method, p: &str| {
-        s.http
-            .request(m, format!("{}{p}", s.glance))
-            .header("x-auth-token", token.to_string())
-    };
-    let img: serde_json::Value = glance("u:proj", reqwest::Method::POST, "/v2/images")
-        .json(&serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = img["id"].as_str().unwrap().to_string();
+    let glance = |token: &str, m: reqwest::Method, p: &str| s.glance(token, m, p);
+    let id = s.new_image().await;
     let add = |hash: String| {
         glance("u:proj", reqwest::Method::POST, &format!("/v2/images/{id}/locations"))
             .json(&serde_json::json!({"url": "s3://bkt/img", "validation_data": {"os_hash_algo": "sha256", "os_hash_value": hash}}))

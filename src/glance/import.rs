@@ -332,26 +332,16 @@ async fn run(
                 let (size, d, findings) =
                     hash_blob(reader, DigestSet::MD5 | DigestSet::SHA512).await?;
                 let virtual_size = verdict(&findings)?;
-                let clone = g.store.clone_blob(blob, None).await?;
-                let meta = (
-                    size,
-                    d.md5.map(hex::encode),
-                    d.sha512.map(hex::encode),
-                    virtual_size,
-                );
-                let ok = activate(
+                let ok = adopt_main_blob(
                     g,
                     &image.id,
                     "importing",
                     first,
-                    NewData::Committed(clone),
-                    meta,
+                    blob,
+                    (size, &d, virtual_size),
                     unlock,
                 )
                 .await?;
-                if !ok {
-                    let _ = g.store.delete(clone).await;
-                }
                 (size, ok)
             }
         }
@@ -379,6 +369,34 @@ async fn run(
         copy_to(g, &image.id, t).await?;
     }
     Ok(format!("Copied {} MiB", size >> 20))
+}
+
+/// Makes the image active with a clone of `blob`, a blob of the main store (no byte
+/// copied), if it is still in `from`; the clone goes again when it is not.
+pub async fn adopt_main_blob<F>(
+    g: &Glance,
+    id: &str,
+    from: &'static str,
+    store: Option<String>,
+    blob: BlobId,
+    (size, d, virtual_size): (u64, &glint_storage::Digests, Option<u64>),
+    also: F,
+) -> Result<bool, ApiError>
+where
+    F: Fn(&mut ImageRecord) + Send + 'static,
+{
+    let clone = g.store.clone_blob(blob, None).await?;
+    let meta = (
+        size,
+        d.md5.map(hex::encode),
+        d.sha512.map(hex::encode),
+        virtual_size,
+    );
+    let ok = activate(g, id, from, store, NewData::Committed(clone), meta, also).await?;
+    if !ok {
+        let _ = g.store.delete(clone).await;
+    }
+    Ok(ok)
 }
 
 /// Reads a blob once, computing `digests` (on blocking threads) and inspecting it.

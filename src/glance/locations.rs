@@ -9,7 +9,6 @@ use http::StatusCode;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use super::data::{activate, NewData};
 use super::image::load_visible;
 use super::{json, read_json_body, ApiError, ApiResult, Caller, Glance};
 
@@ -73,26 +72,9 @@ pub async fn add(g: &Glance, caller: &Caller, id: &str, incoming: Incoming) -> A
     } else {
         None
     };
-    let clone = g.store.clone_blob(blob, None).await?;
-    let meta = (
-        size,
-        d.md5.map(hex::encode),
-        d.sha512.map(hex::encode),
-        virtual_size,
-    );
     let store = g.stores.default_id().map(str::to_string);
-    if !activate(
-        g,
-        &rec.id,
-        "queued",
-        store,
-        NewData::Committed(clone),
-        meta,
-        |_| {},
-    )
-    .await?
-    {
-        let _ = g.store.delete(clone).await;
+    let meta = (size, &d, virtual_size);
+    if !super::import::adopt_main_blob(g, &rec.id, "queued", store, blob, meta, |_| {}).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "The image changed while its location was being added",
