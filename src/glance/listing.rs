@@ -4,7 +4,6 @@
 
 use std::cmp::Ordering;
 
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::record::{ImageRecord, Member};
@@ -48,7 +47,7 @@ enum Filter {
     SizeMin(u64),
     SizeMax(u64),
     Tag(String),
-    Bool(&'static str, bool),
+    Protected(bool),
 }
 
 #[derive(Debug)]
@@ -118,7 +117,7 @@ pub fn parse(raw_query: &str, opts: &GlanceOptions) -> Result<Query, ApiError> {
                 q.member_status = v.clone();
             }
             "os_hidden" => q.os_hidden = boolean(k, v)?,
-            "protected" => q.filters.push(Filter::Bool("protected", boolean(k, v)?)),
+            "protected" => q.filters.push(Filter::Protected(boolean(k, v)?)),
             "size_min" | "size_max" => {
                 let n: u64 = v.parse().map_err(|_| {
                     ApiError::bad(format!(
@@ -403,16 +402,35 @@ fn sort_value<'a>(r: &'a ImageRecord, key: &str) -> SortValue<'a> {
     }
 }
 
+/// A base attribute as the query compares it (its JSON text), else a custom property.
+fn attribute<'a>(r: &'a ImageRecord, key: &str) -> Option<std::borrow::Cow<'a, str>> {
+    use std::borrow::Cow;
+    let text = |v: &'a Option<String>| v.as_deref().map(Cow::Borrowed);
+    let num = |v: Option<u64>| v.map(|n| Cow::Owned(n.to_string()));
+    match key {
+        "id" => Some(Cow::Borrowed(&r.id)),
+        "name" => text(&r.name),
+        "status" => Some(Cow::Borrowed(&r.status)),
+        "visibility" => Some(Cow::Borrowed(&r.visibility)),
+        "owner" => text(&r.owner),
+        "checksum" => text(&r.checksum),
+        "os_hash_algo" => text(&r.os_hash_algo),
+        "os_hash_value" => text(&r.os_hash_value),
+        "disk_format" => text(&r.disk_format),
+        "container_format" => text(&r.container_format),
+        "size" => num(r.size),
+        "virtual_size" => num(r.virtual_size),
+        "min_disk" => Some(Cow::Owned(r.min_disk.to_string())),
+        "min_ram" => Some(Cow::Owned(r.min_ram.to_string())),
+        "os_hidden" => Some(Cow::Owned(r.os_hidden.to_string())),
+        _ => r.extra.get(key).map(|v| Cow::Borrowed(v.as_str())),
+    }
+}
+
 fn filter_matches(f: &Filter, r: &ImageRecord) -> bool {
     match f {
         Filter::OneOf(key, values) => {
-            let actual: Option<String> = match r.to_json().get(key.as_str()) {
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(Value::Null) | None => r.extra.get(key).cloned(),
-                Some(Value::Bool(b)) => Some(b.to_string()),
-                Some(other) => Some(other.to_string()),
-            };
-            actual.is_some_and(|a| values.contains(&a))
+            attribute(r, key).is_some_and(|a| values.iter().any(|v| *v == a))
         }
         Filter::Date(key, op, when) => {
             let stamp = if key == "created_at" {
@@ -435,10 +453,7 @@ fn filter_matches(f: &Filter, r: &ImageRecord) -> bool {
         Filter::SizeMin(n) => r.size.is_some_and(|s| s >= *n),
         Filter::SizeMax(n) => r.size.is_some_and(|s| s <= *n),
         Filter::Tag(t) => r.tags.contains(t),
-        Filter::Bool(key, want) => match *key {
-            "protected" => r.protected == *want,
-            _ => r.os_hidden == *want,
-        },
+        Filter::Protected(want) => r.protected == *want,
     }
 }
 
