@@ -1625,4 +1625,22 @@ async fn cors_and_proxy_headers() {
         v["versions"][0]["links"][0]["href"],
         "https://images.example/v2/"
     );
+    // The new image's Location is absolute, as upstream writes it, and names the proxy.
+    let r = s
+        .req(reqwest::Method::POST, "/v2/images")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "images.example")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let img: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!(
+            "https://images.example/v2/images/{}",
+            img["id"].as_str().unwrap()
+        )
+    );
 }

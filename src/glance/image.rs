@@ -36,7 +36,7 @@ pub async fn route(
         (&Method::DELETE, ["stores", store, id]) => delete_from_store(g, caller, store, id).await,
         (_, ["cache", ..]) => cache::route(g, caller, m, &segs[1..], &parts.headers).await,
         (&Method::GET, ["metadefs", what]) => discovery::metadefs(what),
-        (&Method::POST, ["images"]) => create(g, caller, incoming).await,
+        (&Method::POST, ["images"]) => create(g, caller, parts, incoming).await,
         (&Method::GET, ["images"]) => list(g, caller, parts.uri.query().unwrap_or("")).await,
         (_, ["images"]) => Err(ApiError::method_not_allowed("GET, POST")),
         (&Method::GET, ["images", id]) => Ok(json(
@@ -119,12 +119,22 @@ fn rules(g: &Glance, creating: bool) -> EditRules<'_> {
     }
 }
 
-async fn create(g: &Glance, caller: &Caller, incoming: Incoming) -> ApiResult {
+async fn create(
+    g: &Glance,
+    caller: &Caller,
+    parts: &http::request::Parts,
+    incoming: Incoming,
+) -> ApiResult {
     let fields = read_json_body(incoming).await?;
     let rec = create_record(g, caller, &fields).await?;
     g.notifier.image("image.create", &rec);
     let mut resp = json(StatusCode::CREATED, &rec.to_json());
-    if let Ok(v) = format!("/v2/images/{}", rec.id).parse() {
+    // Absolute, as upstream writes it.
+    let base = parts
+        .extensions
+        .get::<super::BaseUrl>()
+        .map_or("", |b| b.0.as_str());
+    if let Ok(v) = format!("{base}/v2/images/{}", rec.id).parse() {
         resp.headers_mut().insert("location", v);
     }
     if let Ok(v) = g.opts().enabled_import_methods.join(",").parse() {

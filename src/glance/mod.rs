@@ -386,11 +386,16 @@ fn versions(base: &str, multi: bool) -> Value {
     serde_json::json!({ "versions": list })
 }
 
+/// The URL the client reached the API at (`scheme://host`, proxy headers applied), for the
+/// absolute URLs the API writes.
+#[derive(Clone, Debug)]
+pub struct BaseUrl(pub String);
+
 /// Longest client-supplied `X-Openstack-Request-Id` adopted (oslo's `max_request_id_length`).
 const MAX_REQUEST_ID: usize = 64;
 
 pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Body> {
-    let (parts, incoming) = req.into_parts();
+    let (mut parts, incoming) = req.into_parts();
     let path = parts.uri.path().to_string();
     let header = |n: &str| {
         parts
@@ -415,6 +420,7 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Bo
         }
     }
     let base = format!("{scheme}://{host}");
+    parts.extensions.insert(BaseUrl(base.clone()));
     let accept = header("accept");
     let request_id = match header("x-openstack-request-id") {
         Some(id) if id.len() > MAX_REQUEST_ID => {
