@@ -290,14 +290,13 @@ async fn run(
                 )
                 .await?
             } else {
-                let (_, reader) = g.store.read(blob, None).await?;
-                let data = ingest(g.stores.store(first.as_deref()), reader, u64::MAX).await?;
+                let copy = copy_blob(&g.store, blob, g.stores.store(first.as_deref())).await?;
                 let ok = activate(
                     g,
                     &image.id,
                     "importing",
                     first,
-                    NewData::Fresh(Box::new(data.staged)),
+                    NewData::Fresh(Box::new(copy)),
                     meta,
                     unlock,
                 )
@@ -369,6 +368,17 @@ async fn run(
         copy_to(g, &image.id, t).await?;
     }
     Ok(format!("Copied {} MiB", size >> 20))
+}
+
+/// Streams a blob from one engine into another. The image's digests and format are already
+/// known, so nothing but the chunk names is computed on the way.
+async fn copy_blob(
+    from: &glint_storage::Store,
+    blob: BlobId,
+    to: &glint_storage::Store,
+) -> Result<glint_storage::StagedBlob, ApiError> {
+    let (_, reader) = from.read(blob, None).await?;
+    Ok(to.write(reader, Default::default()).await?)
 }
 
 /// Makes the image active with a clone of `blob`, a blob of the main store (no byte
@@ -468,21 +478,18 @@ async fn copy_to(g: &Glance, id: &str, target: &str) -> Result<(), ApiError> {
         .first()
         .map(|(s, b)| (s.map(str::to_string), *b))
         .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "The image has no data to copy"))?;
-    let (_, reader) = g
-        .stores
-        .store(src_store.as_deref())
-        .read(src_blob, None)
-        .await?;
-    let data = ingest(g.stores.store(Some(target)), reader, u64::MAX).await?;
+    let copy = copy_blob(
+        g.stores.store(src_store.as_deref()),
+        src_blob,
+        g.stores.store(Some(target)),
+    )
+    .await?;
     let main = g.stores.is_main(Some(target));
     // Main-store data commits with the record; another backend's first (see stores.rs).
     let (staged, committed) = if main {
-        (Some(data.staged), None)
+        (Some(copy), None)
     } else {
-        (
-            None,
-            Some(g.stores.store(Some(target)).commit(data.staged).await?),
-        )
+        (None, Some(g.stores.store(Some(target)).commit(copy).await?))
     };
     let key = id.to_string();
     let store_id = target.to_string();

@@ -16,6 +16,19 @@ use sha2::Digest;
 use super::{expand_roles, ApiError, Caller};
 use crate::config::KeystoneOptions;
 
+/// How long a Keystone token has left (its `expires_at`), if it says.
+fn lifetime(token: &Value) -> Option<Duration> {
+    let at = time::OffsetDateTime::parse(
+        token["expires_at"].as_str()?,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    let left = (at - time::OffsetDateTime::now_utc())
+        .whole_seconds()
+        .max(0);
+    Some(Duration::from_secs(left as u64))
+}
+
 /// Most tokens cached at once; beyond it expired entries are dropped, then the cache is
 /// cleared (validations are cheap to redo).
 const CACHE_LIMIT: usize = 10_000;
@@ -145,16 +158,7 @@ impl Keystone {
             })
             .unwrap_or_default();
         let cache_for = Duration::from_secs(self.opts.token_cache_time);
-        let until = token["expires_at"]
-            .as_str()
-            .and_then(|e| {
-                time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .map(|t| {
-                let left = (t - time::OffsetDateTime::now_utc()).whole_seconds().max(0) as u64;
-                Duration::from_secs(left).min(cache_for)
-            })
-            .unwrap_or(cache_for);
+        let until = lifetime(token).map_or(cache_for, |left| left.min(cache_for));
         Cached {
             user: s(&token["user"]["id"]),
             project: s(&token["project"]["id"]),
@@ -204,19 +208,10 @@ impl Keystone {
             .map(str::to_string)
             .ok_or_else(|| self.unavailable("no X-Subject-Token in Keystone's answer"))?;
         let body: Value = resp.json().await.map_err(|e| self.unavailable(e))?;
-        let until = self.identity(&body["token"]).until;
         // The service token's own lifetime, not the user-token cache time.
-        let until = body["token"]["expires_at"]
-            .as_str()
-            .and_then(|e| {
-                time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .map(|t| {
-                let left = (t - time::OffsetDateTime::now_utc()).whole_seconds().max(0) as u64;
-                Instant::now() + Duration::from_secs(left)
-            })
-            .unwrap_or(until);
-        *slot = Some((token.clone(), until));
+        let left =
+            lifetime(&body["token"]).unwrap_or(Duration::from_secs(self.opts.token_cache_time));
+        *slot = Some((token.clone(), Instant::now() + left));
         Ok(token)
     }
 }
