@@ -2,11 +2,12 @@
 //! streamed from the engine without buffering); request bodies become a stream of decoded
 //! bytes (aws-chunked decoding and chunk signatures applied).
 
+use crate::request_body::RequestBody;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use glint_storage::BlobReader;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 
 use crate::s3::auth::Payload;
 use crate::s3::chunked::{ChunkedDecoder, Trailers};
@@ -38,7 +39,7 @@ pub fn blob(reader: BlobReader) -> Body {
     BodyExt::boxed(StreamBody::new(frames))
 }
 
-fn raw(incoming: Incoming) -> impl Stream<Item = Result<Bytes, BoxError>> + Unpin + Send {
+fn raw(incoming: RequestBody) -> impl Stream<Item = Result<Bytes, BoxError>> + Unpin + Send {
     incoming
         .into_data_stream()
         .map_err(|e| Box::new(e) as BoxError)
@@ -46,7 +47,7 @@ fn raw(incoming: Incoming) -> impl Stream<Item = Result<Bytes, BoxError>> + Unpi
 
 /// The request body as decoded bytes, plus the slot trailing headers land in.
 pub fn request_stream_with_trailers(
-    incoming: Incoming,
+    incoming: RequestBody,
     ctx: &Ctx,
 ) -> Result<(impl Stream<Item = Result<Bytes, BoxError>> + Send, Trailers), S3Error> {
     let trailers = Trailers::default();
@@ -70,7 +71,7 @@ pub fn request_stream_with_trailers(
 }
 
 pub fn request_stream(
-    incoming: Incoming,
+    incoming: RequestBody,
     ctx: &Ctx,
 ) -> Result<impl Stream<Item = Result<Bytes, BoxError>> + Send, S3Error> {
     request_stream_with_trailers(incoming, ctx).map(|(s, _)| s)

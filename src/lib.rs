@@ -6,6 +6,7 @@ pub mod body;
 pub mod config;
 pub mod credentials;
 pub mod glance;
+pub mod request_body;
 pub mod s3;
 pub mod server;
 

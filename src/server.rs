@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::body::Body;
 use crate::glance::{self, Glance};
+use crate::request_body::RequestBody;
 use crate::s3::{self, S3};
 
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -26,7 +27,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// `handler`.
 async fn serve<H, F>(listener: TcpListener, api: &'static str, handler: H)
 where
-    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    H: Fn(Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let handler = Arc::new(handler);
@@ -45,12 +46,12 @@ where
             let service = service_fn(move |req: Request<Incoming>| {
                 let span = tracing::info_span!("request", api, method = %req.method(), path = %req.uri().path(), peer = %peer);
                 let sent_body = declares_body(req.headers());
-                let fut = handler(req);
+                let fut = handler(RequestBody::wrap(req));
                 async move {
                     let mut resp = fut.await;
                     // An error answered to a request with a body may leave part of that body
-                    // unread; hyper then closes the connection, so tell the client not to
-                    // reuse it (otherwise its next request on this connection fails).
+                    // unread: it drains in the background (request_body.rs) but only within
+                    // bounds, so tell the client not to reuse the connection.
                     if sent_body
                         && (resp.status().is_client_error() || resp.status().is_server_error())
                     {

@@ -205,6 +205,13 @@ async fn bucket_lifecycle_and_errors() {
         s.s("GET", "/alpha/k", &[], vec![]).await.code(),
         "NoSuchBucket"
     );
+    // A refusal answered before the body is read still reaches a client that is writing a
+    // large body (the server drains it instead of resetting the connection).
+    let big = pattern(8 << 20, 3);
+    for round in 0..10 {
+        let r = s.s("PUT", "/alpha/big", &[], big.clone()).await;
+        assert_eq!(r.code(), "NoSuchBucket", "round {round}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,12 +7,12 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::request_body::RequestBody;
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
 use glint_storage::{BlobId, DigestSet, StagedBlob, WriteOptions};
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::image::{load_visible, read_image, update, write_image};
 use super::inspect::{Findings, Inspector, Refusal};
@@ -254,7 +254,7 @@ pub async fn upload(
     caller: &Caller,
     id: &str,
     parts: &http::request::Parts,
-    incoming: Incoming,
+    incoming: RequestBody,
 ) -> ApiResult {
     let rec = check_data_request(g, caller, id, parts, "upload_image").await?;
     let target = target_store(g, &parts.headers)?;
@@ -321,7 +321,7 @@ pub async fn stage(
     caller: &Caller,
     id: &str,
     parts: &http::request::Parts,
-    incoming: Incoming,
+    incoming: RequestBody,
 ) -> ApiResult {
     if !g
         .opts()

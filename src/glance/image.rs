@@ -1,10 +1,10 @@
 //! Images: routing under `/v2/`, create / show / update / delete, tags and
 //! deactivate/reactivate. Data, listing, members and discovery live in their own modules.
 
+use crate::request_body::RequestBody;
 use glint_storage::{Catalog, StoreError};
 use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use serde_json::Value;
 
 use super::record::{now, valid_uuid, EditRules, ImageRecord};
@@ -19,7 +19,7 @@ pub async fn route(
     g: &Arc<Glance>,
     caller: &Caller,
     parts: &http::request::Parts,
-    incoming: Incoming,
+    incoming: RequestBody,
 ) -> ApiResult {
     let path = parts.uri.path();
     let segs: Vec<&str> = path.trim_start_matches("/v2/").split('/').collect();
@@ -123,7 +123,7 @@ async fn create(
     g: &Glance,
     caller: &Caller,
     parts: &http::request::Parts,
-    incoming: Incoming,
+    incoming: RequestBody,
 ) -> ApiResult {
     let fields = read_json_body(incoming).await?;
     let rec = create_record(g, caller, &fields).await?;
@@ -325,7 +325,7 @@ async fn update_image(
     caller: &Caller,
     id: &str,
     parts: &http::request::Parts,
-    incoming: Incoming,
+    incoming: RequestBody,
 ) -> ApiResult {
     let content_type = parts
         .headers
@@ -358,7 +358,7 @@ async fn update_image(
 }
 
 /// A small request document (JSON bodies are capped at 1 MiB).
-pub async fn read_body(incoming: Incoming) -> Result<bytes::Bytes, ApiError> {
+pub async fn read_body(incoming: RequestBody) -> Result<bytes::Bytes, ApiError> {
     let limited = http_body_util::Limited::new(incoming, 1 << 20);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),

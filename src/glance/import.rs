@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
+use crate::request_body::RequestBody;
 use futures::StreamExt;
 use glint_storage::{BlobId, Catalog, DigestSet, Hasher};
 use http::StatusCode;
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use super::data::{activate, ingest, refused, size_limit, NewData};
@@ -38,7 +38,7 @@ pub async fn start(
     caller: &Caller,
     id: &str,
     headers: &http::HeaderMap,
-    incoming: Incoming,
+    incoming: RequestBody,
 ) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
     let body = read_json_body(incoming).await?;

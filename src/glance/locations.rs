@@ -4,15 +4,15 @@
 //! locations are its own: an S3 object in this store (`s3://bucket/key`, adopted by
 //! reference, no byte copied) or an image backend's blob (`glint://store/blob`, listed).
 
+use crate::request_body::RequestBody;
 use glint_storage::DigestSet;
 use http::StatusCode;
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use super::image::load_visible;
 use super::{json, read_json_body, ApiError, ApiResult, Caller, Glance};
 
-pub async fn add(g: &Glance, caller: &Caller, id: &str, incoming: Incoming) -> ApiResult {
+pub async fn add(g: &Glance, caller: &Caller, id: &str, incoming: RequestBody) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
     g.enforce("add_image_location", caller, &rec)?;
     let body = read_json_body(incoming).await?;

@@ -7,11 +7,11 @@ use serde_json::{json, Value};
 use super::image::{load_visible, update};
 use super::record::{now, Member};
 use super::{json, read_json_body, ApiError, ApiResult, Caller, Glance};
-use hyper::body::Incoming;
+use crate::request_body::RequestBody;
 
 const STATUSES: &[&str] = &["pending", "accepted", "rejected"];
 
-pub async fn add(g: &Glance, caller: &Caller, id: &str, incoming: Incoming) -> ApiResult {
+pub async fn add(g: &Glance, caller: &Caller, id: &str, incoming: RequestBody) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
     let body = read_json_body(incoming).await?;
     if !g.allowed("add_member", caller, &rec) || rec.visibility != "shared" {
@@ -107,7 +107,7 @@ pub async fn set_status(
     caller: &Caller,
     id: &str,
     member: &str,
-    incoming: Incoming,
+    incoming: RequestBody,
 ) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
     let body = read_json_body(incoming).await?;

@@ -27,10 +27,10 @@ mod uri_filter;
 
 use std::sync::Arc;
 
+use crate::request_body::RequestBody;
 use bytes::Bytes;
 use glint_storage::Store;
 use http::{HeaderName, HeaderValue, Method, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
 use crate::body::{self, Body};
@@ -315,7 +315,7 @@ pub fn no_content() -> ApiResult {
 }
 
 /// A JSON object request body (400 for anything else; an empty body is `{}`).
-pub async fn read_json_body(incoming: Incoming) -> Result<Map<String, Value>, ApiError> {
+pub async fn read_json_body(incoming: RequestBody) -> Result<Map<String, Value>, ApiError> {
     let raw = image::read_body(incoming).await?;
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
@@ -394,7 +394,7 @@ pub struct BaseUrl(pub String);
 /// Longest client-supplied `X-Openstack-Request-Id` adopted (oslo's `max_request_id_length`).
 const MAX_REQUEST_ID: usize = 64;
 
-pub async fn handle(g: Arc<Glance>, req: http::Request<Incoming>) -> Response<Body> {
+pub async fn handle(g: Arc<Glance>, req: http::Request<RequestBody>) -> Response<Body> {
     let (mut parts, incoming) = req.into_parts();
     let path = parts.uri.path().to_string();
     let header = |n: &str| {

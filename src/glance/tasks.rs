@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
+use crate::request_body::RequestBody;
 use glint_storage::Catalog;
 use http::{Method, StatusCode};
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -151,7 +151,7 @@ pub async fn route(
     method: &Method,
     rest: &[&str],
     query: &str,
-    incoming: Incoming,
+    incoming: RequestBody,
 ) -> ApiResult {
     g.enforce_own("tasks_api_access", caller)?;
     match (method, rest) {
@@ -263,7 +263,7 @@ async fn list(g: &Glance, query: &str) -> ApiResult {
 
 /// `POST /v2/tasks` `{"type": "import", "input": {"import_from", "import_from_format",
 /// "image_properties"}}`: creates the image and web-downloads into it.
-async fn create(g: &Arc<Glance>, caller: &Caller, incoming: Incoming) -> ApiResult {
+async fn create(g: &Arc<Glance>, caller: &Caller, incoming: RequestBody) -> ApiResult {
     let body = read_json_body(incoming).await?;
     let kind = body.get("type").and_then(Value::as_str).unwrap_or("");
     if !TYPES.contains(&kind) {

@@ -1,8 +1,8 @@
 //! Bucket operations: list, create, head, delete, location, ACL.
 
+use crate::request_body::RequestBody;
 use glint_storage::{Catalog, StoreError};
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::error::S3Error;
 use super::records::{iso8601, now_ms, object_prefix, valid_bucket_name, BucketRecord};
@@ -50,7 +50,7 @@ pub async fn list_buckets(s3: &S3, ctx: &Ctx) -> S3Result {
     xml_response(StatusCode::OK, w.finish())
 }
 
-pub async fn create(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+pub async fn create(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     let project = require_identity(ctx)?.to_string();
     let bucket = name(ctx).to_string();
     if !valid_bucket_name(&bucket) {
@@ -181,7 +181,7 @@ pub async fn get_acl(s3: &S3, ctx: &Ctx) -> S3Result {
     xml_response(StatusCode::OK, acl_document(&rec.owner, &rec.acl, None))
 }
 
-pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     let project = require_identity(ctx)?.to_string();
     let acl = requested_acl(ctx)?;
     let _ = read_small_body(incoming, ctx, 64 << 10).await?;

@@ -16,11 +16,10 @@ pub mod xml;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::request_body::RequestBody;
 use bytes::Bytes;
 use glint_storage::{Catalog, Store};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
 use crate::body::{self, Body};
@@ -81,7 +80,7 @@ pub fn request_id() -> String {
 
 pub async fn handle(
     s3: Arc<S3>,
-    req: http::Request<Incoming>,
+    req: http::Request<RequestBody>,
     request_id: String,
 ) -> Response<Body> {
     let (parts, incoming) = req.into_parts();
@@ -220,7 +219,7 @@ const UNSUPPORTED: &[&str] = &[
     "torrent",
 ];
 
-async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Result {
+async fn route(s3: &S3, parts: http::request::Parts, incoming: RequestBody) -> S3Result {
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
     if parts.method == Method::OPTIONS {
@@ -256,13 +255,11 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Re
         .find(|s| ctx.has(s))
         .or(versioning)
     {
-        drain(incoming).await;
         return Err(S3Error::not_implemented().with_message(format!(
             "The {sub} sub-resource is not implemented by Glint."
         )));
     }
     if ctx.bucket.is_some() && ctx.bucket == s3.cfg.s3_images_bucket {
-        drain(incoming).await;
         return images_view::handle(s3, &ctx).await;
     }
     let m = ctx.method.clone();
@@ -314,7 +311,7 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: Incoming) -> S3Re
 
 /// Reads a small request body (XML documents) with a size limit.
 pub async fn read_small_body(
-    incoming: Incoming,
+    incoming: RequestBody,
     ctx: &Ctx,
     limit: usize,
 ) -> Result<Bytes, S3Error> {
@@ -338,10 +335,6 @@ pub async fn read_small_body(
         }
     }
     Ok(Bytes::from(out))
-}
-
-async fn drain(incoming: Incoming) {
-    let _ = incoming.collect().await;
 }
 
 /// Loads a bucket record; `NoSuchBucket` when absent.

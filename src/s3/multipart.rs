@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::request_body::RequestBody;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use futures::StreamExt;
 use glint_storage::{BlobId, Catalog, StoreError};
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 use md5::Digest as _;
 use serde::{Deserialize, Serialize};
 
@@ -208,7 +208,7 @@ async fn commit_part(
         .await?
 }
 
-pub async fn upload_part(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+pub async fn upload_part(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     let upload = upload_id(ctx)?;
     let n = part_number(ctx)?;
     let urec = load_upload(s3, ctx, &upload).await?;
@@ -348,7 +348,7 @@ async fn parts_of(s3: &S3, upload: &str) -> Result<Vec<(u32, PartRecord)>, S3Err
         .collect()
 }
 
-pub async fn complete(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+pub async fn complete(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     let (bucket, key) = names(ctx);
     let upload = upload_id(ctx)?;
     let urec = load_upload(s3, ctx, &upload).await;

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::request_body::RequestBody;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use glint_storage::{BlobId, Catalog, DigestSet, Digests, StoreError, WriteOptions};
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
 use super::auth::Payload;
@@ -109,7 +109,7 @@ pub fn requested_checksum(ctx: &Ctx) -> Result<Option<(String, Option<String>)>,
 pub async fn stage_body(
     s3: &S3,
     ctx: &Ctx,
-    incoming: Incoming,
+    incoming: RequestBody,
     checksum: &Option<(String, Option<String>)>,
 ) -> Result<(glint_storage::StagedBlob, Option<(String, String)>), S3Error> {
     let content_md5 = match ctx.header("content-md5") {
@@ -235,7 +235,7 @@ fn etag_matches(header: &str, etag: &str) -> bool {
         .any(|h| h == "*" || h == etag || h.trim_matches('"') == etag.trim_matches('"'))
 }
 
-pub async fn put(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+pub async fn put(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     let (bucket, key) = names(ctx);
     let brec = load_bucket(s3, bucket).await?;
     allowed(ctx, &brec.owner, &brec.acl, true)?;
@@ -636,7 +636,7 @@ async fn delete_one(s3: &S3, bucket: &str, key: &str) -> Result<(), S3Error> {
     Ok(())
 }
 
-pub async fn delete_many(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+pub async fn delete_many(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     let bucket = ctx.bucket.as_deref().unwrap_or_default();
     let brec = load_bucket(s3, bucket).await?;
     allowed(ctx, &brec.owner, &brec.acl, true)?;
@@ -870,7 +870,7 @@ pub async fn get_acl(s3: &S3, ctx: &Ctx) -> S3Result {
     )
 }
 
-pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: Incoming) -> S3Result {
+pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     let (bucket, key) = names(ctx);
     let acl = requested_acl(ctx)?;
     let _ = read_small_body(incoming, ctx, 64 << 10).await?;

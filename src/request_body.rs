@@ -1,0 +1,109 @@
+//! The request body handed to the front ends, with a *lingering close*.
+//!
+//! A handler often answers before it has read the body: a refused upload (wrong store,
+//! over quota, no permission) is rejected from the headers alone. hyper then reads at most
+//! one more buffer of the body and closes the socket, and a client still writing its body
+//! gets `EPIPE`/`ECONNRESET` instead of the answer (reqwest and hyper clients do; curl
+//! usually wins the race). Like nginx's `lingering_close`, a body dropped unfinished is read
+//! and discarded in the background for a bounded time and size, so the client finishes
+//! writing and then reads the error. The response is not delayed: it is written while the
+//! rest of the body drains.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+/// How long an abandoned body is read after the handler dropped it.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+/// How many bytes of an abandoned body are read at most; past this the connection closes.
+const LINGER_BYTES: u64 = 64 << 20;
+
+pub struct RequestBody {
+    inner: Option<Incoming>,
+    /// The client waits for `100 Continue` before sending: if the handler never asked for
+    /// the body, the client has not sent it and nothing should be drained (asking for it
+    /// would make hyper send the `100 Continue` the refusal is meant to avoid).
+    expects_continue: bool,
+    polled: bool,
+}
+
+impl RequestBody {
+    pub fn new(inner: Incoming, expects_continue: bool) -> Self {
+        RequestBody {
+            inner: Some(inner),
+            expects_continue,
+            polled: false,
+        }
+    }
+
+    /// Wraps every request of a connection.
+    pub fn wrap(req: http::Request<Incoming>) -> http::Request<RequestBody> {
+        let expects_continue = req
+            .headers()
+            .get(http::header::EXPECT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        req.map(|b| RequestBody::new(b, expects_continue))
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        self.polled = true;
+        match self.inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        let Some(rest) = self.inner.take() else {
+            return;
+        };
+        if rest.is_end_stream() || (self.expects_continue && !self.polled) {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(linger(rest));
+        }
+    }
+}
+
+/// Reads and discards what is left of a body, within the bounds above.
+async fn linger(mut rest: Incoming) {
+    let drain = async {
+        let mut read = 0u64;
+        while let Some(frame) = rest.frame().await {
+            let Ok(frame) = frame else { return };
+            if let Some(data) = frame.data_ref() {
+                read += data.len() as u64;
+                if read > LINGER_BYTES {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
