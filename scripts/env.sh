@@ -6,14 +6,14 @@ export GLINT_CACHE_DIR=${GLINT_CACHE_DIR:-$HOME/.cache/glint}
 
 need_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 missing=()
-for p in libclang-dev; do need_pkg "$p" || missing+=("$p"); done
+for p in libclang-dev libssl-dev pkg-config; do need_pkg "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing ${missing[*]} (apt)" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
       || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }
   else
-    echo "please install: ${missing[*]} (needed to build the RocksDB bindings)" >&2; exit 1
+    echo "please install: ${missing[*]} (needed to build the RocksDB bindings and link OpenSSL's libcrypto)" >&2; exit 1
   fi
 fi
 

@@ -78,7 +78,7 @@ pub struct Hasher {
     md5: Option<md5::Md5>,
     sha1: Option<sha1::Sha1>,
     sha256: Option<sha2::Sha256>,
-    sha512: Option<sha2::Sha512>,
+    sha512: Option<openssl::sha::Sha512>,
     crc32: Option<crc32fast::Hasher>,
     crc32c: Option<u32>,
     crc64nvme: Option<crc64fast_nvme::Digest>,
@@ -90,7 +90,9 @@ impl Hasher {
             md5: set.contains(DigestSet::MD5).then(md5::Md5::new),
             sha1: set.contains(DigestSet::SHA1).then(sha1::Sha1::new),
             sha256: set.contains(DigestSet::SHA256).then(sha2::Sha256::new),
-            sha512: set.contains(DigestSet::SHA512).then(sha2::Sha512::new),
+            sha512: set
+                .contains(DigestSet::SHA512)
+                .then(openssl::sha::Sha512::new),
             crc32: set.contains(DigestSet::CRC32).then(crc32fast::Hasher::new),
             crc32c: set.contains(DigestSet::CRC32C).then_some(0),
             crc64nvme: set
@@ -128,7 +130,7 @@ impl Hasher {
             md5: self.md5.map(|h| h.finalize().into()),
             sha1: self.sha1.map(|h| h.finalize().into()),
             sha256: self.sha256.map(|h| h.finalize().into()),
-            sha512: self.sha512.map(|h| h.finalize().into()),
+            sha512: self.sha512.map(|h| h.finish()),
             crc32: self.crc32.map(|h| h.finalize()),
             crc32c: self.crc32c,
             crc64nvme: self.crc64nvme.map(|h| h.sum64()),
