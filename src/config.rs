@@ -58,6 +58,8 @@ pub struct GlanceOptions {
     pub backends: Vec<BackendConfig>,
     /// `[cors]` (oslo.middleware): no allowed origin = no CORS headers.
     pub cors: CorsOptions,
+    /// The algorithm of `os_hash_algo` / `os_hash_value` (`hashing_algorithm`).
+    pub hashing_algorithm: HashAlgo,
     /// `[oslo_middleware] enable_proxy_headers_parsing`: trust X-Forwarded-Proto/-Host for
     /// the URLs the API writes (behind a TLS-terminating proxy).
     pub proxy_headers: bool,
@@ -113,6 +115,44 @@ pub struct ImportFilter {
     pub disallowed_hosts: Vec<String>,
     pub allowed_ports: Vec<u16>,
     pub disallowed_ports: Vec<u16>,
+}
+
+/// The image multihash algorithm (`[DEFAULT] hashing_algorithm`). Upstream accepts any of
+/// Python's hashlib names; Glint computes the ones its engine hashes in the same pass as the
+/// upload, and refuses others at start rather than failing each upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashAlgo {
+    Sha512,
+    Sha256,
+    Sha1,
+    Md5,
+}
+
+impl HashAlgo {
+    /// The name upstream writes in `os_hash_algo` (hashlib's).
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgo::Sha512 => "sha512",
+            HashAlgo::Sha256 => "sha256",
+            HashAlgo::Sha1 => "sha1",
+            HashAlgo::Md5 => "md5",
+        }
+    }
+}
+
+impl std::str::FromStr for HashAlgo {
+    type Err = String;
+    fn from_str(s: &str) -> Result<HashAlgo, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "sha512" => Ok(HashAlgo::Sha512),
+            "sha256" => Ok(HashAlgo::Sha256),
+            "sha1" => Ok(HashAlgo::Sha1),
+            "md5" => Ok(HashAlgo::Md5),
+            other => Err(format!(
+                "{other:?} is not supported (Glint computes sha512, sha256, sha1 or md5)"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -429,6 +469,7 @@ impl Config {
                         .map(PathBuf::from),
                 },
                 backends: backends(&r)?,
+                hashing_algorithm: r.parse("DEFAULT", "hashing_algorithm", HashAlgo::Sha512)?,
                 cors: CorsOptions {
                     allowed_origin: list(r.get("cors", "allowed_origin"), ""),
                     allow_credentials: r.flag("cors", "allow_credentials", true)?,
@@ -494,5 +535,24 @@ mod tests {
         let ini = Ini::load_from_str("[glint]\ns3_bind_port = eighty\n").unwrap();
         let e = Config::from_ini(ini).unwrap_err().to_string();
         assert!(e.contains("s3_bind_port"), "{e}");
+    }
+
+    #[test]
+    fn hashing_algorithm_is_checked_at_start() {
+        let algo = |text: &str| {
+            Config::from_ini(Ini::load_from_str(text).unwrap()).map(|c| c.glance.hashing_algorithm)
+        };
+        assert_eq!(algo("").unwrap(), HashAlgo::Sha512);
+        assert_eq!(
+            algo("[DEFAULT]\nhashing_algorithm = SHA256\n").unwrap(),
+            HashAlgo::Sha256
+        );
+        let e = algo("[DEFAULT]\nhashing_algorithm = sha3_512\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("hashing_algorithm") && e.contains("sha3_512"),
+            "{e}"
+        );
     }
 }

@@ -234,6 +234,59 @@ async fn upload_download_and_status_machine() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashing_algorithm_sets_the_multihash() {
+    let s = start_with(1 << 30, |c| {
+        c.glance.hashing_algorithm = glint::config::HashAlgo::Sha256;
+    })
+    .await;
+    let data = pattern(3 << 20);
+    let want = hex::encode(sha2::Sha256::digest(&data));
+    // Upload, and stage + glance-direct: the same multihash either way.
+    let (_, up) = s
+        .create(serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .await;
+    let up = up["id"].as_str().unwrap().to_string();
+    assert_eq!(s.upload(&up, data.clone()).await, 204);
+    let (_, staged) = s
+        .create(serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .await;
+    let staged = staged["id"].as_str().unwrap().to_string();
+    let r = s
+        .req(reqwest::Method::PUT, &format!("/v2/images/{staged}/stage"))
+        .header("content-type", "application/octet-stream")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let import = serde_json::json!({"method": {"name": "glance-direct"}});
+    assert_eq!(
+        post_json(&s, &format!("/v2/images/{staged}/import"), import).await,
+        202
+    );
+    wait_for(&s, &staged, |i| i["status"] == "active").await;
+    for id in [&up, &staged] {
+        let img = s.show(id).await;
+        assert_eq!(img["os_hash_algo"], "sha256");
+        assert_eq!(img["os_hash_value"], want.as_str());
+        assert_eq!(img["checksum"], hex::encode(md5::Md5::digest(&data)));
+    }
+    // Listing filters on the value, as upstream.
+    let list: serde_json::Value = s
+        .req(
+            reqwest::Method::GET,
+            &format!("/v2/images?os_hash_value={want}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["images"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_uploads_return_to_queued_and_leave_nothing() {
     let s = start(1 << 20).await; // image_size_cap = 1 MiB
     let (_, img) = s

@@ -16,17 +16,43 @@ use http_body_util::BodyExt;
 
 use super::image::{load_visible, read_image, update, write_image};
 use super::inspect::{Findings, Inspector, Refusal};
-use super::record::{ImageRecord, Staged};
+use super::record::{ImageRecord, Multihash, Staged};
 use super::{ApiError, ApiResult, Caller, Glance};
 use crate::body;
+use crate::config::HashAlgo;
 
 /// Data written to the engine (not yet part of any image) and what it is.
 pub struct Ingested {
     pub staged: StagedBlob,
     pub size: u64,
     pub md5: Option<String>,
-    pub sha512: Option<String>,
+    pub os_hash: Option<Multihash>,
     pub findings: Findings,
+}
+
+/// The digests an image's data needs: MD5 (`checksum`) and the multihash's algorithm.
+pub fn image_digests(algo: HashAlgo) -> DigestSet {
+    DigestSet::MD5
+        | match algo {
+            HashAlgo::Sha512 => DigestSet::SHA512,
+            HashAlgo::Sha256 => DigestSet::SHA256,
+            HashAlgo::Sha1 => DigestSet::SHA1,
+            HashAlgo::Md5 => DigestSet::MD5,
+        }
+}
+
+/// The multihash under `algo` of data whose digests are `d` (None if it was not computed).
+pub fn multihash(algo: HashAlgo, d: &glint_storage::Digests) -> Option<Multihash> {
+    let value = match algo {
+        HashAlgo::Sha512 => d.sha512.map(hex::encode),
+        HashAlgo::Sha256 => d.sha256.map(hex::encode),
+        HashAlgo::Sha1 => d.sha1.map(hex::encode),
+        HashAlgo::Md5 => d.md5.map(hex::encode),
+    }?;
+    Some(Multihash {
+        algo: algo.name().into(),
+        value,
+    })
 }
 
 /// The most bytes an image of `owner` may take now: `image_size_cap`, and what is left of
@@ -63,6 +89,7 @@ pub async fn ingest<S, E>(
     store: &glint_storage::Store,
     stream: S,
     limit: u64,
+    algo: HashAlgo,
 ) -> Result<Ingested, glint_storage::StoreError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
@@ -77,7 +104,7 @@ where
         .write(
             stream,
             WriteOptions {
-                digests: DigestSet::MD5 | DigestSet::SHA512,
+                digests: image_digests(algo),
                 max_size: Some(limit),
             },
         )
@@ -88,7 +115,7 @@ where
     Ok(Ingested {
         findings: inspector.conclude(size),
         md5: d.md5.map(hex::encode),
-        sha512: d.sha512.map(hex::encode),
+        os_hash: multihash(algo, &d),
         size,
         staged,
     })
@@ -113,14 +140,14 @@ pub async fn activate<F>(
     from: &'static str,
     store: Option<String>,
     data: NewData,
-    meta: (u64, Option<String>, Option<String>, Option<u64>),
+    meta: (u64, Option<String>, Option<Multihash>, Option<u64>),
     also: F,
 ) -> Result<bool, ApiError>
 where
     F: Fn(&mut ImageRecord) + Send + 'static,
 {
     let key = id.to_string();
-    let (size, md5, sha512, virtual_size) = meta;
+    let (size, md5, os_hash, virtual_size) = meta;
     // Data for another backend is committed there first (see stores.rs).
     let (data, elsewhere) = match data {
         NewData::Fresh(staged) if !g.stores.is_main(store.as_deref()) => {
@@ -147,8 +174,7 @@ where
             rec.size = Some(size);
             rec.virtual_size = virtual_size;
             rec.checksum = md5.clone();
-            rec.os_hash_algo = Some("sha512".into());
-            rec.os_hash_value = sha512.clone();
+            rec.set_multihash(os_hash.clone());
             also(&mut rec);
             write_image(tx, &mut rec)?;
             Ok(true)
@@ -262,7 +288,8 @@ pub async fn upload(
     g.notifier.image("image.prepare", &rec);
     let limit = size_limit(g, rec.owner.as_deref()).await?;
     let store = g.stores.store(target.as_deref()).clone();
-    let data = match ingest(&store, incoming.into_data_stream(), limit).await {
+    let algo = g.opts().hashing_algorithm;
+    let data = match ingest(&store, incoming.into_data_stream(), limit, algo).await {
         Ok(d) => d,
         Err(e) => {
             restore_queued(g, &rec.id, "saving", None).await;
@@ -278,14 +305,14 @@ pub async fn upload(
             Err(refusal) => {
                 tracing::warn!(image = %rec.id, %refusal, "upload refused by format inspection");
                 // Upstream keeps the refused bytes' checksums on the queued image.
-                let sums = (data.md5.clone(), data.sha512.clone());
+                let sums = (data.md5.clone(), data.os_hash.clone());
                 drop(data); // unpinned: its chunks are reclaimed
                 restore_queued(g, &rec.id, "saving", Some(sums)).await;
                 return Err(refused(&refusal));
             }
         }
     }
-    let meta = (data.size, data.md5, data.sha512, virtual_size);
+    let meta = (data.size, data.md5, data.os_hash, virtual_size);
     if !activate(
         g,
         &rec.id,
@@ -338,7 +365,8 @@ pub async fn stage(
     begin(g, &rec.id, "uploading", false).await?;
     let limit = size_limit(g, rec.owner.as_deref()).await?;
     // Staged data lives in the main store (upstream's os_glance_staging_store).
-    let data = match ingest(&g.store, incoming.into_data_stream(), limit).await {
+    let algo = g.opts().hashing_algorithm;
+    let data = match ingest(&g.store, incoming.into_data_stream(), limit, algo).await {
         Ok(d) => d,
         Err(e) => {
             restore_queued(g, &rec.id, "uploading", None).await;
@@ -358,7 +386,8 @@ pub async fn stage(
                 blob: blob.to_hex(),
                 size: data.size,
                 md5: data.md5.clone(),
-                sha512: data.sha512.clone(),
+                os_hash: data.os_hash.clone(),
+                legacy_sha512: None,
                 findings: data.findings.clone(),
             });
             write_image(tx, &mut r)?;
@@ -381,17 +410,16 @@ async fn restore_queued(
     g: &Glance,
     id: &str,
     from: &'static str,
-    sums: Option<(Option<String>, Option<String>)>,
+    sums: Option<(Option<String>, Option<Multihash>)>,
 ) {
     let _ = update(g, id, move |r| {
         if r.status == from {
             r.status = "queued".into();
             r.size = None;
             r.virtual_size = None;
-            if let Some((md5, sha512)) = &sums {
+            if let Some((md5, os_hash)) = &sums {
                 r.checksum = md5.clone();
-                r.os_hash_algo = Some("sha512".into());
-                r.os_hash_value = sha512.clone();
+                r.set_multihash(os_hash.clone());
             }
         }
         Ok(())

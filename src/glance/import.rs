@@ -13,7 +13,7 @@ use glint_storage::{BlobId, Catalog, DigestSet, Hasher};
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::data::{activate, ingest, refused, size_limit, NewData};
+use super::data::{activate, image_digests, ingest, multihash, refused, size_limit, NewData};
 use super::image::{load_visible, read_image, update, write_image};
 use super::inspect::Inspector;
 use super::record::ImageRecord;
@@ -274,7 +274,7 @@ async fn run(
             let meta = (
                 staged.size,
                 staged.md5.clone(),
-                staged.sha512.clone(),
+                staged.multihash(),
                 virtual_size,
             );
             let ok = if first_is_main {
@@ -322,14 +322,15 @@ async fn run(
             }
             if !first_is_main {
                 // Another backend: the bytes are copied there.
-                let data = ingest(g.stores.store(first.as_deref()), reader, limit).await?;
+                let algo = g.opts().hashing_algorithm;
+                let data = ingest(g.stores.store(first.as_deref()), reader, limit, algo).await?;
                 let virtual_size = verdict(&data.findings)?;
                 activate_fresh(g, &image.id, first, data, virtual_size).await?
             } else {
                 // Hash and inspect by reading the object once; the image then shares its
                 // chunks through a clone (metadata only).
                 let (size, d, findings) =
-                    hash_blob(reader, DigestSet::MD5 | DigestSet::SHA512).await?;
+                    hash_blob(reader, image_digests(g.opts().hashing_algorithm)).await?;
                 let virtual_size = verdict(&findings)?;
                 let ok = adopt_main_blob(
                     g,
@@ -399,7 +400,7 @@ where
     let meta = (
         size,
         d.md5.map(hex::encode),
-        d.sha512.map(hex::encode),
+        multihash(g.opts().hashing_algorithm, d),
         virtual_size,
     );
     let ok = activate(g, id, from, store, NewData::Committed(clone), meta, also).await?;
@@ -445,7 +446,7 @@ async fn activate_fresh(
     virtual_size: Option<u64>,
 ) -> Result<(u64, bool), ApiError> {
     let size = data.size;
-    let meta = (data.size, data.md5, data.sha512, virtual_size);
+    let meta = (data.size, data.md5, data.os_hash, virtual_size);
     let ok = activate(
         g,
         id,
@@ -568,7 +569,6 @@ async fn fetch(
     target: &super::uri_filter::Target,
     limit: u64,
 ) -> Result<super::data::Ingested, ApiError> {
-    let _ = g;
     let failed = |e: String| ApiError::bad(format!("web-download of {} failed: {e}", target.url));
     let client = reqwest::Client::builder()
         // Connect to the address that passed the filter, not to a fresh DNS answer.
@@ -585,9 +585,14 @@ async fn fetch(
     if !resp.status().is_success() {
         return Err(failed(format!("the server answered {}", resp.status())));
     }
-    ingest(store, resp.bytes_stream(), limit)
-        .await
-        .map_err(ApiError::from)
+    ingest(
+        store,
+        resp.bytes_stream(),
+        limit,
+        g.opts().hashing_algorithm,
+    )
+    .await
+    .map_err(ApiError::from)
 }
 
 /// The blob of an S3 object (`s3://bucket/key`) the caller's project may read: it owns the

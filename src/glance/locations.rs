@@ -21,15 +21,19 @@ pub async fn add(g: &Glance, caller: &Caller, id: &str, incoming: RequestBody) -
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad("'url' is required"))?;
     let validation = body.get("validation_data").cloned().unwrap_or(Value::Null);
-    let algo = validation.get("os_hash_algo").and_then(Value::as_str);
     let value = validation.get("os_hash_value").and_then(Value::as_str);
+    // As upstream: a value without an algorithm is of `hashing_algorithm`.
+    let algo = validation
+        .get("os_hash_algo")
+        .and_then(Value::as_str)
+        .or(value.map(|_| g.opts().hashing_algorithm.name()));
     let want = match (algo, value) {
         (None, None) => None,
         (Some(a @ ("sha512" | "sha256" | "sha1" | "md5")), Some(v)) => {
             Some((a, v.to_ascii_lowercase()))
         }
         _ => return Err(ApiError::bad(
-            "validation_data needs os_hash_algo (sha512, sha256, sha1 or md5) and os_hash_value",
+            "validation_data needs os_hash_value (and os_hash_algo sha512, sha256, sha1 or md5)",
         )),
     };
     if rec.status != "queued" {

@@ -122,8 +122,31 @@ pub struct Staged {
     pub blob: String,
     pub size: u64,
     pub md5: Option<String>,
-    pub sha512: Option<String>,
+    /// The multihash under `hashing_algorithm` as it was when the data was staged.
+    #[serde(default)]
+    pub os_hash: Option<Multihash>,
+    /// What records staged before `hashing_algorithm` existed hold: a SHA-512 value.
+    #[serde(default, rename = "sha512", skip_serializing_if = "Option::is_none")]
+    pub legacy_sha512: Option<String>,
     pub findings: super::inspect::Findings,
+}
+
+impl Staged {
+    pub fn multihash(&self) -> Option<Multihash> {
+        self.os_hash.clone().or_else(|| {
+            self.legacy_sha512.clone().map(|value| Multihash {
+                algo: "sha512".into(),
+                value,
+            })
+        })
+    }
+}
+
+/// An image's multihash: the algorithm (`os_hash_algo`) and its hex digest (`os_hash_value`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Multihash {
+    pub algo: String,
+    pub value: String,
 }
 
 impl ImageRecord {
@@ -244,6 +267,13 @@ impl ImageRecord {
 
     /// The one place a property is validated and set. `creating` distinguishes POST (where
     /// `id` may be chosen) from PATCH (where the formats are frozen once data exists).
+    /// Sets `os_hash_algo` and `os_hash_value` together (both null without a multihash).
+    pub fn set_multihash(&mut self, h: Option<Multihash>) {
+        let (algo, value) = h.map(|h| (h.algo, h.value)).unzip();
+        self.os_hash_algo = algo;
+        self.os_hash_value = value;
+    }
+
     pub fn set_property(
         &mut self,
         key: &str,
