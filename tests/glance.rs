@@ -234,6 +234,48 @@ async fn upload_download_and_status_machine() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_outlives_the_delete_of_its_image() {
+    let s = start(1 << 30).await;
+    let (_, img) = s
+        .create(serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .await;
+    let id = img["id"].as_str().unwrap().to_string();
+    let data = pattern(24 << 20);
+    assert_eq!(s.upload(&id, data.clone()).await, 204);
+    // A compute node is pulling the image when it is deleted.
+    let mut download = s
+        .req(reqwest::Method::GET, &format!("/v2/images/{id}/file"))
+        .send()
+        .await
+        .unwrap();
+    let mut got = download.chunk().await.unwrap().unwrap().to_vec();
+    let r = s
+        .req(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let r = s
+        .req(reqwest::Method::GET, &format!("/v2/images/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404, "the image is gone for everyone else");
+    while let Some(piece) = download.chunk().await.unwrap() {
+        got.extend_from_slice(&piece);
+    }
+    assert!(got == data, "the download finished with the image's bytes");
+    for _ in 0..200 {
+        s.store.settle().await;
+        if s.store.chunk_file_count().unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.store.chunk_file_count().unwrap(), 0, "then its data went");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hashing_algorithm_sets_the_multihash() {
     let s = start_with(1 << 30, |c| {
         c.glance.hashing_algorithm = glint::config::HashAlgo::Sha256;

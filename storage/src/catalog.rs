@@ -20,6 +20,8 @@ pub(crate) const CF_BLOBS: &str = "blobs";
 pub(crate) const CF_MANIFESTS: &str = "manifests";
 pub(crate) const CF_CHUNKS: &str = "chunks";
 pub(crate) const CF_META: &str = "meta";
+/// Blobs deleted while being read: the last reader (or the next open) finishes the delete.
+pub(crate) const CF_DOOMED: &str = "doomed";
 
 /// Column families the front ends keep their records in. Each write to them goes through a
 /// [`crate::Tx`], in the same atomic batch as the blob changes it goes with.
@@ -103,6 +105,7 @@ pub(crate) fn open(path: &Path) -> Result<Db> {
         ColumnFamilyDescriptor::new(CF_MANIFESTS, Options::default()),
         ColumnFamilyDescriptor::new(CF_CHUNKS, chunk_opts),
         ColumnFamilyDescriptor::new(CF_META, Options::default()),
+        ColumnFamilyDescriptor::new(CF_DOOMED, Options::default()),
     ];
     cfs.extend(
         Catalog::ALL

@@ -53,6 +53,11 @@ impl BlobId {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// The id a catalog key holds (keys are the raw 16 bytes).
+    pub(crate) fn from_key(key: &[u8]) -> Option<BlobId> {
+        key.try_into().ok().map(BlobId)
+    }
 }
 
 impl fmt::Debug for BlobId {

@@ -18,6 +18,7 @@ mod datadirs;
 mod digest;
 mod error;
 mod ids;
+mod lease;
 mod manifest;
 mod read;
 mod scrub;

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::datadirs::DataDirs;
 use crate::error::{Result, StoreError};
 use crate::ids::{BlobId, ChunkId};
+use crate::lease::ReadLease;
 use crate::manifest::{BlobInfo, Extent};
 use crate::store::{Inner, Store};
 
@@ -48,6 +49,8 @@ impl Store {
         id: BlobId,
         range: Option<Range<u64>>,
     ) -> Result<(BlobInfo, BlobReader)> {
+        // The lease first: a delete that commits after it waits for this read to end.
+        let lease = ReadLease::acquire(&self.inner, id)?;
         let inner = self.inner.clone();
         let info = tokio::task::spawn_blocking(move || inner.blob_info(id))
             .await??
@@ -65,7 +68,11 @@ impl Store {
         let (tx, rx) = mpsc::channel(1);
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            if let Err(e) = pump(inner, id, range, &tx).await {
+            let result = pump(inner, id, range, &tx).await;
+            // Released before the stream ends, so a reader that deletes the blob right
+            // after reading it is not deferred behind its own lease.
+            drop(lease);
+            if let Err(e) = result {
                 let _ = tx.send(Err(e)).await;
             }
         });

@@ -7,10 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::catalog::{self, cf, decode_count, Catalog, Db, CF_BLOBS, CF_CHUNKS, CF_META};
+use crate::catalog::{
+    self, cf, decode_count, Catalog, Db, CF_BLOBS, CF_CHUNKS, CF_DOOMED, CF_META,
+};
 use crate::datadirs::{self, DataDir, DataDirs, Probe};
 use crate::error::{Result, StoreError};
 use crate::ids::{BlobId, ChunkId};
+use crate::lease::Leases;
 use crate::manifest::BlobInfo;
 
 /// Engine configuration; `etc/glance-api.conf` maps onto it in the server.
@@ -93,7 +96,9 @@ pub(crate) struct Inner {
     /// reference. Reclamation skips them; see `reclaim`.
     pins: Mutex<HashMap<ChunkId, u32>>,
     /// Reclaims scheduled from `Drop` and not yet finished (see `Store::settle`).
-    pending_reclaims: AtomicUsize,
+    pub(crate) pending_reclaims: AtomicUsize,
+    /// Blobs being read, and deletes waiting for their readers (lease.rs).
+    pub(crate) leases: Leases,
     /// Bounds chunk reads in flight across readers (`read_parallelism`).
     pub read_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -113,6 +118,8 @@ pub struct RecoveryReport {
     pub unclean_shutdown: bool,
     pub temp_files_removed: usize,
     pub orphan_chunks_removed: usize,
+    /// Deletes deferred for readers that the previous run did not get to finish.
+    pub deferred_deletes_finished: usize,
 }
 
 impl Store {
@@ -183,12 +190,34 @@ impl Store {
                 cfg,
                 pins: Mutex::new(HashMap::new()),
                 pending_reclaims: AtomicUsize::new(0),
+                leases: Leases::default(),
             }),
         };
         let mut report = RecoveryReport {
             unclean_shutdown: !clean,
             ..Default::default()
         };
+        // Deletes deferred for readers of the previous run: none of those readers is left.
+        let doomed: Vec<BlobId> = {
+            let mut it = store
+                .inner
+                .db
+                .raw_iterator_cf(cf(&store.inner.db, CF_DOOMED));
+            it.seek_to_first();
+            let mut ids = Vec::new();
+            while it.valid() {
+                if let Some(id) = it.key().and_then(BlobId::from_key) {
+                    ids.push(id);
+                }
+                it.next();
+            }
+            it.status()?;
+            ids
+        };
+        for id in doomed {
+            store.inner.finish_doomed(id)?;
+            report.deferred_deletes_finished += 1;
+        }
         if !clean {
             // No writer is running yet, so every temp file and every unreferenced chunk is
             // debris of an interrupted write or delete: no grace period is needed.
@@ -277,12 +306,13 @@ impl Store {
             let mut it = inner.db.raw_iterator_cf(cf(&inner.db, CF_BLOBS));
             it.seek_to_first();
             let mut out = Vec::new();
+            let doomed = cf(&inner.db, CF_DOOMED);
             while it.valid() {
                 let k = it.key().expect("valid");
-                out.push(BlobId(
-                    k.try_into()
-                        .map_err(|_| StoreError::Malformed("blob key"))?,
-                ));
+                // A blob deleted while being read is gone for everyone but its readers.
+                if inner.db.get_cf(doomed, k)?.is_none() {
+                    out.push(BlobId::from_key(k).ok_or(StoreError::Malformed("blob key"))?);
+                }
                 it.next();
             }
             it.status()?;
@@ -300,6 +330,12 @@ impl Store {
 }
 
 impl Inner {
+    /// Completes a delete that was deferred for readers (lease.rs), unless it was already
+    /// completed or a reader came back meanwhile (then it stays deferred).
+    pub(crate) fn finish_doomed(&self, id: BlobId) -> Result<()> {
+        self.transact_blocking(|tx| tx.finish_doomed(id))
+    }
+
     pub fn blob_info(&self, id: BlobId) -> Result<Option<BlobInfo>> {
         match self.db.get_cf(cf(&self.db, CF_BLOBS), id.0)? {
             Some(v) => Ok(Some(BlobInfo::decode(id, &v)?)),

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rocksdb::{ErrorKind, TransactionOptions, WriteOptions as DbWriteOptions};
 
-use crate::catalog::{cf, encode_count, Catalog, Db, CF_BLOBS, CF_CHUNKS, CF_MANIFESTS};
+use crate::catalog::{cf, encode_count, Catalog, Db, CF_BLOBS, CF_CHUNKS, CF_DOOMED, CF_MANIFESTS};
 use crate::error::{Result, StoreError};
 use crate::ids::{BlobId, ChunkId};
 use crate::manifest::{
@@ -27,6 +27,10 @@ pub struct Tx<'a> {
     inner: &'a Inner,
     txn: rocksdb::Transaction<'a, Db>,
     decremented: Vec<ChunkId>,
+    /// Deletes deferred because the blob is being read (lease.rs).
+    deferred: Vec<BlobId>,
+    /// Deletes of unread blobs: new reads are refused until the transaction ends.
+    deleting: Vec<BlobId>,
 }
 
 fn retryable(e: &rocksdb::Error) -> bool {
@@ -81,19 +85,34 @@ impl Inner {
                 inner: self,
                 txn: self.db.transaction_opt(&wo, &topts),
                 decremented: Vec::new(),
+                deferred: Vec::new(),
+                deleting: Vec::new(),
             };
-            let outcome = f(&mut tx).and_then(|r| {
-                let Tx {
-                    txn, decremented, ..
-                } = tx;
+            let result = f(&mut tx);
+            let Tx {
+                txn,
+                decremented,
+                deferred,
+                deleting,
+                ..
+            } = tx;
+            let outcome = result.and_then(|r| {
                 txn.commit()?;
-                Ok((r, decremented))
+                Ok(r)
             });
+            self.leases.end_delete(&deleting);
             match outcome {
-                Ok((r, decremented)) => {
+                Ok(r) => {
                     // The change is committed: a failure here only delays reclamation.
                     if let Err(e) = self.reclaim(&decremented) {
                         tracing::warn!(error = %e, "reclaiming chunks after a commit failed; gc will retry");
+                    }
+                    for id in deferred {
+                        if self.leases.deferred(id) {
+                            if let Err(e) = self.finish_doomed(id) {
+                                tracing::warn!(blob = %id, error = %e, "finishing a deferred delete failed; the next open retries");
+                            }
+                        }
                     }
                     return Ok(r);
                 }
@@ -192,12 +211,21 @@ impl<'a> Tx<'a> {
     }
 
     /// Deletes a blob: its record and manifest go, its chunks lose a reference each, and
-    /// chunks left with none are reclaimed after the commit.
+    /// chunks left with none are reclaimed after the commit. A blob being read is deleted
+    /// when its last reader is done (lease.rs); to everyone else it is gone either way.
     pub fn delete_blob(&mut self, id: BlobId) -> Result<()> {
         let blobs = cf(self.db(), CF_BLOBS);
         if self.txn.get_for_update_cf(blobs, id.0, true)?.is_none() {
             return Err(StoreError::BlobNotFound(id));
         }
+        let doomed = cf(self.db(), CF_DOOMED);
+        if self.inner.leases.begin_delete(id) {
+            self.txn.put_cf(doomed, id.0, [])?;
+            self.deferred.push(id);
+            return Ok(());
+        }
+        self.deleting.push(id);
+        self.txn.delete_cf(doomed, id.0)?;
         let manifests = cf(self.db(), CF_MANIFESTS);
         let mut refs: HashMap<ChunkId, i64> = HashMap::new();
         let mut keys = Vec::new();
@@ -227,6 +255,18 @@ impl<'a> Tx<'a> {
             self.decremented.push(c);
         }
         Ok(())
+    }
+
+    /// The end of a deferred delete: a no-op when it already happened.
+    pub(crate) fn finish_doomed(&mut self, id: BlobId) -> Result<()> {
+        let doomed = cf(self.db(), CF_DOOMED);
+        if self.txn.get_for_update_cf(doomed, id.0, true)?.is_none() {
+            return Ok(());
+        }
+        match self.delete_blob(id) {
+            Err(StoreError::BlobNotFound(_)) => Ok(self.txn.delete_cf(doomed, id.0)?),
+            other => other,
+        }
     }
 
     fn write_blob(&mut self, id: BlobId, extents: &[Extent]) -> Result<()> {

@@ -5,6 +5,9 @@
 //!   - nothing unacknowledged is visible (only the single in-flight operation may have landed);
 //!   - scrub finds no orphan chunk, no missing chunk and reference counts equal to manifests.
 //!
+//! Slow background readers make some deletes wait for their readers (a deferred delete,
+//! which recovery must finish when the kill comes first).
+//!
 //! `GLINT_CRASH_ROUNDS` sets the number of rounds (default 50; the long mode is e.g. 2000).
 
 mod common;
@@ -56,6 +59,19 @@ fn crash_child() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut ids = store.list_blobs().await.unwrap();
         loop {
+            // Slow readers in the background, so that deletes also land on blobs being
+            // read (deferred until the reader ends, or finished by recovery after the kill).
+            if !ids.is_empty() && rng.gen_range(0..4) == 0 {
+                let (store, id) = (store.clone(), ids[rng.gen_range(0..ids.len())]);
+                tokio::spawn(async move {
+                    use futures::StreamExt;
+                    if let Ok((_, mut r)) = store.read(id, None).await {
+                        while let Some(Ok(_)) = r.next().await {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                });
+            }
             let roll = rng.gen_range(0..100);
             if roll < 45 || ids.is_empty() {
                 let s: u64 = rng.gen();
@@ -126,7 +142,7 @@ fn acknowledged_writes_survive_sigkill() {
         .enable_all()
         .build()
         .unwrap();
-    let (mut acked_total, mut recovered_orphans) = (0usize, 0usize);
+    let (mut acked_total, mut recovered_orphans, mut deferred_finished) = (0usize, 0usize, 0usize);
     for round in 0..rounds {
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
@@ -201,6 +217,7 @@ fn acknowledged_writes_survive_sigkill() {
                 "round {round}: a killed writer is an unclean shutdown"
             );
             recovered_orphans += report.orphan_chunks_removed;
+            deferred_finished += report.deferred_deletes_finished;
             let visible = store.list_blobs().await.unwrap();
             let mut extra: Vec<BlobId> = visible
                 .iter()
@@ -253,7 +270,8 @@ fn acknowledged_writes_survive_sigkill() {
     }
     eprintln!(
         "crash test: {rounds} rounds, {acked_total} acknowledged operations, {} live blobs, \
-         {recovered_orphans} orphan chunks removed by recovery",
+         {recovered_orphans} orphan chunks removed by recovery, {deferred_finished} deletes \
+         deferred for readers finished by recovery",
         live.len()
     );
     assert!(

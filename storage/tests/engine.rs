@@ -295,6 +295,57 @@ async fn double_commit_and_double_delete_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_deleted_while_read_is_read_to_the_end() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), CHUNK);
+    let data = pattern(21, CHUNK * 40);
+    let id = put(&store, &data).await;
+    let (_, mut reader) = store.read(id, None).await.unwrap();
+    let mut got = reader.next().await.unwrap().unwrap().to_vec();
+    // Deleted with a reader halfway: gone for everyone else at once...
+    store.delete(id).await.unwrap();
+    assert!(store.list_blobs().await.unwrap().is_empty());
+    assert!(matches!(
+        store.read(id, None).await,
+        Err(StoreError::BlobNotFound(_))
+    ));
+    assert!(matches!(
+        store.delete(id).await,
+        Err(StoreError::BlobNotFound(_)) | Ok(())
+    ));
+    // ...while the reader gets every byte it started with.
+    while let Some(piece) = reader.next().await {
+        got.extend_from_slice(&piece.unwrap());
+    }
+    assert!(got == data, "the reader's bytes differ");
+    drop(reader);
+    store.settle().await;
+    assert_eq!(
+        store.chunk_file_count().unwrap(),
+        0,
+        "the last reader finished the delete"
+    );
+    assert!(store.scrub(scrub_now()).await.unwrap().is_clean());
+
+    // A reader that goes away early finishes the delete too.
+    let id = put(&store, &data).await;
+    let (_, mut reader) = store.read(id, None).await.unwrap();
+    reader.next().await.unwrap().unwrap();
+    store.delete(id).await.unwrap();
+    drop(reader);
+    for _ in 0..200 {
+        store.settle().await;
+        if store.chunk_file_count().unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.chunk_file_count().unwrap(), 0);
+    assert!(store.scrub(scrub_now()).await.unwrap().is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corruption_is_a_typed_error_and_scrub_finds_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), CHUNK);

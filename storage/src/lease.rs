@@ -1,0 +1,158 @@
+//! Read leases: a blob being read is not torn down under its reader.
+//!
+//! A compute node may be halfway through a multi-GiB image when the image is deleted, or an
+//! S3 GET may be streaming an object that is overwritten. Like an open file descriptor on
+//! an unlinked file, the read must finish with the bytes it started with. So every read
+//! holds a lease on its blob, and deleting a leased blob is *deferred*: the transaction that
+//! deletes it (and the front end's record with it) commits, but instead of dropping the
+//! manifest and references it writes the blob id to the `doomed` column family. The last
+//! reader's lease finishes the delete; a crash before that leaves the `doomed` key, and the
+//! next open finishes it (no reader survives a restart).
+//!
+//! Races, all settled under one mutex:
+//! - a delete that finds no reader marks the blob *deleting* until its transaction ends, and
+//!   a read that starts meanwhile is refused (`BlobNotFound`), as it would be a moment later;
+//! - a deferred delete, once committed, either sees the readers already gone (and finishes
+//!   at once) or records the blob as doomed for the last lease to finish.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Result, StoreError};
+use crate::ids::BlobId;
+use crate::store::Inner;
+
+#[derive(Default)]
+pub(crate) struct Leases {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    readers: HashMap<BlobId, u32>,
+    /// Deletes in progress (transaction not yet ended) of blobs without readers.
+    deleting: HashSet<BlobId>,
+    /// Deletes committed as deferred, waiting for the last reader.
+    doomed: HashSet<BlobId>,
+}
+
+impl Leases {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("leases")
+    }
+
+    /// Whether a delete of `id` must be deferred (it has readers). Otherwise the blob is
+    /// marked deleting until [`Leases::end_delete`].
+    pub(crate) fn begin_delete(&self, id: BlobId) -> bool {
+        let mut s = self.state();
+        if s.readers.contains_key(&id) {
+            return true;
+        }
+        s.deleting.insert(id);
+        false
+    }
+
+    pub(crate) fn end_delete(&self, ids: &[BlobId]) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut s = self.state();
+        for id in ids {
+            s.deleting.remove(id);
+        }
+    }
+
+    /// After a deferred delete of `id` committed: true when its readers are already gone
+    /// (the caller finishes the delete now); otherwise the last lease will.
+    pub(crate) fn deferred(&self, id: BlobId) -> bool {
+        let mut s = self.state();
+        if s.readers.contains_key(&id) {
+            s.doomed.insert(id);
+            false
+        } else {
+            true
+        }
+    }
+
+    fn acquire(&self, id: BlobId) -> Result<()> {
+        let mut s = self.state();
+        if s.deleting.contains(&id) || s.doomed.contains(&id) {
+            return Err(StoreError::BlobNotFound(id));
+        }
+        *s.readers.entry(id).or_insert(0) += 1;
+        Ok(())
+    }
+
+    /// True when this was the last reader of a doomed blob.
+    fn release(&self, id: BlobId) -> bool {
+        let mut s = self.state();
+        let Some(n) = s.readers.get_mut(&id) else {
+            return false;
+        };
+        *n -= 1;
+        if *n > 0 {
+            return false;
+        }
+        s.readers.remove(&id);
+        s.doomed.remove(&id)
+    }
+}
+
+/// Held by a read for as long as it runs.
+pub(crate) struct ReadLease {
+    inner: Arc<Inner>,
+    id: BlobId,
+}
+
+impl ReadLease {
+    pub(crate) fn acquire(inner: &Arc<Inner>, id: BlobId) -> Result<ReadLease> {
+        inner.leases.acquire(id)?;
+        Ok(ReadLease {
+            inner: inner.clone(),
+            id,
+        })
+    }
+}
+
+impl Drop for ReadLease {
+    fn drop(&mut self) {
+        if !self.inner.leases.release(self.id) {
+            return;
+        }
+        let (inner, id) = (self.inner.clone(), self.id);
+        let run = move |inner: Arc<Inner>| {
+            if let Err(e) = inner.finish_doomed(id) {
+                tracing::warn!(blob = %id, error = %e, "finishing a deferred delete failed; the next open retries");
+            }
+            inner.pending_reclaims.fetch_sub(1, Ordering::AcqRel);
+        };
+        inner.pending_reclaims.fetch_add(1, Ordering::AcqRel);
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(move || run(inner));
+            }
+            Err(_) => run(inner),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deletes_wait_for_readers_and_block_new_ones() {
+        let l = Leases::default();
+        let (a, b) = (BlobId::random(), BlobId::random());
+        l.acquire(a).unwrap();
+        assert!(l.begin_delete(a), "a read blob's delete is deferred");
+        assert!(!l.deferred(a), "the reader is still there");
+        assert!(l.release(a), "the last reader finishes the delete");
+        assert!(!l.begin_delete(b), "no reader: deleted now");
+        assert!(matches!(l.acquire(b), Err(StoreError::BlobNotFound(_))));
+        l.end_delete(&[b]);
+        l.acquire(b).unwrap();
+        assert!(!l.release(b), "not doomed");
+    }
+}
