@@ -4,7 +4,8 @@
 # Each server gets: create + upload of one image of SIZE_MIB random bytes (curl -T, so the
 # client never hashes), a full download, and 8 concurrent downloads of that image; then the
 # ratio Glint / upstream and each server's peak RSS (VmHWM, summed over its processes).
-#   SIZE_MIB=1024  PEERS=/path/to/shared/peers (default ../shared/peers)
+#   SIZE_MIB=1024  ROUNDS=3  PEERS=/path/to/shared/peers (default ../shared/peers)
+#   HASHING_ALGORITHM=sha256: both servers compute that multihash instead of sha512
 source "$(dirname "$0")/../scripts/env.sh"
 cd "$GLINT_ROOT"
 peers=${PEERS:-$GLINT_ROOT/../shared/peers}
@@ -21,8 +22,13 @@ cat "$data" > /dev/null # into the page cache: both servers read the same warm f
 now() { date +%s.%N; }
 rss_of() { local t=0 r; for p in "$@"; do r=$(awk '/VmHWM/{print $2}' /proc/$p/status 2>/dev/null || echo 0); t=$((t + r)); done; echo $t; }
 
-# Runs the scenarios against $1 (endpoint); prints "name seconds" lines.
+# Runs the scenarios against $1 (endpoint) ROUNDS times; prints "name seconds" lines (the
+# report takes each scenario's median: single runs on this shared box move by +-15 %).
 drive() {
+  local r
+  for r in $(seq "${ROUNDS:-3}"); do drive_once "$1"; done
+}
+drive_once() {
   local ep=$1 tok="X-Auth-Token: demo:demo" id t0 t1
   id=$(curl -fsS -X POST "$ep/v2/images" -H "$tok" -H 'Content-Type: application/json' \
        -d '{"name":"bench","disk_format":"raw","container_format":"bare"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
@@ -46,6 +52,7 @@ cat > "$root/glance-api.conf" <<CONF
 [DEFAULT]
 bind_host = 127.0.0.1
 bind_port = $gp
+hashing_algorithm = ${HASHING_ALGORITHM:-sha512}
 [glance_store]
 filesystem_store_datadirs = $root/data
 [glint]
@@ -64,7 +71,8 @@ rm -rf "$root"
 # Upstream Glance 33 (its start.sh installs it into a venv the first time: ~2 min)
 up=$(mktemp -d "${GLINT_BENCH_DIR:-/tmp}/glance-ref.XXXX")
 uport=$(port)
-ep=$(GLANCE_REF_IMAGE_SIZE_CAP=$(( (size_mib + 1) << 20 )) bash "$peers/glance-ref/start.sh" "$uport" "$up" 2>"$out/glance-ref-start.log")
+printf '[DEFAULT]\nhashing_algorithm = %s\n' "${HASHING_ALGORITHM:-sha512}" > "$out/upstream-extra.conf"
+ep=$(GLANCE_REF_EXTRA_CONF="$out/upstream-extra.conf" GLANCE_REF_IMAGE_SIZE_CAP=$(( (size_mib + 1) << 20 )) bash "$peers/glance-ref/start.sh" "$uport" "$up" 2>"$out/glance-ref-start.log")
 upids=$(cat "$up"/*.pid 2>/dev/null)
 drive "$ep" | tee "$out/upstream.txt"
 all=$upids; for p in $upids; do all="$all $(pgrep -P "$p" | tr '\n' ' ')"; done
@@ -74,8 +82,13 @@ rm -rf "$up" "$data"
 
 python3 - "$out/glint.txt" "$out/upstream.txt" "$size_mib" <<'PY'
 import sys
+import statistics
 def load(p):
-    return {l.split()[0]: float(l.split()[1]) for l in open(p) if l.strip()}
+    runs = {}
+    for l in open(p):
+        if l.strip():
+            runs.setdefault(l.split()[0], []).append(float(l.split()[1]))
+    return {k: statistics.median(v) for k, v in runs.items()}
 g, u, mib = load(sys.argv[1]), load(sys.argv[2]), int(sys.argv[3])
 print("\n| scenario | Glint | upstream Glance 33 | Glint / upstream |\n|---|---|---|---|")
 for key, label, n in (("upload", "upload %d MiB (PUT /file)" % mib, 1),

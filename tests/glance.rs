@@ -260,7 +260,11 @@ async fn a_download_outlives_the_delete_of_its_image() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 404, "the image is gone for everyone else");
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "the image is gone for everyone else"
+    );
     while let Some(piece) = download.chunk().await.unwrap() {
         got.extend_from_slice(&piece);
     }
