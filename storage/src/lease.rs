@@ -16,7 +16,6 @@
 //!   at once) or records the blob as doomed for the last lease to finish.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Result, StoreError};
@@ -120,20 +119,12 @@ impl Drop for ReadLease {
         if !self.inner.leases.release(self.id) {
             return;
         }
-        let (inner, id) = (self.inner.clone(), self.id);
-        let run = move |inner: Arc<Inner>| {
+        let id = self.id;
+        self.inner.in_background(move |inner| {
             if let Err(e) = inner.finish_doomed(id) {
                 tracing::warn!(blob = %id, error = %e, "finishing a deferred delete failed; the next open retries");
             }
-            inner.pending_reclaims.fetch_sub(1, Ordering::AcqRel);
-        };
-        inner.pending_reclaims.fetch_add(1, Ordering::AcqRel);
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn_blocking(move || run(inner));
-            }
-            Err(_) => run(inner),
-        }
+        });
     }
 }
 

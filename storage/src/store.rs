@@ -480,14 +480,24 @@ impl Drop for PinGuard {
         if released.is_empty() {
             return;
         }
-        let inner = self.inner.clone();
-        let run = move |inner: Arc<Inner>| {
+        self.inner.in_background(move |inner| {
             if let Err(e) = inner.reclaim(&released) {
                 tracing::warn!(error = %e, "reclaiming chunks of an abandoned write failed; gc will retry");
             }
+        });
+    }
+}
+
+impl Inner {
+    /// Runs catalog or disk work scheduled from a `Drop` (which cannot wait for it) on a
+    /// blocking thread, counted until done so that [`Store::settle`] can wait for it.
+    pub(crate) fn in_background(self: &Arc<Self>, job: impl FnOnce(&Inner) + Send + 'static) {
+        let inner = self.clone();
+        inner.pending_reclaims.fetch_add(1, Ordering::AcqRel);
+        let run = move |inner: Arc<Inner>| {
+            job(&inner);
             inner.pending_reclaims.fetch_sub(1, Ordering::AcqRel);
         };
-        inner.pending_reclaims.fetch_add(1, Ordering::AcqRel);
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
                 h.spawn_blocking(move || run(inner));
