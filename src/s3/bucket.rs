@@ -28,10 +28,7 @@ pub async fn list_buckets(s3: &S3, ctx: &Ctx) -> S3Result {
         .await?;
     let mut w = xml::Writer::new();
     w.open("ListAllMyBucketsResult");
-    w.open("Owner");
-    w.elem("ID", &project);
-    w.elem("DisplayName", &project);
-    w.close("Owner");
+    w.principal("Owner", &project);
     w.open("Buckets");
     for (k, v) in all {
         let Ok(rec) = serde_json::from_slice::<BucketRecord>(&v) else {

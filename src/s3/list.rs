@@ -174,10 +174,7 @@ pub(crate) fn render_list(
             w.elem("Size", &rec.size.to_string());
             w.elem("StorageClass", "STANDARD");
             if owners {
-                w.open("Owner");
-                w.elem("ID", &rec.owner);
-                w.elem("DisplayName", &rec.owner);
-                w.close("Owner");
+                w.principal("Owner", &rec.owner);
             }
             w.close("Contents");
         }
@@ -345,10 +342,7 @@ pub async fn list_versions(s3: &S3, ctx: &Ctx) -> S3Result {
             w.elem("ETag", &rec.etag);
             w.elem("Size", &rec.size.to_string());
             w.elem("StorageClass", "STANDARD");
-            w.open("Owner");
-            w.elem("ID", &rec.owner);
-            w.elem("DisplayName", &rec.owner);
-            w.close("Owner");
+            w.principal("Owner", &rec.owner);
             w.close("Version");
         }
     }

@@ -387,10 +387,7 @@ pub fn requested_acl(ctx: &Ctx) -> Result<String, S3Error> {
 pub fn acl_document(owner: &str, acl: &str, bucket_owner: Option<&str>) -> String {
     let mut w = xml::Writer::new();
     w.open("AccessControlPolicy");
-    w.open("Owner");
-    w.elem("ID", owner);
-    w.elem("DisplayName", owner);
-    w.close("Owner");
+    w.principal("Owner", owner);
     w.open("AccessControlList");
     let grant = |w: &mut xml::Writer, grantee: &str, perm: &str| {
         w.open("Grant");

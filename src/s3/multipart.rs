@@ -698,10 +698,7 @@ pub async fn list_parts(s3: &S3, ctx: &Ctx) -> S3Result {
     w.elem("Key", key);
     w.elem("UploadId", &upload);
     for tag in ["Initiator", "Owner"] {
-        w.open(tag);
-        w.elem("ID", &urec.owner);
-        w.elem("DisplayName", &urec.owner);
-        w.close(tag);
+        w.principal(tag, &urec.owner);
     }
     w.elem("StorageClass", "STANDARD");
     w.elem("PartNumberMarker", &marker.to_string());
@@ -791,10 +788,7 @@ pub async fn list_uploads(s3: &S3, ctx: &Ctx) -> S3Result {
         w.elem("Key", k);
         w.elem("UploadId", id);
         for tag in ["Initiator", "Owner"] {
-            w.open(tag);
-            w.elem("ID", &rec.owner);
-            w.elem("DisplayName", &rec.owner);
-            w.close(tag);
+            w.principal(tag, &rec.owner);
         }
         w.elem("StorageClass", "STANDARD");
         w.elem("Initiated", &iso8601(rec.initiated_ms));

@@ -403,17 +403,20 @@ fn parse_range(h: Option<&str>, size: u64) -> RangeSpec {
     }
 }
 
+/// A conditional header's HTTP date in Unix seconds; None when absent or unparsable (S3
+/// ignores a malformed date condition rather than failing the request).
+fn header_date(ctx: &Ctx, name: &str) -> Option<i64> {
+    let t = httpdate::parse_http_date(ctx.header(name)?).ok()?;
+    Some(
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    )
+}
+
 fn read_preconditions(ctx: &Ctx, rec: &ObjectRecord) -> Result<(), S3Error> {
     let modified = rec.modified_ms / 1000;
-    let since = |h: &str| {
-        ctx.header(h)
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-            .map(|t| {
-                t.duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0)
-            })
-    };
+    let since = |h: &str| header_date(ctx, h);
     let if_match = ctx.header("if-match");
     if let Some(m) = if_match {
         if !etag_matches(m, &rec.etag) {
@@ -696,15 +699,7 @@ pub fn copy_source(ctx: &Ctx) -> Result<(String, String), S3Error> {
 
 pub fn copy_preconditions(ctx: &Ctx, src: &ObjectRecord) -> Result<(), S3Error> {
     let modified = src.modified_ms / 1000;
-    let since = |h: &str| {
-        ctx.header(h)
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-            .map(|t| {
-                t.duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0)
-            })
-    };
+    let since = |h: &str| header_date(ctx, h);
     let failed = (ctx
         .header("x-amz-copy-source-if-match")
         .is_some_and(|m| !etag_matches(m, &src.etag)))

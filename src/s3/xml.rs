@@ -51,6 +51,15 @@ impl Writer {
         self.close(name);
     }
 
+    /// An `Owner`/`Initiator`-style principal. S3 principals are projects in Glint: the
+    /// project id is both the canonical ID and the display name.
+    pub fn principal(&mut self, tag: &str, project: &str) {
+        self.open(tag);
+        self.elem("ID", project);
+        self.elem("DisplayName", project);
+        self.close(tag);
+    }
+
     pub fn raw(&mut self, s: &str) {
         self.out.push_str(s);
     }
