@@ -361,8 +361,22 @@ async fn copy_and_multipart_move_no_bytes() {
         .header("etag")
         .to_string();
     let before = s.store.chunk_file_count().unwrap();
+    let backwards = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>2</PartNumber><ETag>{e2}</ETag></Part><Part><PartNumber>1</PartNumber><ETag>{e1}</ETag></Part></CompleteMultipartUpload>"
+    );
+    let r = s
+        .s(
+            "POST",
+            &format!("/bkt/mp?uploadId={upload}"),
+            &[],
+            backwards.into_bytes(),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidPartOrder"));
+    // Part 1 listed twice (a client that re-sent it and kept both answers): the later
+    // entry counts, as in Ceph RGW.
     let doc = format!(
-        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{e1}</ETag></Part><Part><PartNumber>2</PartNumber><ETag>{e2}</ETag></Part></CompleteMultipartUpload>"
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"0123456789abcdef0123456789abcdef\"</ETag></Part><Part><PartNumber>1</PartNumber><ETag>{e1}</ETag></Part><Part><PartNumber>2</PartNumber><ETag>{e2}</ETag></Part></CompleteMultipartUpload>"
     );
     let done = s
         .s(

@@ -383,9 +383,15 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     if wanted.is_empty() {
         return Err(S3Error::malformed_xml().with_message("You must specify at least one part"));
     }
-    if wanted.windows(2).any(|w| w[0].0 >= w[1].0) {
+    if wanted.windows(2).any(|w| w[0].0 > w[1].0) {
         return Err(S3Error::invalid_part_order());
     }
+    // A part number listed twice in a row (a client that re-sent a part and recorded both
+    // answers) means its later entry, as Ceph RGW reads the list (keyed by part number):
+    // the ETag check below then holds it to the part upload that finished last.
+    wanted.reverse();
+    wanted.dedup_by_key(|(n, _)| *n);
+    wanted.reverse();
     let urec = match urec {
         Ok(u) => u,
         // A retried Complete of an upload that already completed succeeds again, as in S3:
