@@ -13,6 +13,9 @@ use md5::Digest;
 
 const AK: &str = "TESTACCESSKEY";
 const SK: &str = "test-secret-key";
+/// A second identity (project "alt"), created in `start`.
+const ALT_AK: &str = "ALTACCESSKEY";
+const ALT_SK: &str = "alt-secret-key";
 
 struct Server {
     base: String,
@@ -32,6 +35,9 @@ async fn start() -> Server {
     cfg.s3_bootstrap = Some((AK.into(), SK.into(), "proj".into()));
     cfg.s3_domain = Some("s3.localhost".into());
     let running = glint::start(cfg).await.unwrap();
+    glint::credentials::put(&running.store, ALT_AK, ALT_SK, "alt")
+        .await
+        .unwrap();
     Server {
         base: format!("http://{}", running.s3_addr),
         glance: format!("http://{}", running.glance_addr),
@@ -44,7 +50,10 @@ async fn start() -> Server {
 /// Signs `req` in place with aws-sigv4 (S3 settings: single URI encoding, no path
 /// normalization, x-amz-content-sha256 set); returns the signature.
 fn sign_request(req: &mut http::Request<Vec<u8>>, secret: &str, body: SignableBody<'_>) -> String {
-    let identity = Credentials::new(AK, secret, None, None, "test").into();
+    // The secret says whose key signs: the alt project's, or the main one (also used with
+    // wrong secrets to provoke signature errors).
+    let ak = if secret == ALT_SK { ALT_AK } else { AK };
+    let identity = Credentials::new(ak, secret, None, None, "test").into();
     let mut settings = SigningSettings::default();
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
     settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
@@ -212,6 +221,108 @@ async fn bucket_lifecycle_and_errors() {
         let r = s.s("PUT", "/alpha/big", &[], big.clone()).await;
         assert_eq!(r.code(), "NoSuchBucket", "round {round}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_grants_decide_access() {
+    let s = start().await;
+    let alt = |m: &'static str, p: &'static str, body: Vec<u8>| {
+        let s = &s;
+        async move { s.send(m, p, &[], body, Some(ALT_SK)).await }
+    };
+    assert_eq!(s.s("PUT", "/shared", &[], vec![]).await.status, 200);
+    assert_eq!(
+        s.s("PUT", "/shared/k", &[], b"v".to_vec()).await.status,
+        200
+    );
+    assert_eq!(alt("GET", "/shared/k", vec![]).await.code(), "AccessDenied");
+    // An AccessControlPolicy document granting the alt project READ on the object.
+    let policy = |perm: &str| {
+        format!(
+            "<AccessControlPolicy><Owner><ID>proj</ID></Owner><AccessControlList>\
+             <Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\"><ID>proj</ID></Grantee><Permission>FULL_CONTROL</Permission></Grant>\
+             <Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\"><ID>alt</ID></Grantee><Permission>{perm}</Permission></Grant>\
+             </AccessControlList></AccessControlPolicy>"
+        )
+        .into_bytes()
+    };
+    assert_eq!(
+        s.s("PUT", "/shared/k?acl", &[], policy("READ"))
+            .await
+            .status,
+        200
+    );
+    let got = alt("GET", "/shared/k", vec![]).await;
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"v"[..]));
+    let acl = s.s("GET", "/shared/k?acl", &[], vec![]).await.text();
+    assert!(
+        acl.contains("<ID>alt</ID>") && acl.contains("<Permission>READ</Permission>"),
+        "{acl}"
+    );
+    assert_eq!(
+        alt("GET", "/shared/k?acl", vec![]).await.code(),
+        "AccessDenied",
+        "READ does not include READ_ACP"
+    );
+    // Writing into the bucket needs WRITE on the bucket, granted by header.
+    assert_eq!(
+        alt("PUT", "/shared/alt-obj", b"a".to_vec()).await.code(),
+        "AccessDenied"
+    );
+    let r = s
+        .s(
+            "PUT",
+            "/shared?acl",
+            &[
+                ("x-amz-grant-write", "id=\"alt\""),
+                ("x-amz-grant-full-control", "id=proj"),
+            ],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        alt("PUT", "/shared/alt-obj", b"a".to_vec()).await.status,
+        200
+    );
+    assert_eq!(
+        alt("GET", "/shared?list-type=2", vec![]).await.code(),
+        "AccessDenied"
+    );
+    // A canned ACL replaces the grants.
+    assert_eq!(
+        s.s("PUT", "/shared?acl", &[("x-amz-acl", "private")], vec![])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        alt("PUT", "/shared/alt-2", b"a".to_vec()).await.code(),
+        "AccessDenied"
+    );
+    // Bad documents are S3 errors; nothing changes.
+    let bad = s
+        .s(
+            "PUT",
+            "/shared/k?acl",
+            &[],
+            b"<AccessControlPolicy/>".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.code().as_str()),
+        (400, "MalformedACLError")
+    );
+    let email = s
+        .s(
+            "PUT",
+            "/shared/k?acl",
+            &[("x-amz-grant-read", "emailAddress=a@b.c")],
+            vec![],
+        )
+        .await;
+    assert_eq!(email.code(), "UnresolvableGrantByEmailAddress");
+    assert_eq!(alt("GET", "/shared/k", vec![]).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,12 +4,10 @@ use crate::request_body::RequestBody;
 use glint_storage::{Catalog, StoreError};
 use http::{Response, StatusCode};
 
+use super::acl::{self, Permission};
 use super::error::S3Error;
 use super::records::{iso8601, now_ms, object_prefix, valid_bucket_name, BucketRecord};
-use super::{
-    acl_document, allowed, load_bucket, read_small_body, requested_acl, xml, xml_response, Ctx,
-    S3Result, S3,
-};
+use super::{load_bucket, read_small_body, requested_acl, xml, xml_response, Ctx, S3Result, S3};
 use crate::body;
 
 fn name(ctx: &Ctx) -> &str {
@@ -78,6 +76,7 @@ pub async fn create(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
         created_ms: now_ms(),
         region,
         acl,
+        grants: acl::header_grants(ctx)?.unwrap_or_default(),
     };
     let value = serde_json::to_vec(&rec).expect("serializable");
     let key = bucket.clone();
@@ -110,7 +109,7 @@ pub async fn create(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
 
 pub async fn head(s3: &S3, ctx: &Ctx) -> S3Result {
     let rec = load_bucket(s3, name(ctx)).await?;
-    allowed(ctx, &rec.owner, &rec.acl, false)?;
+    rec.access().check(ctx, Permission::Read)?;
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header("x-amz-bucket-region", rec.region)
@@ -159,7 +158,7 @@ pub async fn delete(s3: &S3, ctx: &Ctx) -> S3Result {
 
 pub async fn location(s3: &S3, ctx: &Ctx) -> S3Result {
     let rec = load_bucket(s3, name(ctx)).await?;
-    allowed(ctx, &rec.owner, "private", false)?;
+    rec.access().check(ctx, Permission::ReadAcp)?;
     let mut w = xml::Writer::new();
     // us-east-1 is reported as an empty constraint, as S3 does.
     if rec.region == "us-east-1" {
@@ -174,14 +173,15 @@ pub async fn location(s3: &S3, ctx: &Ctx) -> S3Result {
 
 pub async fn get_acl(s3: &S3, ctx: &Ctx) -> S3Result {
     let rec = load_bucket(s3, name(ctx)).await?;
-    allowed(ctx, &rec.owner, "private", false)?;
-    xml_response(StatusCode::OK, acl_document(&rec.owner, &rec.acl, None))
+    rec.access().check(ctx, Permission::ReadAcp)?;
+    xml_response(StatusCode::OK, acl::document(&rec.access(), None))
 }
 
 pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
-    let project = require_identity(ctx)?.to_string();
-    let acl = requested_acl(ctx)?;
-    let _ = read_small_body(incoming, ctx, 64 << 10).await?;
+    require_identity(ctx)?;
+    let caller = acl::Caller::of(ctx);
+    let doc = read_small_body(incoming, ctx, 64 << 10).await?;
+    let (acl, grants) = acl::requested(ctx, &doc)?;
     let bucket = name(ctx).to_string();
     let outcome = s3
         .store
@@ -191,10 +191,11 @@ pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
             };
             let mut rec: BucketRecord =
                 serde_json::from_slice(&v).map_err(|_| StoreError::Malformed("bucket record"))?;
-            if rec.owner != project {
+            if !rec.access().allows(&caller, Permission::WriteAcp) {
                 return Ok(Err(S3Error::access_denied()));
             }
             rec.acl = acl.clone();
+            rec.grants = grants.clone();
             tx.put(
                 Catalog::Buckets,
                 bucket.as_bytes(),

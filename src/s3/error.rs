@@ -39,6 +39,8 @@ errors! {
     invalid_digest => BAD_REQUEST, "InvalidDigest", "The Content-MD5 you specified is not valid.";
     invalid_range => RANGE_NOT_SATISFIABLE, "InvalidRange", "The requested range is not satisfiable";
     invalid_request => BAD_REQUEST, "InvalidRequest", "Invalid Request";
+    malformed_acl => BAD_REQUEST, "MalformedACLError", "The XML you provided was not well-formed or did not validate against our published schema.";
+    unresolvable_grant_by_email => BAD_REQUEST, "UnresolvableGrantByEmailAddress", "Glint names grantees by project id, not by e-mail address.";
     malformed_xml => BAD_REQUEST, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.";
     method_not_allowed => METHOD_NOT_ALLOWED, "MethodNotAllowed", "The specified method is not allowed against this resource.";
     missing_content_length => LENGTH_REQUIRED, "MissingContentLength", "You must provide the Content-Length HTTP header.";

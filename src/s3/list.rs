@@ -7,9 +7,10 @@ use glint_storage::Catalog;
 use http::StatusCode;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use super::acl::Permission;
 use super::error::S3Error;
 use super::records::{iso8601, object_key, ObjectRecord};
-use super::{allowed, load_bucket, xml, xml_response, Ctx, S3Result, S3};
+use super::{load_bucket, xml, xml_response, Ctx, S3Result, S3};
 
 const URL_KEY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -93,7 +94,7 @@ pub(crate) fn parse_list(ctx: &Ctx) -> Result<ListRequest, S3Error> {
 pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
     let bucket = ctx.bucket.as_deref().unwrap_or_default();
     let brec = load_bucket(s3, bucket).await?;
-    allowed(ctx, &brec.owner, &brec.acl, false)?;
+    brec.access().check(ctx, Permission::Read)?;
     let req = parse_list(ctx)?;
     let (entries, truncated) = collect(
         s3,
@@ -294,7 +295,7 @@ async fn collect(
 pub async fn list_versions(s3: &S3, ctx: &Ctx) -> S3Result {
     let bucket = ctx.bucket.as_deref().unwrap_or_default();
     let brec = load_bucket(s3, bucket).await?;
-    allowed(ctx, &brec.owner, &brec.acl, false)?;
+    brec.access().check(ctx, Permission::Read)?;
     let prefix = ctx.q("prefix").unwrap_or("").to_string();
     let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty());
     let max_keys: usize = ctx

@@ -1,6 +1,7 @@
 //! The S3 front end: routing (path-style and virtual-hosted-style), authentication, and the
 //! mapping of every outcome to an S3 response. Handlers live in `bucket`, `object`, `list`.
 
+mod acl;
 pub mod auth;
 mod bucket;
 pub mod chunked;
@@ -347,24 +348,6 @@ pub async fn load_bucket(s3: &S3, name: &str) -> Result<BucketRecord, S3Error> {
     serde_json::from_slice(&v).map_err(|_| S3Error::internal())
 }
 
-/// Access rule: the owner project may do anything; others only what the canned ACL grants.
-pub fn allowed(ctx: &Ctx, owner: &str, acl: &str, write: bool) -> Result<(), S3Error> {
-    if ctx.project() == Some(owner) {
-        return Ok(());
-    }
-    let ok = match acl {
-        "public-read-write" => true,
-        "public-read" => !write,
-        "authenticated-read" => !write && ctx.identity.is_some(),
-        _ => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(S3Error::access_denied())
-    }
-}
-
 pub const CANNED_ACLS: &[&str] = &[
     "private",
     "public-read",
@@ -381,49 +364,6 @@ pub fn requested_acl(ctx: &Ctx) -> Result<String, S3Error> {
         Some(a) if CANNED_ACLS.contains(&a) => Ok(a.to_string()),
         Some(_) => Err(S3Error::invalid_argument().with_message("unknown canned ACL")),
     }
-}
-
-/// An AccessControlPolicy document for a canned ACL.
-pub fn acl_document(owner: &str, acl: &str, bucket_owner: Option<&str>) -> String {
-    let mut w = xml::Writer::new();
-    w.open("AccessControlPolicy");
-    w.principal("Owner", owner);
-    w.open("AccessControlList");
-    let grant = |w: &mut xml::Writer, grantee: &str, perm: &str| {
-        w.open("Grant");
-        if let Some(uri) = grantee.strip_prefix("group:") {
-            w.raw("<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"Group\">");
-            w.elem("URI", uri);
-        } else {
-            w.raw("<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">");
-            w.elem("ID", grantee);
-            w.elem("DisplayName", grantee);
-        }
-        w.close("Grantee");
-        w.elem("Permission", perm);
-        w.close("Grant");
-    };
-    const ALL: &str = "group:http://acs.amazonaws.com/groups/global/AllUsers";
-    const AUTH: &str = "group:http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
-    // Group grants first, then the owner's, as S3 lists them.
-    match acl {
-        "public-read" => grant(&mut w, ALL, "READ"),
-        "public-read-write" => {
-            grant(&mut w, ALL, "READ");
-            grant(&mut w, ALL, "WRITE");
-        }
-        "authenticated-read" => grant(&mut w, AUTH, "READ"),
-        _ => {}
-    }
-    grant(&mut w, owner, "FULL_CONTROL");
-    match (acl, bucket_owner) {
-        ("bucket-owner-read", Some(b)) if b != owner => grant(&mut w, b, "READ"),
-        ("bucket-owner-full-control", Some(b)) if b != owner => grant(&mut w, b, "FULL_CONTROL"),
-        _ => {}
-    }
-    w.close("AccessControlList");
-    w.close("AccessControlPolicy");
-    w.finish()
 }
 
 pub fn xml_response(status: StatusCode, doc: String) -> S3Result {

@@ -13,12 +13,11 @@ use http::{Response, StatusCode};
 use md5::Digest as _;
 use serde::{Deserialize, Serialize};
 
+use super::acl::{self, Permission};
 use super::error::S3Error;
 use super::object::{copy_preconditions, copy_source, stage_body, CHECKSUM_ALGOS};
 use super::records::{iso8601, now_ms, object_key, ObjectRecord};
-use super::{
-    allowed, load_bucket, read_small_body, requested_acl, xml, xml_response, Ctx, S3Result, S3,
-};
+use super::{load_bucket, read_small_body, requested_acl, xml, xml_response, Ctx, S3Result, S3};
 use crate::body;
 
 /// Smallest part S3 accepts (all but the last).
@@ -30,6 +29,9 @@ pub struct UploadRecord {
     pub initiated_ms: i64,
     pub owner: String,
     pub acl: String,
+    /// `x-amz-grant-*` of the CreateMultipartUpload, for the completed object.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<acl::Grant>,
     pub headers: BTreeMap<String, String>,
     pub meta: BTreeMap<String, String>,
     /// Checksum algorithm declared at creation (lower case), if any.
@@ -106,7 +108,7 @@ async fn load_upload(s3: &S3, ctx: &Ctx, upload: &str) -> Result<UploadRecord, S
 pub async fn create(s3: &S3, ctx: &Ctx) -> S3Result {
     let (bucket, key) = names(ctx);
     let brec = load_bucket(s3, bucket).await?;
-    allowed(ctx, &brec.owner, &brec.acl, true)?;
+    brec.access().check(ctx, Permission::Write)?;
     let checksum = ctx
         .header("x-amz-checksum-algorithm")
         .map(str::to_ascii_lowercase);
@@ -147,6 +149,7 @@ pub async fn create(s3: &S3, ctx: &Ctx) -> S3Result {
         initiated_ms: now_ms(),
         owner: ctx.project().unwrap_or(&brec.owner).to_string(),
         acl: requested_acl(ctx)?,
+        grants: acl::header_grants(ctx)?.unwrap_or_default(),
         headers,
         meta,
         checksum: checksum.clone(),
@@ -251,7 +254,7 @@ pub async fn upload_part_copy(s3: &S3, ctx: &Ctx) -> S3Result {
         .await?
         .ok_or_else(S3Error::no_such_key)?;
     let src: ObjectRecord = serde_json::from_slice(&sv).map_err(|_| S3Error::internal())?;
-    allowed(ctx, &src.owner, &src.acl, false)?;
+    src.access().check(ctx, Permission::Read)?;
     copy_preconditions(ctx, &src)?;
     let range = match ctx.header("x-amz-copy-source-range") {
         None => 0..src.size,
@@ -460,6 +463,7 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
         modified_ms: now_ms(),
         owner: urec.owner.clone(),
         acl: urec.acl.clone(),
+        grants: urec.grants.clone(),
         headers: urec.headers.clone(),
         meta: urec.meta.clone(),
         checksums: checksums.clone(),
@@ -652,7 +656,10 @@ pub async fn abort(s3: &S3, ctx: &Ctx) -> S3Result {
     let (bucket, key) = names(ctx);
     let upload = upload_id(ctx)?;
     let urec = load_upload(s3, ctx, &upload).await?;
-    allowed(ctx, &urec.owner, "private", true)?;
+    // Only the initiator's project may abort.
+    if ctx.project() != Some(urec.owner.as_str()) {
+        return Err(S3Error::access_denied());
+    }
     let parts = parts_of(s3, &upload).await?;
     let ukey = upload_key(bucket, key, &upload);
     s3.store
@@ -681,7 +688,9 @@ pub async fn list_parts(s3: &S3, ctx: &Ctx) -> S3Result {
     let (bucket, key) = names(ctx);
     let upload = upload_id(ctx)?;
     let urec = load_upload(s3, ctx, &upload).await?;
-    allowed(ctx, &urec.owner, "private", false)?;
+    if ctx.project() != Some(urec.owner.as_str()) {
+        return Err(S3Error::access_denied());
+    }
     let max: usize = ctx
         .q("max-parts")
         .and_then(|m| m.parse().ok())
@@ -731,7 +740,7 @@ pub async fn list_parts(s3: &S3, ctx: &Ctx) -> S3Result {
 pub async fn list_uploads(s3: &S3, ctx: &Ctx) -> S3Result {
     let bucket = ctx.bucket.as_deref().unwrap_or_default();
     let brec = load_bucket(s3, bucket).await?;
-    allowed(ctx, &brec.owner, &brec.acl, false)?;
+    brec.access().check(ctx, Permission::Read)?;
     let prefix = ctx.q("prefix").unwrap_or("");
     let max: usize = ctx
         .q("max-uploads")

@@ -11,13 +11,11 @@ use glint_storage::{BlobId, Catalog, DigestSet, Digests, StoreError, WriteOption
 use http::{Response, StatusCode};
 use percent_encoding::percent_decode_str;
 
+use super::acl::{self, Permission};
 use super::auth::Payload;
 use super::error::S3Error;
 use super::records::{http_date, iso8601, now_ms, object_key, BucketRecord, ObjectRecord};
-use super::{
-    acl_document, allowed, load_bucket, read_small_body, requested_acl, xml, xml_response, Ctx,
-    S3Result, S3,
-};
+use super::{load_bucket, read_small_body, requested_acl, xml, xml_response, Ctx, S3Result, S3};
 use crate::body;
 
 /// Content headers stored with an object and returned on GET.
@@ -238,7 +236,7 @@ fn etag_matches(header: &str, etag: &str) -> bool {
 pub async fn put(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     let (bucket, key) = names(ctx);
     let brec = load_bucket(s3, bucket).await?;
-    allowed(ctx, &brec.owner, &brec.acl, true)?;
+    brec.access().check(ctx, Permission::Write)?;
     let acl = requested_acl(ctx)?;
     let checksum = requested_checksum(ctx)?;
     let (staged, stored_checksum) = stage_body(s3, ctx, incoming, &checksum).await?;
@@ -253,6 +251,7 @@ pub async fn put(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
         modified_ms: now_ms(),
         owner: ctx.project().unwrap_or(&brec.owner).to_string(),
         acl,
+        grants: acl::header_grants(ctx)?.unwrap_or_default(),
         headers,
         meta,
         checksums: BTreeMap::new(),
@@ -449,12 +448,12 @@ pub async fn get(s3: &S3, ctx: &Ctx) -> S3Result {
                 // NoSuchBucket takes precedence; and only those who may list the bucket learn
                 // that a key is absent (others get AccessDenied, as from S3).
                 let brec = load_bucket(s3, bucket).await?;
-                allowed(ctx, &brec.owner, &brec.acl, false)?;
+                brec.access().check(ctx, Permission::Read)?;
                 return Err(e);
             }
             Err(e) => return Err(e),
         };
-        allowed(ctx, &rec.owner, &rec.acl, false)?;
+        rec.access().check(ctx, Permission::Read)?;
         match serve_record(&s3.store, ctx, &rec).await {
             Err(RespondError::Gone) => continue,
             Err(RespondError::S3(e)) => return Err(e),
@@ -616,7 +615,7 @@ async fn respond_with(
 pub async fn delete(s3: &S3, ctx: &Ctx) -> S3Result {
     let (bucket, key) = names(ctx);
     let brec = load_bucket(s3, bucket).await?;
-    allowed(ctx, &brec.owner, &brec.acl, true)?;
+    brec.access().check(ctx, Permission::Write)?;
     delete_one(s3, bucket, key).await?;
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
@@ -642,7 +641,7 @@ async fn delete_one(s3: &S3, bucket: &str, key: &str) -> Result<(), S3Error> {
 pub async fn delete_many(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     let bucket = ctx.bucket.as_deref().unwrap_or_default();
     let brec = load_bucket(s3, bucket).await?;
-    allowed(ctx, &brec.owner, &brec.acl, true)?;
+    brec.access().check(ctx, Permission::Write)?;
     let doc = read_small_body(incoming, ctx, 2 << 20).await?;
     let el = xml::parse(&doc).ok_or_else(S3Error::malformed_xml)?;
     if el.name != "Delete" {
@@ -718,11 +717,11 @@ pub fn copy_preconditions(ctx: &Ctx, src: &ObjectRecord) -> Result<(), S3Error> 
 pub async fn copy(s3: &S3, ctx: &Ctx) -> S3Result {
     let (bucket, key) = names(ctx);
     let brec: BucketRecord = load_bucket(s3, bucket).await?;
-    allowed(ctx, &brec.owner, &brec.acl, true)?;
+    brec.access().check(ctx, Permission::Write)?;
     let (sbucket, skey) = copy_source(ctx)?;
     load_bucket(s3, &sbucket).await?;
     let src = load_object(s3, &sbucket, &skey).await?;
-    allowed(ctx, &src.owner, &src.acl, false)?;
+    src.access().check(ctx, Permission::Read)?;
     copy_preconditions(ctx, &src)?;
     let replace = match ctx.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
@@ -740,6 +739,7 @@ pub async fn copy(s3: &S3, ctx: &Ctx) -> S3Result {
     rec.modified_ms = now_ms();
     rec.owner = ctx.project().unwrap_or(&brec.owner).to_string();
     rec.acl = requested_acl(ctx)?;
+    rec.grants = acl::header_grants(ctx)?.unwrap_or_default();
     if replace {
         let (headers, meta) = collect_metadata(ctx);
         rec.headers = headers;
@@ -806,7 +806,7 @@ pub async fn attributes(s3: &S3, ctx: &Ctx) -> S3Result {
     let (bucket, key) = names(ctx);
     load_bucket(s3, bucket).await?;
     let rec = load_object(s3, bucket, key).await?;
-    allowed(ctx, &rec.owner, &rec.acl, false)?;
+    rec.access().check(ctx, Permission::Read)?;
     let wanted: Vec<String> = ctx
         .header("x-amz-object-attributes")
         .unwrap_or("")
@@ -857,22 +857,20 @@ pub async fn attributes(s3: &S3, ctx: &Ctx) -> S3Result {
 pub async fn get_acl(s3: &S3, ctx: &Ctx) -> S3Result {
     let (bucket, key) = names(ctx);
     let rec = load_object(s3, bucket, key).await?;
-    allowed(ctx, &rec.owner, "private", false)?;
+    rec.access().check(ctx, Permission::ReadAcp)?;
     let bucket_owner = load_bucket(s3, bucket).await?.owner;
     xml_response(
         StatusCode::OK,
-        acl_document(&rec.owner, &rec.acl, Some(&bucket_owner)),
+        acl::document(&rec.access(), Some(&bucket_owner)),
     )
 }
 
 pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     let (bucket, key) = names(ctx);
-    let acl = requested_acl(ctx)?;
-    let _ = read_small_body(incoming, ctx, 64 << 10).await?;
-    let project = ctx
-        .project()
-        .ok_or_else(S3Error::access_denied)?
-        .to_string();
+    ctx.project().ok_or_else(S3Error::access_denied)?;
+    let caller = acl::Caller::of(ctx);
+    let doc = read_small_body(incoming, ctx, 64 << 10).await?;
+    let (acl, grants) = acl::requested(ctx, &doc)?;
     let okey = object_key(bucket, key);
     let outcome = s3
         .store
@@ -881,10 +879,11 @@ pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
                 return Ok(Err(S3Error::no_such_key()));
             };
             let mut rec = parse_record(&v)?;
-            if rec.owner != project {
+            if !rec.access().allows(&caller, Permission::WriteAcp) {
                 return Ok(Err(S3Error::access_denied()));
             }
             rec.acl = acl.clone();
+            rec.grants = grants.clone();
             tx.put(
                 Catalog::Objects,
                 &okey,

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::acl::{Access, Grant};
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BucketRecord {
     pub owner: String,
@@ -14,6 +16,19 @@ pub struct BucketRecord {
     pub region: String,
     #[serde(default = "private")]
     pub acl: String,
+    /// Explicit grants (acl.rs); when present they, not `acl`, decide access.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
+}
+
+impl BucketRecord {
+    pub fn access(&self) -> Access<'_> {
+        Access {
+            owner: &self.owner,
+            canned: &self.acl,
+            grants: &self.grants,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -26,6 +41,9 @@ pub struct ObjectRecord {
     pub owner: String,
     #[serde(default = "private")]
     pub acl: String,
+    /// Explicit grants (acl.rs); when present they, not `acl`, decide access.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
     /// Content-Type, Content-Encoding, Cache-Control, … as received (lower-case names).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -44,6 +62,16 @@ pub struct ObjectRecord {
     /// Each part's checksum (base64), for `?partNumber=` reads of a multipart object.
     #[serde(default)]
     pub part_checksums: Vec<String>,
+}
+
+impl ObjectRecord {
+    pub fn access(&self) -> Access<'_> {
+        Access {
+            owner: &self.owner,
+            canned: &self.acl,
+            grants: &self.grants,
+        }
+    }
 }
 
 fn private() -> String {
