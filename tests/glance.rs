@@ -97,6 +97,16 @@ impl Server {
             .unwrap()
     }
 
+    /// The status of a bodiless request.
+    async fn status(&self, method: reqwest::Method, path: &str) -> u16 {
+        self.req(method, path)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     async fn upload(&self, id: &str, data: Vec<u8>) -> u16 {
         self.try_upload(id, data).await.expect("upload request")
     }
@@ -155,12 +165,11 @@ async fn upload_download_and_status_machine() {
     assert_eq!(img["os_distro"], "cirros");
     let id = img["id"].as_str().unwrap().to_string();
     // No data yet: 204.
-    let r = s
-        .req(reqwest::Method::GET, &format!("/v2/images/{id}/file"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(
+        s.status(reqwest::Method::GET, &format!("/v2/images/{id}/file"))
+            .await,
+        204
+    );
 
     let data = pattern(3 << 20);
     assert_eq!(s.upload(&id, data.clone()).await, 204);
@@ -214,18 +223,16 @@ async fn upload_download_and_status_machine() {
         .await
         .unwrap();
     assert_eq!(list["images"].as_array().unwrap().len(), 1);
-    let d = s
-        .req(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(d.status().as_u16(), 204);
-    let r = s
-        .req(reqwest::Method::GET, &format!("/v2/images/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(
+        s.status(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
+            .await,
+        204
+    );
+    assert_eq!(
+        s.status(reqwest::Method::GET, &format!("/v2/images/{id}"))
+            .await,
+        404
+    );
     assert_eq!(
         s.store.chunk_file_count().unwrap(),
         0,
@@ -249,12 +256,11 @@ async fn a_download_outlives_the_delete_of_its_image() {
         .await
         .unwrap();
     let mut got = download.chunk().await.unwrap().unwrap().to_vec();
-    let r = s
-        .req(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(
+        s.status(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
+            .await,
+        204
+    );
     let r = s
         .req(reqwest::Method::GET, &format!("/v2/images/{id}"))
         .send()
@@ -409,12 +415,11 @@ async fn create_validation_and_protection() {
         201
     );
     assert_eq!(s.create(serde_json::json!({"id": id})).await.0, 409);
-    let d = s
-        .req(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(d.status().as_u16(), 403);
+    assert_eq!(
+        s.status(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
+            .await,
+        403
+    );
     let other = s
         .http
         .get(format!("{}/v2/images/{id}", s.base))
@@ -851,12 +856,10 @@ async fn schemas_and_discovery() {
     ] {
         assert_eq!(get(p).await.unwrap().status().as_u16(), 200, "{p}");
     }
-    let r = s
-        .req(reqwest::Method::POST, "/v2/schemas/image")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(
+        s.status(reqwest::Method::POST, "/v2/schemas/image").await,
+        405
+    );
     let info: serde_json::Value = get("/v2/info/import").await.unwrap().json().await.unwrap();
     assert!(info["import-methods"]["value"]
         .as_array()
@@ -1398,12 +1401,11 @@ async fn notifications_as_json_lines() {
         .await
         .unwrap();
     assert_eq!(dl.bytes().await.unwrap().len(), 1000);
-    let del = s
-        .req(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(del.status().as_u16(), 204);
+    assert_eq!(
+        s.status(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
+            .await,
+        204
+    );
     let mut events = Vec::new();
     for _ in 0..100 {
         events = std::fs::read_to_string(&path)
@@ -1667,12 +1669,11 @@ async fn multiple_stores() {
     cheap_store.settle().await;
     assert_eq!(cheap_store.chunk_file_count().unwrap(), 0);
     // Deleting the image frees its last store.
-    let d = s
-        .req(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(d.status().as_u16(), 204);
+    assert_eq!(
+        s.status(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
+            .await,
+        204
+    );
     s.store.settle().await;
     assert_eq!(s.store.chunk_file_count().unwrap(), 0);
     // A backend blob no image names (a crash between its commit and the record's) is removed
