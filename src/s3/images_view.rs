@@ -37,7 +37,7 @@ pub async fn handle(s3: &S3, ctx: &Ctx) -> S3Result {
             .header("x-amz-bucket-region", &s3.cfg.s3_region)
             .body(crate::body::empty())
             .expect("valid")),
-        (&Method::GET | &Method::HEAD, Some(key)) if ctx.query.is_empty() || ctx.has("partNumber") => {
+        (&Method::GET | &Method::HEAD, Some(key)) if reads_data(ctx) => {
             let rec = readable(s3, &caller, key)
                 .await?
                 .ok_or_else(S3Error::no_such_key)?;
@@ -106,4 +106,20 @@ async fn list(s3: &S3, ctx: &Ctx, caller: &Caller) -> S3Result {
     let (entries, truncated) = select(objects, &req);
     let bucket = ctx.bucket.as_deref().unwrap_or_default();
     render_list(ctx, bucket, &req, &entries, truncated)
+}
+
+/// Whether a GET/HEAD on an image key asks for its bytes: no sub-resource (acl, tagging,
+/// attributes, …) in the query, only what a plain object read may carry — presigned-URL
+/// authentication (SigV4 `X-Amz-*`, SigV2 `AWSAccessKeyId`/`Signature`/`Expires`),
+/// `response-*` overrides and `partNumber`.
+fn reads_data(ctx: &Ctx) -> bool {
+    ctx.query.keys().all(|k| {
+        k.starts_with("X-Amz-")
+            || k.starts_with("x-amz-")
+            || k.starts_with("response-")
+            || matches!(
+                k.as_str(),
+                "AWSAccessKeyId" | "Signature" | "Expires" | "partNumber"
+            )
+    })
 }

@@ -117,6 +117,7 @@ def test_one_store_behind_both_apis(glance):
 
     import boto3
     import botocore
+    import botocore.config
 
     ak, sk = glance["s3_key"]
     s3 = boto3.client("s3", endpoint_url=glance["s3_endpoint"], aws_access_key_id=ak, aws_secret_access_key=sk,
@@ -159,6 +160,24 @@ def test_one_store_behind_both_apis(glance):
     got = s3.get_object(Bucket="images", Key=iid)
     assert got["Body"].read() == data and got["ETag"] == '"%s"' % hashlib.md5(data).hexdigest()
     assert s3.get_object(Bucket="images", Key=iid, Range="bytes=5-14")["Body"].read() == data[5:15]
+    # A presigned URL hands an image to a client that cannot sign (curl here; a hypervisor's
+    # HTTP reader), ranges included.
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "images", "Key": iid}, ExpiresIn=60)
+    whole = subprocess.run(["curl", "-sf", url], capture_output=True, check=True).stdout
+    assert whole == data
+    part = subprocess.run(["curl", "-sf", "-r", "1048576-1048591", url], capture_output=True, check=True).stdout
+    assert part == data[1048576:1048592]
+    # HTTP readers probe the size with HEAD first: a presigned GET URL (SigV2 above, SigV4
+    # here) answers it too.
+    v4 = boto3.client("s3", endpoint_url=glance["s3_endpoint"], aws_access_key_id=ak, aws_secret_access_key=sk,
+                      region_name="us-east-1", config=botocore.config.Config(signature_version="s3v4"))
+    url4 = v4.generate_presigned_url("get_object", Params={"Bucket": "images", "Key": iid}, ExpiresIn=60)
+    for u in (url, url4):
+        head = subprocess.run(["curl", "-sfI", u], capture_output=True, check=True, text=True).stdout.lower()
+        assert f"content-length: {len(data)}" in head and "accept-ranges: bytes" in head
+    put = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "--data", "x", url4],
+                         capture_output=True, text=True).stdout
+    assert put == "403", "a presigned GET URL does not allow a PUT"
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="images").get("Contents", [])]
     assert iid in keys
     with pytest.raises(botocore.exceptions.ClientError) as e:
