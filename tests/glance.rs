@@ -88,7 +88,12 @@ impl Server {
     }
 
     async fn show(&self, id: &str) -> serde_json::Value {
-        self.req(reqwest::Method::GET, &format!("/v2/images/{id}"))
+        self.get_json(&format!("/v2/images/{id}")).await
+    }
+
+    /// The JSON body of a GET.
+    async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.req(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap()
@@ -214,14 +219,7 @@ async fn upload_download_and_status_machine() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 416);
 
-    let list: serde_json::Value = s
-        .req(reqwest::Method::GET, "/v2/images")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = s.get_json("/v2/images").await;
     assert_eq!(list["images"].as_array().unwrap().len(), 1);
     assert_eq!(
         s.status(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
@@ -325,16 +323,8 @@ async fn hashing_algorithm_sets_the_multihash() {
     }
     // Listing filters on the value, as upstream.
     let list: serde_json::Value = s
-        .req(
-            reqwest::Method::GET,
-            &format!("/v2/images?os_hash_value={want}"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v2/images?os_hash_value={want}"))
+        .await;
     assert_eq!(list["images"].as_array().unwrap().len(), 2);
 }
 
@@ -975,14 +965,7 @@ async fn stage_then_glance_direct_import() {
         .await
         .unwrap();
     assert_eq!(body.as_ref(), data.as_slice());
-    let tasks: serde_json::Value = s
-        .req(reqwest::Method::GET, &format!("/v2/images/{id}/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tasks: serde_json::Value = s.get_json(&format!("/v2/images/{id}/tasks")).await;
     assert_eq!(tasks["tasks"][0]["status"], "success");
     assert_eq!(tasks["tasks"][0]["type"], "api_image_import");
     assert_eq!(post_json(&s, &import, direct).await, 409, "already active");
@@ -1120,14 +1103,7 @@ async fn web_download_import_and_uri_filtering() {
         202
     );
     let tasks = loop {
-        let t: serde_json::Value = s
-            .req(reqwest::Method::GET, &format!("/v2/images/{id2}/tasks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let t: serde_json::Value = s.get_json(&format!("/v2/images/{id2}/tasks")).await;
         if t["tasks"][0]["status"] == "failure" {
             break t;
         }
@@ -1568,14 +1544,7 @@ async fn multiple_stores() {
         ];
     })
     .await;
-    let info: serde_json::Value = s
-        .req(reqwest::Method::GET, "/v2/info/stores")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: serde_json::Value = s.get_json("/v2/info/stores").await;
     assert_eq!(
         info["stores"][1],
         serde_json::json!({"id": "fast", "description": "first disk", "default": "true"})

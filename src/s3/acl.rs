@@ -89,13 +89,18 @@ impl Caller {
 }
 
 impl Access<'_> {
+    /// Whether explicit grants, not the canned ACL, decide access.
+    fn explicit(&self) -> bool {
+        self.canned == CUSTOM || !self.grants.is_empty()
+    }
+
     /// Whether `caller` holds `need` (FULL_CONTROL implies every permission).
     pub fn allows(&self, caller: &Caller, need: Permission) -> bool {
         let project = caller.project.as_deref();
         if project == Some(self.owner) {
             return true;
         }
-        if self.canned == CUSTOM || !self.grants.is_empty() {
+        if self.explicit() {
             return self.grants.iter().any(|g| {
                 (g.permission == need || g.permission == Permission::FullControl)
                     && match &g.grantee {
@@ -248,7 +253,7 @@ pub fn document(access: &Access<'_>, bucket_owner: Option<&str>) -> String {
         w.elem("Permission", perm.name());
         w.close("Grant");
     };
-    if access.canned == CUSTOM || !access.grants.is_empty() {
+    if access.explicit() {
         // Group grants first, then the projects', each in the order given.
         let (groups, projects): (Vec<&Grant>, Vec<&Grant>) = access
             .grants

@@ -198,23 +198,7 @@ impl Store {
             ..Default::default()
         };
         // Deletes deferred for readers of the previous run: none of those readers is left.
-        let doomed: Vec<BlobId> = {
-            let mut it = store
-                .inner
-                .db
-                .raw_iterator_cf(cf(&store.inner.db, CF_DOOMED));
-            it.seek_to_first();
-            let mut ids = Vec::new();
-            while it.valid() {
-                if let Some(id) = it.key().and_then(BlobId::from_key) {
-                    ids.push(id);
-                }
-                it.next();
-            }
-            it.status()?;
-            ids
-        };
-        for id in doomed {
+        for id in store.inner.doomed_blobs()? {
             store.inner.finish_doomed(id)?;
             report.deferred_deletes_finished += 1;
         }
@@ -303,15 +287,17 @@ impl Store {
     pub async fn list_blobs(&self) -> Result<Vec<BlobId>> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<BlobId>> {
+            // A blob deleted while being read is gone for everyone but its readers.
+            let doomed: std::collections::HashSet<BlobId> =
+                inner.doomed_blobs()?.into_iter().collect();
             let mut it = inner.db.raw_iterator_cf(cf(&inner.db, CF_BLOBS));
             it.seek_to_first();
             let mut out = Vec::new();
-            let doomed = cf(&inner.db, CF_DOOMED);
             while it.valid() {
                 let k = it.key().expect("valid");
-                // A blob deleted while being read is gone for everyone but its readers.
-                if inner.db.get_cf(doomed, k)?.is_none() {
-                    out.push(BlobId::from_key(k).ok_or(StoreError::Malformed("blob key"))?);
+                let id = BlobId::from_key(k).ok_or(StoreError::Malformed("blob key"))?;
+                if !doomed.contains(&id) {
+                    out.push(id);
                 }
                 it.next();
             }
@@ -330,6 +316,21 @@ impl Store {
 }
 
 impl Inner {
+    /// Blobs whose delete waits for their readers (the `doomed` column family; usually empty).
+    fn doomed_blobs(&self) -> Result<Vec<BlobId>> {
+        let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_DOOMED));
+        it.seek_to_first();
+        let mut ids = Vec::new();
+        while it.valid() {
+            if let Some(id) = it.key().and_then(BlobId::from_key) {
+                ids.push(id);
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(ids)
+    }
+
     /// Completes a delete that was deferred for readers (lease.rs), unless it was already
     /// completed or a reader came back meanwhile (then it stays deferred).
     pub(crate) fn finish_doomed(&self, id: BlobId) -> Result<()> {
