@@ -4,7 +4,7 @@
 
 use crate::request_body::RequestBody;
 use bytes::Bytes;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use glint_storage::BlobReader;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::Frame;
@@ -40,9 +40,7 @@ pub fn blob(reader: BlobReader) -> Body {
 }
 
 fn raw(incoming: RequestBody) -> impl Stream<Item = Result<Bytes, BoxError>> + Unpin + Send {
-    incoming
-        .into_data_stream()
-        .map_err(|e| Box::new(e) as BoxError)
+    incoming.into_data_stream()
 }
 
 /// The request body as decoded bytes, plus the slot trailing headers land in.

@@ -20,6 +20,8 @@ pub struct Config {
     pub s3_max_put_size: u64,
     /// The read-only bucket through which S3 clients read Glance images (None: no view).
     pub s3_images_bucket: Option<String>,
+    /// Timeouts and the connection cap of each listener (`conn.rs`).
+    pub limits: crate::conn::Limits,
     pub glance: GlanceOptions,
 }
 
@@ -413,6 +415,27 @@ impl Config {
                 Some(v) if v.trim().is_empty() => None,
                 Some(v) => Some(v.trim().to_string()),
                 None => Some("images".into()),
+            },
+            limits: {
+                let secs = |section, key, default: u64| -> Result<std::time::Duration, ConfigError> {
+                    let s: u64 = r.parse(section, key, default)?;
+                    if s == 0 {
+                        return Err(ConfigError::Invalid {
+                            section,
+                            key,
+                            reason: "must be at least 1 second".into(),
+                        });
+                    }
+                    Ok(std::time::Duration::from_secs(s))
+                };
+                let d = crate::conn::Limits::default();
+                crate::conn::Limits {
+                    header_timeout: secs("glint", "client_header_timeout", d.header_timeout.as_secs())?,
+                    keepalive_timeout: secs("glint", "keepalive_timeout", d.keepalive_timeout.as_secs())?,
+                    socket_timeout: secs("DEFAULT", "client_socket_timeout", d.socket_timeout.as_secs())?,
+                    max_connections: r.parse("glint", "max_connections", d.max_connections)?.max(1),
+                    keepalive: r.flag("DEFAULT", "http_keepalive", true)?,
+                }
             },
             glance: GlanceOptions {
                 limit_param_default: r.parse("DEFAULT", "limit_param_default", 25)?,

@@ -4,8 +4,11 @@
 
 pub mod body;
 pub mod config;
+pub mod conn;
 pub mod credentials;
+pub mod damage;
 pub mod glance;
+pub mod range;
 pub mod request_body;
 pub mod s3;
 pub mod server;
@@ -45,16 +48,23 @@ pub async fn start(
     let cfg = Arc::new(cfg);
     let listener = server::bind(cfg.s3_addr).await?;
     let s3_addr = listener.local_addr()?;
+    // One policy for the Images API and the S3 images bucket.
+    let policy = Arc::new(
+        glance::policy::Policy::load(cfg.glance.policy_file.as_deref())
+            .map_err(|e| glance::SchemaError::Policy(e.to_string()))?,
+    );
     let s3 = Arc::new(s3::S3 {
         store: store.clone(),
         cfg: cfg.clone(),
         image_stores: stores.clone(),
+        image_policy: policy.clone(),
     });
-    tokio::spawn(server::serve_s3(listener, s3));
+    let limits = listener_limits(&cfg.limits);
+    tokio::spawn(server::serve_s3(listener, limits.clone(), s3));
     tracing::info!(%s3_addr, "S3 listening");
     let listener = server::bind(cfg.glance_addr).await?;
     let glance_addr = listener.local_addr()?;
-    let glance = Arc::new(glance::Glance::new(stores.clone(), cfg.clone())?);
+    let glance = Arc::new(glance::Glance::new(stores.clone(), cfg.clone(), policy)?);
     let noauth = glance.noauth();
     let o = &cfg.glance;
     if o.delayed_delete && o.scrubber_wakeup_time > 0 {
@@ -64,7 +74,7 @@ pub async fn start(
             std::time::Duration::from_secs(o.scrubber_wakeup_time),
         );
     }
-    tokio::spawn(server::serve_glance(listener, glance));
+    tokio::spawn(server::serve_glance(listener, limits, glance));
     if !noauth {
         tracing::info!(%glance_addr, "Glance API listening; tokens are validated by Keystone");
     } else {
@@ -79,4 +89,24 @@ pub async fn start(
         store,
         stores,
     })
+}
+
+/// The configured connection limits, with the cap lowered to what this process's file
+/// descriptors allow (raised to the hard limit first): two listeners share them, and the
+/// engine keeps some for chunk files and RocksDB.
+fn listener_limits(configured: &conn::Limits) -> conn::Limits {
+    const RESERVED_FDS: u64 = 1024;
+    let fds = conn::raise_fd_limit();
+    let budget = (fds.saturating_sub(RESERVED_FDS) / 2).max(64) as usize;
+    let mut limits = configured.clone();
+    if limits.max_connections > budget {
+        tracing::warn!(
+            configured = limits.max_connections,
+            allowed = budget,
+            open_files_limit = fds,
+            "max_connections lowered to fit the open-files limit (raise it with LimitNOFILE / ulimit -n)"
+        );
+        limits.max_connections = budget;
+    }
+    limits
 }

@@ -154,10 +154,22 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 })
                 .await?;
             println!("{report:#?}");
-            if !report.is_clean() && !repair {
-                return Err(
-                    "scrub found problems (run with --repair to fix counts and orphans)".into(),
+            if !report.damaged_blobs.is_empty() {
+                println!(
+                    "damaged: {} blobs reference corrupt or missing chunks; reads of them fail where they meet the damage. A write of the same bytes (re-upload) heals a corrupt chunk.",
+                    report.damaged_blobs.len()
                 );
+                for name in glint::damage::describe(&store, &report.damaged_blobs).await? {
+                    println!("  {name}");
+                }
+            }
+            let unrepairable = !report.corrupt.is_empty() || !report.missing.is_empty();
+            if unrepairable || (!report.is_clean() && !repair) {
+                return Err(if unrepairable {
+                    "scrub found damaged data (listed above)".into()
+                } else {
+                    "scrub found problems (run with --repair to fix counts and orphans)".into()
+                });
             }
         }
         Command::Scrubber {

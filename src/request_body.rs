@@ -8,7 +8,12 @@
 //! and discarded in the background for a bounded time and size, so the client finishes
 //! writing and then reads the error. The response is not delayed: it is written while the
 //! rest of the body drains.
+//!
+//! It also bounds a stalled body: when the handler waits for the next piece and none comes
+//! for `client_socket_timeout`, the read fails with [`BodyStalled`] (S3 answers
+//! RequestTimeout) instead of holding the connection and the handler forever.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -16,6 +21,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::Sleep;
+
+/// The error of a body that delivered nothing for the socket timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the client sent no request body data within client_socket_timeout")]
+pub struct BodyStalled;
+
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long an abandoned body is read after the handler dropped it.
 const LINGER_TIME: Duration = Duration::from_secs(5);
@@ -29,40 +42,63 @@ pub struct RequestBody {
     /// would make hyper send the `100 Continue` the refusal is meant to avoid).
     expects_continue: bool,
     polled: bool,
+    stall_timeout: Duration,
+    stall: Option<Pin<Box<Sleep>>>,
 }
 
 impl RequestBody {
-    pub fn new(inner: Incoming, expects_continue: bool) -> Self {
+    pub fn new(inner: Incoming, expects_continue: bool, stall_timeout: Duration) -> Self {
         RequestBody {
             inner: Some(inner),
             expects_continue,
             polled: false,
+            stall_timeout,
+            stall: None,
         }
     }
 
     /// Wraps every request of a connection.
-    pub fn wrap(req: http::Request<Incoming>) -> http::Request<RequestBody> {
+    pub fn wrap(
+        req: http::Request<Incoming>,
+        stall_timeout: Duration,
+    ) -> http::Request<RequestBody> {
         let expects_continue = req
             .headers()
             .get(http::header::EXPECT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-        req.map(|b| RequestBody::new(b, expects_continue))
+        req.map(|b| RequestBody::new(b, expects_continue, stall_timeout))
     }
 }
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         self.polled = true;
-        match self.inner.as_mut() {
-            Some(inner) => Pin::new(inner).poll_frame(cx),
-            None => Poll::Ready(None),
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Pending => {
+                let timeout = this.stall_timeout;
+                let stall = this
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match stall.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            Poll::Ready(frame) => {
+                this.stall = None;
+                Poll::Ready(frame.map(|f| f.map_err(|e| Box::new(e) as BodyError)))
+            }
         }
     }
 

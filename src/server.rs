@@ -1,4 +1,5 @@
-//! Listeners: one tokio task per connection, hyper HTTP/1.1 with keep-alive; each request
+//! Listeners: one tokio task per connection, hyper HTTP/1.1 with keep-alive, every
+//! connection bounded by `conn.rs` (timeouts, a cap, descriptor exhaustion); each request
 //! gets a tracing span (the S3 front end adds its request id, returned as
 //! `x-amz-request-id`; Glance returns `x-openstack-request-id`).
 
@@ -6,7 +7,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use futures::FutureExt;
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -15,6 +20,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::body::Body;
+use crate::conn::{self, ConnState, GuardedIo, Limits, Registry};
 use crate::glance::{self, Glance};
 use crate::request_body::RequestBody;
 use crate::s3::{self, S3};
@@ -23,32 +29,117 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// Marks a request in flight on its connection until dropped: when the response body has
+/// been written (it travels inside the body), or when hyper drops the request unanswered.
+struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    fn start(state: Arc<ConnState>) -> InFlight {
+        state.request_started();
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
+/// A response body that ends its request's in-flight mark when hyper drops it.
+struct TrackedBody {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What a refused connection is told before it is closed.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n";
+
 /// Accepts connections on `listener` until the process ends and answers each request with
-/// `handler`.
-async fn serve<H, F>(listener: TcpListener, api: &'static str, handler: H)
+/// `handler`, within the connection limits of `conn.rs`.
+async fn serve<H, F>(listener: TcpListener, api: &'static str, limits: Limits, handler: H)
 where
     H: Fn(Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let handler = Arc::new(handler);
+    let registry = Registry::new(limits);
+    let mut backoff = Duration::ZERO;
     loop {
         let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
+            Ok(c) => {
+                backoff = Duration::ZERO;
+                c
+            }
+            Err(e) if conn::is_fd_exhaustion(&e) => {
+                registry.out_of_descriptors(&e);
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+            // A connection reset before it was accepted, and the like: nothing to wait for.
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tracing::debug!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let guard = match registry.admit() {
+            conn::Admission::Serve(g) => g,
+            conn::Admission::Refuse => {
+                tracing::warn!(api, %peer, "connection refused: every connection is busy");
+                let _ = stream.try_write(BUSY);
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let limits = registry.limits().clone();
         tokio::spawn(async move {
+            let state = guard.state.clone();
+            let body_timeout = limits.socket_timeout;
+            let service_state = state.clone();
             let service = service_fn(move |req: Request<Incoming>| {
                 let span = tracing::info_span!("request", api, method = %req.method(), path = %req.uri().path(), peer = %peer);
+                let in_flight = InFlight::start(service_state.clone());
                 let sent_body = declares_body(req.headers());
-                let fut = handler(RequestBody::wrap(req));
+                let fut = handler(RequestBody::wrap(req, body_timeout));
                 async move {
-                    let mut resp = fut.await;
+                    // A bug that panics in one request answers 500 on that request; the
+                    // connection and the process carry on (no state is shared mutably
+                    // across requests outside the engine's own transactions).
+                    let resp = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            tracing::error!("request handler panicked; answered 500");
+                            panic_response(api)
+                        }
+                    };
+                    let mut resp = resp.map(|inner| {
+                        BodyExt::boxed(TrackedBody {
+                            inner,
+                            _in_flight: in_flight,
+                        })
+                    });
                     // An error answered to a request with a body may leave part of that body
                     // unread: it drains in the background (request_body.rs) but only within
                     // bounds, so tell the client not to reuse the connection.
@@ -65,15 +156,44 @@ where
                 }
                 .instrument(span)
             });
-            if let Err(e) = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let io = GuardedIo::new(stream, state.clone(), limits.socket_timeout);
+            let connection = http1::Builder::new()
+                .keep_alive(limits.keepalive)
+                .serve_connection(TokioIo::new(io), service);
+            tokio::select! {
+                r = connection => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = conn::watchdog(state, limits) => {
+                    tracing::debug!(api, %peer, "connection closed: idle, slow or evicted");
+                }
             }
+            drop(guard);
         });
     }
+}
+
+/// The answer to a request whose handler panicked, in its protocol's error form.
+fn panic_response(api: &str) -> Response<Body> {
+    let (content_type, text) = if api == "s3" {
+        (
+            "application/xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>",
+        )
+    } else {
+        (
+            "text/plain; charset=UTF-8",
+            "500 Internal Server Error\n\nThe server has either erred or is incapable of performing the requested operation.\n\n   ",
+        )
+    };
+    Response::builder()
+        .status(http::StatusCode::INTERNAL_SERVER_ERROR)
+        .header("content-type", content_type)
+        .header("connection", "close")
+        .body(crate::body::full(text))
+        .expect("valid response")
 }
 
 /// Whether the request carries a body (chunked, or a non-zero Content-Length).
@@ -86,8 +206,8 @@ fn declares_body(headers: &http::HeaderMap) -> bool {
 }
 
 /// Serves S3 on `listener` until the process ends.
-pub async fn serve_s3(listener: TcpListener, s3: Arc<S3>) {
-    serve(listener, "s3", move |req| {
+pub async fn serve_s3(listener: TcpListener, limits: Limits, s3: Arc<S3>) {
+    serve(listener, "s3", limits, move |req| {
         let s3 = s3.clone();
         async move {
             let id = s3::request_id();
@@ -99,8 +219,8 @@ pub async fn serve_s3(listener: TcpListener, s3: Arc<S3>) {
 }
 
 /// Serves the Glance Images API on `listener` until the process ends.
-pub async fn serve_glance(listener: TcpListener, g: Arc<Glance>) {
-    serve(listener, "glance", move |req| {
+pub async fn serve_glance(listener: TcpListener, limits: Limits, g: Arc<Glance>) {
+    serve(listener, "glance", limits, move |req| {
         glance::handle(g.clone(), req)
     })
     .await

@@ -434,13 +434,7 @@ pub async fn download(
     parts: &http::request::Parts,
 ) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
-    g.enforce("download_image", caller, &rec)?;
-    if rec.status == "deactivated" && !caller.is_admin() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "The requested image has been deactivated. Image data download is forbidden.",
-        ));
-    }
+    super::access::check_download(&g.policy, caller, &rec)?;
     // `?prefer=a,b` orders the stores to read from (multiple stores; unknown ids are 400).
     let prefer: Vec<String> = crate::s3::auth::query_params(parts.uri.query().unwrap_or(""))
         .into_iter()
@@ -489,33 +483,28 @@ pub async fn download(
         .map(str::to_string)
         .or(legacy);
     if let Some(r) = requested {
-        let spec = r
-            .trim()
-            .strip_prefix("bytes=")
-            .ok_or_else(|| ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "Invalid Range"))?;
-        if spec.contains(',') {
-            return Err(ApiError::bad("Multiple ranges are not supported"));
-        }
-        let (a, b) = spec
-            .split_once('-')
-            .ok_or_else(|| ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "Invalid Range"))?;
+        // As upstream (webob's Range): several ranges are 400, anything unparsable or
+        // unsatisfiable (including `first > last`) 416; a last position past the end clips.
         let unsat = || {
             ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "Requested range not satisfiable",
             )
         };
-        let (start, end) = match (a.trim().parse::<u64>(), b.trim().parse::<u64>()) {
-            (Ok(a), Ok(b)) if a <= b => (a, (b + 1).min(size)),
-            (Ok(a), Err(_)) if b.trim().is_empty() => (a, size),
-            (Err(_), Ok(n)) if a.trim().is_empty() && n > 0 => (size.saturating_sub(n), size),
-            _ => return Err(unsat()),
+        let span = match crate::range::parse(&r) {
+            Ok(r) => r.resolve(size).ok_or_else(unsat)?,
+            Err(crate::range::RangeError::Multiple) => {
+                return Err(ApiError::bad("Multiple ranges are not supported"))
+            }
+            Err(crate::range::RangeError::Invalid) => {
+                return Err(ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "Invalid Range",
+                ))
+            }
         };
-        if start >= size {
-            return Err(unsat());
-        }
         status = StatusCode::PARTIAL_CONTENT;
-        range = Some(start..end);
+        range = Some(span);
     }
     let (_, reader) = g
         .stores

@@ -106,7 +106,7 @@ async fn load(g: &Glance, id: &str) -> Result<Option<ImageRecord>, ApiError> {
 pub async fn load_visible(g: &Glance, caller: &Caller, id: &str) -> Result<ImageRecord, ApiError> {
     load(g, id)
         .await?
-        .filter(|r| r.visible_to(caller) && g.allowed("get_image", caller, r))
+        .filter(|r| super::access::may_see(&g.policy, caller, r))
         .ok_or_else(|| ApiError::not_found(id))
 }
 

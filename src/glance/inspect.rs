@@ -148,13 +148,18 @@ impl Inspector {
             return Some(&self.head[off as usize..end as usize]);
         }
         let (&rstart, (_, buf)) = self.regions.range(..=off).next_back()?;
-        let from = (off - rstart) as usize;
-        buf.get(from..from + len)
+        let from = usize::try_from(off - rstart).ok()?;
+        buf.get(from..from.checked_add(len)?)
     }
 
     fn want(&mut self, off: u64, len: u64) {
         let len = len.min(MAX_REGION);
-        if len == 0 || off + len <= self.head.len() as u64 || self.regions.contains_key(&off) {
+        // Offsets come from the image's own header: one past the end of the address space
+        // names nothing the stream can hold.
+        let Some(end) = off.checked_add(len) else {
+            return;
+        };
+        if len == 0 || end <= self.head.len() as u64 || self.regions.contains_key(&off) {
             return;
         }
         self.regions.insert(off, (len, Vec::new()));
@@ -394,8 +399,10 @@ impl Inspector {
         }
         let count = le16(header, 10)?.min(2047) as u64;
         (0..count).find_map(|i| {
-            let e = self.bytes(meta + 32 + i * 32, 32)?;
-            (e[..16] == SIZE_GUID).then(|| meta + le32(e, 16).unwrap_or(0) as u64)
+            let e = self.bytes(meta.checked_add(32 + i * 32)?, 32)?;
+            (e[..16] == SIZE_GUID)
+                .then(|| meta.checked_add(le32(e, 16).unwrap_or(0) as u64))
+                .flatten()
         })
     }
 }

@@ -4,10 +4,13 @@
 //! schemas and discovery. Identity is `noauth` for now: the identity headers, or a
 //! `USER:PROJECT[:ROLES]` token, are trusted (see `Caller::from_headers`).
 
+pub mod access;
 mod cache;
 mod cors;
 mod data;
 mod discovery;
+#[doc(hidden)]
+pub mod fuzzing;
 mod image;
 mod import;
 mod inspect;
@@ -56,16 +59,16 @@ pub struct Glance {
 }
 
 impl Glance {
-    pub fn new(stores: Arc<stores::Stores>, cfg: Arc<Config>) -> Result<Glance, SchemaError> {
+    pub fn new(
+        stores: Arc<stores::Stores>,
+        cfg: Arc<Config>,
+        policy: Arc<policy::Policy>,
+    ) -> Result<Glance, SchemaError> {
         let store = stores.main().clone();
         let schema = Arc::new(ImageSchema::load(&cfg.glance)?);
         let keystone = cfg.glance.keystone.clone().map(keystone::Keystone::new);
         let notifier = notify::Notifier::open(cfg.glance.notifications_file.as_deref())
             .map_err(SchemaError::Notifications)?;
-        let policy = Arc::new(
-            policy::Policy::load(cfg.glance.policy_file.as_deref())
-                .map_err(|e| SchemaError::Policy(e.to_string()))?,
-        );
         Ok(Glance {
             store,
             stores,

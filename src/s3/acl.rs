@@ -178,9 +178,11 @@ pub fn header_grants(ctx: &Ctx) -> Result<Option<Vec<Grant>>, S3Error> {
 
 /// Grants from an `AccessControlPolicy` document.
 pub fn parse_policy(doc: &[u8]) -> Result<Vec<Grant>, S3Error> {
-    let root = xml::parse(doc)
-        .filter(|r| r.name == "AccessControlPolicy")
-        .ok_or_else(S3Error::malformed_acl)?;
+    let doc = xml::parse(doc).ok_or_else(S3Error::malformed_acl)?;
+    let root = doc.root();
+    if root.name() != "AccessControlPolicy" {
+        return Err(S3Error::malformed_acl());
+    }
     let list = root
         .child("AccessControlList")
         .ok_or_else(S3Error::malformed_acl)?;

@@ -309,7 +309,11 @@ pub fn verify_v4(
     }
     match c.presigned_expires {
         Some(exp) => {
-            if now > when + time::Duration::seconds(exp) {
+            // Checked: a date at the end of year 9999 plus the expiry leaves the calendar.
+            if when
+                .checked_add(time::Duration::seconds(exp))
+                .is_none_or(|until| now > until)
+            {
                 return Err(S3Error::expired());
             }
             if when - now > time::Duration::seconds(MAX_SKEW_SECS) {

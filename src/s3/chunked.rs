@@ -19,6 +19,9 @@ use super::error::S3Error;
 pub type Trailers = Arc<Mutex<Vec<(String, String)>>>;
 
 const MAX_LINE: usize = 4096;
+/// Trailer lines kept at most (SDKs send one checksum and perhaps a signature); more is an
+/// error, so a body of endless trailer lines cannot grow memory.
+const MAX_TRAILERS: usize = 16;
 
 enum State {
     Header,
@@ -182,7 +185,11 @@ impl<S> ChunkedDecoder<S> {
                             }
                         }
                     } else {
-                        self.trailers.lock().expect("trailers").push((name, value));
+                        let mut trailers = self.trailers.lock().expect("trailers");
+                        if trailers.len() == MAX_TRAILERS {
+                            return Some(Err(bad("too many trailers")));
+                        }
+                        trailers.push((name, value));
                     }
                 }
                 State::Done => return Some(Ok(None)),

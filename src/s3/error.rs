@@ -37,6 +37,8 @@ errors! {
     invalid_argument => BAD_REQUEST, "InvalidArgument", "Invalid Argument";
     invalid_bucket_name => BAD_REQUEST, "InvalidBucketName", "The specified bucket is not valid.";
     invalid_digest => BAD_REQUEST, "InvalidDigest", "The Content-MD5 you specified is not valid.";
+    invalid_storage_class => BAD_REQUEST, "InvalidStorageClass", "The storage class you specified is not valid.";
+    key_too_long => BAD_REQUEST, "KeyTooLongError", "Your key is too long.";
     invalid_range => RANGE_NOT_SATISFIABLE, "InvalidRange", "The requested range is not satisfiable";
     invalid_request => BAD_REQUEST, "InvalidRequest", "Invalid Request";
     malformed_acl => BAD_REQUEST, "MalformedACLError", "The XML you provided was not well-formed or did not validate against our published schema.";
@@ -58,6 +60,7 @@ errors! {
     invalid_part => BAD_REQUEST, "InvalidPart", "One or more of the specified parts could not be found.";
     invalid_part_number => BAD_REQUEST, "InvalidPart", "The requested partnumber is not satisfiable";
     invalid_part_order => BAD_REQUEST, "InvalidPartOrder", "The list of parts was not in ascending order.";
+    request_timeout => BAD_REQUEST, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period.";
     slow_down => SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.";
 }
 
@@ -70,6 +73,22 @@ impl S3Error {
     pub fn with(mut self, name: &'static str, value: impl Into<String>) -> S3Error {
         self.extra.push((name, value.into()));
         self
+    }
+
+    /// What a failed read of the request body means: the decoder's own S3 error (bad
+    /// chunk signature, framing), a stalled client (RequestTimeout), or a body that ended
+    /// early (IncompleteBody).
+    pub fn from_body(e: Box<dyn std::error::Error + Send + Sync>) -> S3Error {
+        match e.downcast::<S3Error>() {
+            Ok(s3) => *s3,
+            Err(other) if other.is::<crate::request_body::BodyStalled>() => {
+                S3Error::request_timeout()
+            }
+            Err(other) => {
+                tracing::info!(error = %other, "request body ended early");
+                S3Error::incomplete_body()
+            }
+        }
     }
 
     pub fn render(&self, resource: &str, request_id: &str) -> String {
@@ -93,13 +112,7 @@ impl From<StoreError> for S3Error {
             StoreError::TooLarge { .. } => S3Error::entity_too_large(),
             StoreError::StorageFull { .. } => S3Error::insufficient_storage(),
             StoreError::InvalidRange { .. } => S3Error::invalid_range(),
-            StoreError::Input(inner) => match inner.downcast::<S3Error>() {
-                Ok(s3) => *s3,
-                Err(other) => {
-                    tracing::info!(error = %other, "request body ended early");
-                    S3Error::incomplete_body()
-                }
-            },
+            StoreError::Input(inner) => S3Error::from_body(inner),
             other => {
                 tracing::error!(error = %other, "storage error");
                 S3Error::internal()

@@ -1,8 +1,10 @@
 //! The images bucket: a read-only S3 view of the Glance images in the same store (beyond
-//! upstream). Key = image id; an image is readable when the S3 caller's project may see it
-//! in the Images API (owner, public, community, or a member of a shared image) and it has
-//! data. The bytes are the image's own blob, streamed as for any object (ranges,
-//! conditional requests); the ETag is the image's MD5 `checksum`. Writes are refused.
+//! upstream). Key = image id. An S3 key carries a project only, so its holder is judged as a
+//! member of that project by the Images API's own policy (`glance::access`): it lists the
+//! images `get_image` shows it and reads the bytes only where `download_image` allows, as
+//! `GET /v2/images/{id}/file` would for that caller. The bytes are the image's own blob,
+//! streamed as for any object (ranges, conditional requests); the ETag is the image's MD5
+//! `checksum`. Writes are refused.
 
 use glint_storage::Catalog;
 
@@ -10,6 +12,7 @@ use super::list::{parse_list, render_list, select};
 use super::object::{serve_record, RespondError};
 use super::records::ObjectRecord;
 use super::{Ctx, S3Result, S3};
+use crate::glance::access::{check_download, may_see};
 use crate::glance::{Caller, ImageRecord};
 use crate::s3::error::S3Error;
 use http::Method;
@@ -38,9 +41,7 @@ pub async fn handle(s3: &S3, ctx: &Ctx) -> S3Result {
             .body(crate::body::empty())
             .expect("valid")),
         (&Method::GET | &Method::HEAD, Some(key)) if reads_data(ctx) => {
-            let rec = readable(s3, &caller, key)
-                .await?
-                .ok_or_else(S3Error::no_such_key)?;
+            let rec = readable(s3, &caller, key).await?;
             let store = s3.image_stores.store(rec.store.as_deref());
             match serve_record(store, ctx, &as_object(&rec)).await {
                 Ok(r) => Ok(r),
@@ -53,19 +54,29 @@ pub async fn handle(s3: &S3, ctx: &Ctx) -> S3Result {
     }
 }
 
-async fn readable(s3: &S3, caller: &Caller, id: &str) -> Result<Option<ImageRecord>, S3Error> {
-    let Some(v) = s3
+/// The image whose bytes `caller` may read, by the Images API's rules.
+async fn readable(s3: &S3, caller: &Caller, id: &str) -> Result<ImageRecord, S3Error> {
+    let rec = s3
         .store
         .get(Catalog::Images, id.as_bytes().to_vec())
         .await?
-    else {
-        return Ok(None);
-    };
-    Ok(ImageRecord::decode(&v).filter(|r| servable(r, caller)))
+        .and_then(|v| ImageRecord::decode(&v))
+        .ok_or_else(S3Error::no_such_key)?;
+    match check_download(&s3.image_policy, caller, &rec) {
+        Ok(()) if has_data(&rec) => Ok(rec),
+        Ok(()) => Err(S3Error::no_such_key()),
+        Err(e) if e.status == http::StatusCode::FORBIDDEN => Err(S3Error::access_denied()),
+        Err(_) => Err(S3Error::no_such_key()),
+    }
 }
 
-fn servable(r: &ImageRecord, caller: &Caller) -> bool {
-    r.visible_to(caller) && r.status == "active" && r.blob.is_some()
+fn has_data(r: &ImageRecord) -> bool {
+    r.status == "active" && r.blob.is_some()
+}
+
+/// Listed: the images the caller may see (as `GET /v2/images` shows them) that have data.
+fn listed(s3: &S3, r: &ImageRecord, caller: &Caller) -> bool {
+    may_see(&s3.image_policy, caller, r) && has_data(r)
 }
 
 fn as_object(r: &ImageRecord) -> ObjectRecord {
@@ -100,7 +111,7 @@ async fn list(s3: &S3, ctx: &Ctx, caller: &Caller) -> S3Result {
         .await?;
     // Image ids are the catalog keys, so the scan is already in key order.
     let objects = rows.into_iter().filter_map(|(k, v)| {
-        let r = ImageRecord::decode(&v).filter(|r| servable(r, caller))?;
+        let r = ImageRecord::decode(&v).filter(|r| listed(s3, r, caller))?;
         Some((String::from_utf8_lossy(&k).into_owned(), as_object(&r)))
     });
     let (entries, truncated) = select(objects, &req);

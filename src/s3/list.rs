@@ -7,10 +7,9 @@ use glint_storage::Catalog;
 use http::StatusCode;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::acl::Permission;
 use super::error::S3Error;
 use super::records::{iso8601, object_key, ObjectRecord};
-use super::{load_bucket, xml, xml_response, Ctx, S3Result, S3};
+use super::{xml, xml_response, Ctx, S3Result, S3};
 
 const URL_KEY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -18,6 +17,25 @@ const URL_KEY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~')
     .remove(b'/');
+
+/// `encoding-type`: `url` or absent.
+pub(crate) fn url_encoding(ctx: &Ctx) -> Result<bool, S3Error> {
+    match ctx.q("encoding-type") {
+        None => Ok(false),
+        Some("url") => Ok(true),
+        Some(_) => Err(S3Error::invalid_argument()
+            .with_message("Invalid Encoding Method specified in Request")),
+    }
+}
+
+/// A name as a listing writes it: URL-encoded when the client asked for `encoding-type=url`.
+pub(crate) fn encode_if(url: bool, s: &str) -> String {
+    if url {
+        utf8_percent_encode(s, URL_KEY).to_string()
+    } else {
+        s.to_string()
+    }
+}
 
 pub(crate) enum Entry {
     Object(String, Box<ObjectRecord>),
@@ -55,14 +73,7 @@ pub(crate) fn parse_list(ctx: &Ctx) -> Result<ListRequest, S3Error> {
                     .with_message("Provided max-keys not an integer or within integer range")
             })?,
     };
-    let url = match ctx.q("encoding-type") {
-        None => false,
-        Some("url") => true,
-        Some(_) => {
-            return Err(S3Error::invalid_argument()
-                .with_message("Invalid Encoding Method specified in Request"))
-        }
-    };
+    let url = url_encoding(ctx)?;
     let token = ctx.q("continuation-token").map(str::to_string);
     let start: Option<String> = if v2 {
         match &token {
@@ -93,8 +104,6 @@ pub(crate) fn parse_list(ctx: &Ctx) -> Result<ListRequest, S3Error> {
 
 pub async fn list_objects(s3: &S3, ctx: &Ctx) -> S3Result {
     let bucket = ctx.bucket.as_deref().unwrap_or_default();
-    let brec = load_bucket(s3, bucket).await?;
-    brec.access().check(ctx, Permission::Read)?;
     let req = parse_list(ctx)?;
     let (entries, truncated) = collect(
         s3,
@@ -119,13 +128,7 @@ pub(crate) fn render_list(
     let (v2, url, prefix, delimiter, max_keys) =
         (req.v2, req.url, &req.prefix, &req.delimiter, req.max_keys);
     let token = req.token.as_deref();
-    let enc = |s: &str| {
-        if url {
-            utf8_percent_encode(s, URL_KEY).to_string()
-        } else {
-            s.to_string()
-        }
-    };
+    let enc = |s: &str| encode_if(url, s);
     let last = entries.last().map(|e| match e {
         Entry::Object(k, _) => k.clone(),
         Entry::Prefix(p) => p.clone(),
@@ -294,8 +297,6 @@ async fn collect(
 /// `null`, and the latest (what S3 answers for a bucket that never had versioning).
 pub async fn list_versions(s3: &S3, ctx: &Ctx) -> S3Result {
     let bucket = ctx.bucket.as_deref().unwrap_or_default();
-    let brec = load_bucket(s3, bucket).await?;
-    brec.access().check(ctx, Permission::Read)?;
     let prefix = ctx.q("prefix").unwrap_or("").to_string();
     let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty());
     let max_keys: usize = ctx
@@ -305,14 +306,8 @@ pub async fn list_versions(s3: &S3, ctx: &Ctx) -> S3Result {
         .min(1000);
     let marker = ctx.q("key-marker").filter(|m| !m.is_empty());
     let (entries, truncated) = collect(s3, bucket, &prefix, delimiter, marker, max_keys).await?;
-    let url = ctx.q("encoding-type") == Some("url");
-    let enc = |s: &str| {
-        if url {
-            utf8_percent_encode(s, URL_KEY).to_string()
-        } else {
-            s.to_string()
-        }
-    };
+    let url = url_encoding(ctx)?;
+    let enc = |s: &str| encode_if(url, s);
     let mut w = xml::Writer::new();
     w.raw("<ListVersionsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
     w.elem("Name", bucket);

@@ -3,13 +3,17 @@
 
 mod acl;
 pub mod auth;
+pub mod authz;
 mod bucket;
 pub mod chunked;
 mod crc_combine;
 pub mod error;
+mod features;
+#[doc(hidden)]
+pub mod fuzzing;
 mod images_view;
 mod list;
-mod multipart;
+pub mod multipart;
 mod object;
 pub mod records;
 pub mod xml;
@@ -26,6 +30,7 @@ use percent_encoding::percent_decode_str;
 use crate::body::{self, Body};
 use crate::config::Config;
 use auth::{Identity, Payload, SignedRequest};
+use authz::Op;
 use error::S3Error;
 use records::BucketRecord;
 
@@ -34,6 +39,8 @@ pub struct S3 {
     pub cfg: Arc<Config>,
     /// The image backends, for the read-only images bucket.
     pub image_stores: Arc<crate::glance::stores::Stores>,
+    /// The Images API's policy, which the images bucket obeys too.
+    pub image_policy: Arc<crate::glance::policy::Policy>,
 }
 
 /// A credential record in `Catalog::Credentials` (key: the access key id).
@@ -192,34 +199,6 @@ async fn authenticate(
     Ok((None, Payload::Unsigned))
 }
 
-/// Sub-resources Glint does not implement: answered with a well-formed NotImplemented.
-const UNSUPPORTED: &[&str] = &[
-    "lifecycle",
-    "policy",
-    "policyStatus",
-    "tagging",
-    "encryption",
-    "object-lock",
-    "retention",
-    "legal-hold",
-    "cors",
-    "website",
-    "logging",
-    "notification",
-    "replication",
-    "requestPayment",
-    "accelerate",
-    "analytics",
-    "inventory",
-    "metrics",
-    "intelligent-tiering",
-    "ownershipControls",
-    "publicAccessBlock",
-    "restore",
-    "select",
-    "torrent",
-];
-
 async fn route(s3: &S3, parts: http::request::Parts, incoming: RequestBody) -> S3Result {
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
@@ -246,87 +225,78 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: RequestBody) -> S
         identity,
         payload,
     };
-    let read_only_versioning = ctx.method == Method::GET && ctx.key.is_none();
-    let versioning = ["versioning", "versions"]
-        .into_iter()
-        .find(|s| ctx.has(s) && !read_only_versioning);
-    if let Some(sub) = UNSUPPORTED
-        .iter()
-        .copied()
-        .find(|s| ctx.has(s))
-        .or(versioning)
-    {
-        return Err(S3Error::not_implemented().with_message(format!(
-            "The {sub} sub-resource is not implemented by Glint."
-        )));
-    }
+    features::subresources(&ctx)?;
     if ctx.bucket.is_some() && ctx.bucket == s3.cfg.s3_images_bucket {
         return images_view::handle(s3, &ctx).await;
     }
-    let m = ctx.method.clone();
-    match (&ctx.bucket, &ctx.key) {
-        (None, _) => match m {
-            Method::GET => bucket::list_buckets(s3, &ctx).await,
-            _ => Err(S3Error::method_not_allowed()),
-        },
-        (Some(_), None) => match m {
-            Method::PUT if ctx.has("acl") => bucket::put_acl(s3, &ctx, incoming).await,
-            Method::PUT => bucket::create(s3, &ctx, incoming).await,
-            Method::HEAD => bucket::head(s3, &ctx).await,
-            Method::DELETE => bucket::delete(s3, &ctx).await,
-            Method::GET if ctx.has("location") => bucket::location(s3, &ctx).await,
-            Method::GET if ctx.has("acl") => bucket::get_acl(s3, &ctx).await,
-            Method::GET if ctx.has("uploads") => multipart::list_uploads(s3, &ctx).await,
-            Method::GET if ctx.has("versions") => list::list_versions(s3, &ctx).await,
-            // Buckets are never versioned: an empty configuration, as S3 reports for those.
-            Method::GET if ctx.has("versioning") => xml_response(
-                StatusCode::OK,
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>".into(),
-            ),
-            Method::GET => list::list_objects(s3, &ctx).await,
-            Method::POST if ctx.has("delete") => object::delete_many(s3, &ctx, incoming).await,
-            _ => Err(S3Error::method_not_allowed()),
-        },
-        (Some(_), Some(_)) => match m {
-            Method::PUT if ctx.has("acl") => object::put_acl(s3, &ctx, incoming).await,
-            Method::PUT if ctx.has("uploadId") && ctx.header("x-amz-copy-source").is_some() => {
-                multipart::upload_part_copy(s3, &ctx).await
-            }
-            Method::PUT if ctx.has("uploadId") => multipart::upload_part(s3, &ctx, incoming).await,
-            Method::PUT if ctx.header("x-amz-copy-source").is_some() => {
-                object::copy(s3, &ctx).await
-            }
-            Method::PUT => object::put(s3, &ctx, incoming).await,
-            Method::GET if ctx.has("acl") => object::get_acl(s3, &ctx).await,
-            Method::GET if ctx.has("uploadId") => multipart::list_parts(s3, &ctx).await,
-            Method::GET if ctx.has("attributes") => object::attributes(s3, &ctx).await,
-            Method::GET | Method::HEAD => object::get(s3, &ctx).await,
-            Method::DELETE if ctx.has("uploadId") => multipart::abort(s3, &ctx).await,
-            Method::DELETE => object::delete(s3, &ctx).await,
-            Method::POST if ctx.has("uploads") => multipart::create(s3, &ctx).await,
-            Method::POST if ctx.has("uploadId") => multipart::complete(s3, &ctx, incoming).await,
-            _ => Err(S3Error::method_not_allowed()),
-        },
+    let op = Op::of(&ctx)?;
+    features::check(op, &ctx)?;
+    // Every check happens here, before a handler runs and before the body is read.
+    let az = authz::authorize(s3, &ctx, op).await?;
+    dispatch(s3, &ctx, op, az, incoming).await
+}
+
+/// Runs the handler of an authorized operation.
+async fn dispatch(
+    s3: &S3,
+    ctx: &Ctx,
+    op: Op,
+    az: authz::Authorized,
+    incoming: RequestBody,
+) -> S3Result {
+    match op {
+        Op::ListBuckets => bucket::list_buckets(s3, ctx).await,
+        Op::CreateBucket => bucket::create(s3, ctx, incoming).await,
+        Op::HeadBucket => bucket::head(&az),
+        Op::DeleteBucket => bucket::delete(s3, ctx).await,
+        Op::GetBucketLocation => bucket::location(&az),
+        Op::GetBucketAcl => bucket::get_acl(&az),
+        Op::PutBucketAcl => bucket::put_acl(s3, ctx, incoming).await,
+        // Buckets are never versioned: an empty configuration, as S3 reports for those.
+        Op::GetBucketVersioning => xml_response(
+            StatusCode::OK,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>".into(),
+        ),
+        Op::ListObjects | Op::ListObjectsV2 => list::list_objects(s3, ctx).await,
+        Op::ListObjectVersions => list::list_versions(s3, ctx).await,
+        Op::ListMultipartUploads => multipart::list_uploads(s3, ctx).await,
+        Op::DeleteObjects => object::delete_many(s3, ctx, incoming).await,
+        Op::PutObject => object::put(s3, ctx, &az, incoming).await,
+        Op::CopyObject => object::copy(s3, ctx, &az).await,
+        Op::GetObject | Op::HeadObject => object::get(s3, ctx, op, az).await,
+        Op::GetObjectAttributes => object::attributes(ctx, &az).await,
+        Op::GetObjectAcl => object::get_acl(&az),
+        Op::PutObjectAcl => object::put_acl(s3, ctx, incoming).await,
+        Op::DeleteObject => object::delete(s3, ctx).await,
+        Op::CreateMultipartUpload => multipart::create(s3, ctx, &az).await,
+        Op::UploadPart => multipart::upload_part(s3, ctx, &az, incoming).await,
+        Op::UploadPartCopy => multipart::upload_part_copy(s3, ctx, &az).await,
+        Op::CompleteMultipartUpload => multipart::complete(s3, ctx, &az, incoming).await,
+        Op::AbortMultipartUpload => multipart::abort(s3, ctx, &az).await,
+        Op::ListParts => multipart::list_parts(s3, ctx, &az).await,
     }
 }
 
-/// Reads a small request body (XML documents) with a size limit.
+/// Reads a small request body (XML documents) with a size limit, refusing a declared
+/// length over it before reading, and checks every integrity claim the client made
+/// (`Content-MD5`, `x-amz-content-sha256`, an `x-amz-checksum-*` header or trailer).
 pub async fn read_small_body(
     incoming: RequestBody,
     ctx: &Ctx,
     limit: usize,
 ) -> Result<Bytes, S3Error> {
-    let stream = body::request_stream(incoming, ctx)?;
+    let too_large = || S3Error::malformed_xml().with_message("request document too large");
+    if declared_length(ctx).is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let (stream, trailers) = body::request_stream_with_trailers(incoming, ctx)?;
     let mut out = Vec::new();
     futures::pin_mut!(stream);
     use futures::StreamExt;
     while let Some(b) = stream.next().await {
-        let b = b.map_err(|e| match e.downcast::<S3Error>() {
-            Ok(s3) => *s3,
-            Err(_) => S3Error::incomplete_body(),
-        })?;
+        let b = b.map_err(S3Error::from_body)?;
         if out.len() + b.len() > limit {
-            return Err(S3Error::malformed_xml().with_message("request document too large"));
+            return Err(too_large());
         }
         out.extend_from_slice(&b);
     }
@@ -335,7 +305,16 @@ pub async fn read_small_body(
             return Err(S3Error::sha256_mismatch());
         }
     }
+    object::check_small_body(ctx, &out, &trailers)?;
     Ok(Bytes::from(out))
+}
+
+/// The body length the request declares: `x-amz-decoded-content-length` for aws-chunked
+/// bodies, else `Content-Length`.
+pub fn declared_length(ctx: &Ctx) -> Option<u64> {
+    ctx.header("x-amz-decoded-content-length")
+        .or_else(|| ctx.header("content-length"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Loads a bucket record; `NoSuchBucket` when absent.

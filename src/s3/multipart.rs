@@ -13,11 +13,12 @@ use http::{Response, StatusCode};
 use md5::Digest as _;
 use serde::{Deserialize, Serialize};
 
-use super::acl::{self, Permission};
+use super::acl;
+use super::authz::Authorized;
 use super::error::S3Error;
-use super::object::{copy_preconditions, copy_source, stage_body, CHECKSUM_ALGOS};
+use super::object::{copy_preconditions, stage_body, CHECKSUM_ALGOS};
 use super::records::{iso8601, now_ms, object_key, ObjectRecord};
-use super::{load_bucket, read_small_body, requested_acl, xml, xml_response, Ctx, S3Result, S3};
+use super::{read_small_body, requested_acl, xml, xml_response, Ctx, S3Result, S3};
 use crate::body;
 
 /// Smallest part S3 accepts (all but the last).
@@ -27,7 +28,13 @@ const MAX_PART_NUMBER: u32 = 10_000;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UploadRecord {
     pub initiated_ms: i64,
+    /// The completed object's owner: the initiator's project, or the bucket owner's for an
+    /// anonymous initiator.
     pub owner: String,
+    /// Whether an anonymous caller initiated the upload (then anonymous callers continue
+    /// it; otherwise the project `owner`).
+    #[serde(default)]
+    pub anonymous: bool,
     pub acl: String,
     /// `x-amz-grant-*` of the CreateMultipartUpload, for the completed object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -39,6 +46,17 @@ pub struct UploadRecord {
     /// COMPOSITE (checksum of the part checksums) or FULL_OBJECT (CRC of all the bytes).
     #[serde(default)]
     pub checksum_type: Option<String>,
+}
+
+impl UploadRecord {
+    /// Whether `caller` is the upload's initiator.
+    pub fn initiated_by(&self, caller: &acl::Caller) -> bool {
+        if self.anonymous {
+            caller.project.is_none()
+        } else {
+            caller.project.as_deref() == Some(self.owner.as_str())
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -95,20 +113,25 @@ fn blob(s: &str) -> Result<BlobId, StoreError> {
     s.parse().map_err(|_| bad_record())
 }
 
-async fn load_upload(s3: &S3, ctx: &Ctx, upload: &str) -> Result<UploadRecord, S3Error> {
+/// The upload named by the request's `uploadId`, if it exists (for authorization).
+pub async fn load_upload(s3: &S3, ctx: &Ctx) -> Result<Option<UploadRecord>, S3Error> {
     let (bucket, key) = names(ctx);
-    let v = s3
-        .store
-        .get(Catalog::Uploads, upload_key(bucket, key, upload))
+    let upload = upload_id(ctx)?;
+    s3.store
+        .get(Catalog::Uploads, upload_key(bucket, key, &upload))
         .await?
-        .ok_or_else(S3Error::no_such_upload)?;
-    serde_json::from_slice(&v).map_err(|_| S3Error::internal())
+        .map(|v| serde_json::from_slice(&v).map_err(|_| S3Error::internal()))
+        .transpose()
 }
 
-pub async fn create(s3: &S3, ctx: &Ctx) -> S3Result {
+/// The upload authorization found (parts, copies, abort and listing need one).
+fn the_upload(az: &Authorized) -> Result<&UploadRecord, S3Error> {
+    az.upload.as_ref().ok_or_else(S3Error::no_such_upload)
+}
+
+pub async fn create(s3: &S3, ctx: &Ctx, az: &Authorized) -> S3Result {
     let (bucket, key) = names(ctx);
-    let brec = load_bucket(s3, bucket).await?;
-    brec.access().check(ctx, Permission::Write)?;
+    let brec = az.bucket();
     let checksum = ctx
         .header("x-amz-checksum-algorithm")
         .map(str::to_ascii_lowercase);
@@ -148,6 +171,7 @@ pub async fn create(s3: &S3, ctx: &Ctx) -> S3Result {
     let rec = UploadRecord {
         initiated_ms: now_ms(),
         owner: ctx.project().unwrap_or(&brec.owner).to_string(),
+        anonymous: ctx.identity.is_none(),
         acl: requested_acl(ctx)?,
         grants: acl::header_grants(ctx)?.unwrap_or_default(),
         headers,
@@ -211,10 +235,10 @@ async fn commit_part(
         .await?
 }
 
-pub async fn upload_part(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
+pub async fn upload_part(s3: &S3, ctx: &Ctx, az: &Authorized, incoming: RequestBody) -> S3Result {
     let upload = upload_id(ctx)?;
     let n = part_number(ctx)?;
-    let urec = load_upload(s3, ctx, &upload).await?;
+    let urec = the_upload(az)?;
     let checksum =
         super::object::requested_checksum(ctx)?.or(urec.checksum.clone().map(|c| (c, None)));
     let (staged, stored) = stage_body(s3, ctx, incoming, &checksum).await?;
@@ -242,20 +266,12 @@ pub async fn upload_part(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result 
     Ok(resp.body(body::empty()).expect("valid"))
 }
 
-pub async fn upload_part_copy(s3: &S3, ctx: &Ctx) -> S3Result {
+pub async fn upload_part_copy(s3: &S3, ctx: &Ctx, az: &Authorized) -> S3Result {
     let upload = upload_id(ctx)?;
     let n = part_number(ctx)?;
-    load_upload(s3, ctx, &upload).await?;
-    let (sbucket, skey) = copy_source(ctx)?;
-    load_bucket(s3, &sbucket).await?;
-    let sv = s3
-        .store
-        .get(Catalog::Objects, object_key(&sbucket, &skey))
-        .await?
-        .ok_or_else(S3Error::no_such_key)?;
-    let src: ObjectRecord = serde_json::from_slice(&sv).map_err(|_| S3Error::internal())?;
-    src.access().check(ctx, Permission::Read)?;
-    copy_preconditions(ctx, &src)?;
+    the_upload(az)?;
+    let (sbucket, skey, src) = az.source.as_ref().ok_or_else(S3Error::internal)?;
+    copy_preconditions(ctx, src)?;
     let range = match ctx.header("x-amz-copy-source-range") {
         None => 0..src.size,
         Some(r) => {
@@ -283,7 +299,7 @@ pub async fn upload_part_copy(s3: &S3, ctx: &Ctx) -> S3Result {
     }
     let etag = format!("\"{}\"", hex::encode(md5.finalize()));
     let modified = now_ms();
-    let (skey_full, src_etag) = (object_key(&sbucket, &skey), src.etag.clone());
+    let (skey_full, src_etag) = (object_key(sbucket, skey), src.etag.clone());
     let size = range.end - range.start;
     // The part record needs the clone's id, made inside the transaction: build it there.
     let (bucket, key) = names(ctx);
@@ -351,12 +367,12 @@ async fn parts_of(s3: &S3, upload: &str) -> Result<Vec<(u32, PartRecord)>, S3Err
         .collect()
 }
 
-pub async fn complete(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
+pub async fn complete(s3: &S3, ctx: &Ctx, az: &Authorized, incoming: RequestBody) -> S3Result {
     let (bucket, key) = names(ctx);
     let upload = upload_id(ctx)?;
-    let urec = load_upload(s3, ctx, &upload).await;
     let doc = read_small_body(incoming, ctx, 4 << 20).await?;
-    let el = xml::parse(&doc).ok_or_else(S3Error::malformed_xml)?;
+    let doc = xml::parse(&doc).ok_or_else(S3Error::malformed_xml)?;
+    let el = doc.root();
     let mut wanted: Vec<(u32, String)> = Vec::new();
     let mut claimed: BTreeMap<u32, String> = BTreeMap::new();
     for p in el.children_named("Part") {
@@ -364,10 +380,9 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
             .child_text("PartNumber")
             .and_then(|n| n.trim().parse::<u32>().ok())
             .zip(
-                p.children
-                    .iter()
-                    .find(|c| c.name.starts_with("Checksum"))
-                    .map(|c| c.text.trim().to_string()),
+                p.children()
+                    .find(|c| c.name().starts_with("Checksum"))
+                    .map(|c| c.text().trim().to_string()),
             )
         {
             claimed.insert(n, v);
@@ -395,14 +410,12 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     wanted.reverse();
     wanted.dedup_by_key(|(n, _)| *n);
     wanted.reverse();
-    let urec = match urec {
-        Ok(u) => u,
+    let Some(urec) = az.upload.as_ref() else {
         // A retried Complete of an upload that already completed succeeds again, as in S3:
         // recognised by the object's ETag, which the part ETags determine.
-        Err(e) if e.code == "NoSuchUpload" => {
-            return repeat_complete(s3, bucket, key, &wanted).await.ok_or(e)?
-        }
-        Err(e) => return Err(e),
+        return repeat_complete(s3, bucket, key, &wanted)
+            .await
+            .ok_or_else(S3Error::no_such_upload)?;
     };
     let stored: BTreeMap<u32, PartRecord> = parts_of(s3, &upload).await?.into_iter().collect();
     let mut chosen = Vec::new();
@@ -418,6 +431,17 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
                 .with("PartNumber", n.to_string()));
         }
         chosen.push((*n, part.clone()));
+    }
+    let size: u64 = chosen.iter().map(|(_, p)| p.size).sum();
+    if let Some(v) = ctx.header("x-amz-mp-object-size") {
+        let want: u64 = v.trim().parse().map_err(|_| {
+            S3Error::invalid_argument().with_message("x-amz-mp-object-size is not a size")
+        })?;
+        if want != size {
+            return Err(S3Error::invalid_request().with_message(format!(
+                "The provided x-amz-mp-object-size ({want}) does not match the object's size ({size})."
+            )));
+        }
     }
     let mut md5s = Vec::new();
     for (_, p) in &chosen {
@@ -458,7 +482,7 @@ pub async fn complete(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     }
     let rec = ObjectRecord {
         blob: String::new(),
-        size: chosen.iter().map(|(_, p)| p.size).sum(),
+        size,
         etag: etag.clone(),
         modified_ms: now_ms(),
         owner: urec.owner.clone(),
@@ -652,13 +676,16 @@ async fn repeat_complete(
     ))
 }
 
-pub async fn abort(s3: &S3, ctx: &Ctx) -> S3Result {
+pub async fn abort(s3: &S3, ctx: &Ctx, az: &Authorized) -> S3Result {
     let (bucket, key) = names(ctx);
     let upload = upload_id(ctx)?;
-    let urec = load_upload(s3, ctx, &upload).await?;
-    // Only the initiator's project may abort.
-    if ctx.project() != Some(urec.owner.as_str()) {
-        return Err(S3Error::access_denied());
+    let urec = the_upload(az)?;
+    // `x-amz-if-match-initiated-time`: abort only the upload started at that time (to the
+    // second, as S3 reports it).
+    if let Some(t) = ctx.header("x-amz-if-match-initiated-time") {
+        if super::object::parse_timestamp(t)? != urec.initiated_ms.div_euclid(1000) {
+            return Err(S3Error::precondition_failed());
+        }
     }
     let parts = parts_of(s3, &upload).await?;
     let ukey = upload_key(bucket, key, &upload);
@@ -684,13 +711,10 @@ pub async fn abort(s3: &S3, ctx: &Ctx) -> S3Result {
         .expect("valid"))
 }
 
-pub async fn list_parts(s3: &S3, ctx: &Ctx) -> S3Result {
+pub async fn list_parts(s3: &S3, ctx: &Ctx, az: &Authorized) -> S3Result {
     let (bucket, key) = names(ctx);
     let upload = upload_id(ctx)?;
-    let urec = load_upload(s3, ctx, &upload).await?;
-    if ctx.project() != Some(urec.owner.as_str()) {
-        return Err(S3Error::access_denied());
-    }
+    let urec = the_upload(az)?;
     let max: usize = ctx
         .q("max-parts")
         .and_then(|m| m.parse().ok())
@@ -737,11 +761,15 @@ pub async fn list_parts(s3: &S3, ctx: &Ctx) -> S3Result {
     xml_response(StatusCode::OK, w.finish())
 }
 
+/// ListMultipartUploads: the bucket's uploads in key (then upload id) order, after
+/// `key-marker` / `upload-id-marker`, under `prefix`, grouped by `delimiter` into common
+/// prefixes, `max-uploads` entries a page, names URL-encoded with `encoding-type=url`.
 pub async fn list_uploads(s3: &S3, ctx: &Ctx) -> S3Result {
     let bucket = ctx.bucket.as_deref().unwrap_or_default();
-    let brec = load_bucket(s3, bucket).await?;
-    brec.access().check(ctx, Permission::Read)?;
     let prefix = ctx.q("prefix").unwrap_or("");
+    let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty());
+    let url = super::list::url_encoding(ctx)?;
+    let enc = |s: &str| super::list::encode_if(url, s);
     let max: usize = ctx
         .q("max-uploads")
         .and_then(|m| m.parse().ok())
@@ -759,7 +787,12 @@ pub async fn list_uploads(s3: &S3, ctx: &Ctx) -> S3Result {
             usize::MAX,
         )
         .await?;
-    let mut uploads = Vec::new();
+    enum Row {
+        Upload(String, String, Box<UploadRecord>),
+        Prefix(String),
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    let mut truncated = false;
     for (k, v) in all {
         let rest = &k[base..];
         let Some(split) = rest.iter().rposition(|b| *b == 0) else {
@@ -779,35 +812,74 @@ pub async fn list_uploads(s3: &S3, ctx: &Ctx) -> S3Result {
                 continue;
             }
         }
-        let Ok(rec) = serde_json::from_slice::<UploadRecord>(&v) else {
-            continue;
-        };
-        uploads.push((okey, id, rec));
+        let common = delimiter.and_then(|d| {
+            okey[prefix.len()..]
+                .find(d)
+                .map(|i| okey[..prefix.len() + i + d.len()].to_string())
+        });
+        if let (Some(cp), Some(Row::Prefix(last))) = (&common, rows.last()) {
+            if cp == last {
+                continue;
+            }
+        }
+        if rows.len() == max {
+            truncated = true;
+            break;
+        }
+        match common {
+            Some(cp) => rows.push(Row::Prefix(cp)),
+            None => {
+                let Ok(rec) = serde_json::from_slice::<UploadRecord>(&v) else {
+                    continue;
+                };
+                rows.push(Row::Upload(okey, id, Box::new(rec)));
+            }
+        }
     }
-    let truncated = uploads.len() > max;
-    uploads.truncate(max);
     let mut w = xml::Writer::new();
     w.open("ListMultipartUploadsResult");
     w.elem("Bucket", bucket);
-    w.elem("KeyMarker", key_marker);
+    w.elem("KeyMarker", &enc(key_marker));
     w.elem("UploadIdMarker", id_marker);
-    if let Some((k, id, _)) = uploads.last() {
-        w.elem("NextKeyMarker", k);
-        w.elem("NextUploadIdMarker", id);
+    match rows.last() {
+        Some(Row::Upload(k, id, _)) => {
+            w.elem("NextKeyMarker", &enc(k));
+            w.elem("NextUploadIdMarker", id);
+        }
+        Some(Row::Prefix(p)) => {
+            w.elem("NextKeyMarker", &enc(p));
+            w.elem("NextUploadIdMarker", "");
+        }
+        None => {}
     }
-    w.elem("Prefix", prefix);
+    w.elem("Prefix", &enc(prefix));
+    if let Some(d) = delimiter {
+        w.elem("Delimiter", &enc(d));
+    }
+    if url {
+        w.elem("EncodingType", "url");
+    }
     w.elem("MaxUploads", &max.to_string());
     w.elem("IsTruncated", if truncated { "true" } else { "false" });
-    for (k, id, rec) in &uploads {
-        w.open("Upload");
-        w.elem("Key", k);
-        w.elem("UploadId", id);
-        for tag in ["Initiator", "Owner"] {
-            w.principal(tag, &rec.owner);
+    for row in &rows {
+        if let Row::Upload(k, id, rec) = row {
+            w.open("Upload");
+            w.elem("Key", &enc(k));
+            w.elem("UploadId", id);
+            for tag in ["Initiator", "Owner"] {
+                w.principal(tag, &rec.owner);
+            }
+            w.elem("StorageClass", "STANDARD");
+            w.elem("Initiated", &iso8601(rec.initiated_ms));
+            w.close("Upload");
         }
-        w.elem("StorageClass", "STANDARD");
-        w.elem("Initiated", &iso8601(rec.initiated_ms));
-        w.close("Upload");
+    }
+    for row in &rows {
+        if let Row::Prefix(p) = row {
+            w.open("CommonPrefixes");
+            w.elem("Prefix", &enc(p));
+            w.close("CommonPrefixes");
+        }
     }
     w.close("ListMultipartUploadsResult");
     xml_response(StatusCode::OK, w.finish())

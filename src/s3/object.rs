@@ -11,11 +11,12 @@ use glint_storage::{BlobId, Catalog, DigestSet, Digests, StoreError, WriteOption
 use http::{Response, StatusCode};
 use percent_encoding::percent_decode_str;
 
-use super::acl::{self, Permission};
+use super::acl;
 use super::auth::Payload;
+use super::authz::{self, Authorized, Op};
 use super::error::S3Error;
-use super::records::{http_date, iso8601, now_ms, object_key, BucketRecord, ObjectRecord};
-use super::{load_bucket, read_small_body, requested_acl, xml, xml_response, Ctx, S3Result, S3};
+use super::records::{http_date, iso8601, now_ms, object_key, ObjectRecord};
+use super::{read_small_body, requested_acl, xml, xml_response, Ctx, S3Result, S3};
 use crate::body;
 
 /// Content headers stored with an object and returned on GET.
@@ -110,17 +111,15 @@ pub async fn stage_body(
     incoming: RequestBody,
     checksum: &Option<(String, Option<String>)>,
 ) -> Result<(glint_storage::StagedBlob, Option<(String, String)>), S3Error> {
-    let content_md5 = match ctx.header("content-md5") {
-        None => None,
-        Some(v) => Some(
-            B64.decode(v.trim())
-                .ok()
-                .filter(|d| d.len() == 16)
-                .ok_or_else(S3Error::invalid_digest)?,
-        ),
-    };
+    let content_md5 = content_md5(ctx)?;
     if ctx.header("content-length").is_none() && ctx.header("transfer-encoding").is_none() {
         return Err(S3Error::missing_content_length());
+    }
+    // A body declared larger than the limit is refused from its headers, unread.
+    if super::declared_length(ctx).is_some_and(|n| n > s3.cfg.s3_max_put_size) {
+        return Err(
+            S3Error::entity_too_large().with("MaxSizeAllowed", s3.cfg.s3_max_put_size.to_string())
+        );
     }
     let mut digests = DigestSet::MD5;
     if let Payload::Sha256(_) = ctx.payload {
@@ -149,14 +148,55 @@ pub async fn stage_body(
             return Err(S3Error::incomplete_body());
         }
     }
-    if let Some(md5) = content_md5 {
-        if d.md5.map(|m| m.to_vec()) != Some(md5) {
-            return Err(S3Error::bad_digest());
-        }
-    }
     if let Payload::Sha256(want) = &ctx.payload {
         if d.sha256.map(hex::encode).as_deref() != Some(want.as_str()) {
             return Err(S3Error::sha256_mismatch());
+        }
+    }
+    let stored = check_claims(content_md5, d, checksum, &trailers)?;
+    Ok((staged, stored))
+}
+
+/// The decoded `Content-MD5`, if sent.
+fn content_md5(ctx: &Ctx) -> Result<Option<Vec<u8>>, S3Error> {
+    ctx.header("content-md5")
+        .map(|v| {
+            B64.decode(v.trim())
+                .ok()
+                .filter(|d| d.len() == 16)
+                .ok_or_else(S3Error::invalid_digest)
+        })
+        .transpose()
+}
+
+/// Checks a whole small body (an XML document) against `Content-MD5` and the
+/// `x-amz-checksum-*` header or trailer, as `stage_body` checks streamed ones.
+pub(crate) fn check_small_body(
+    ctx: &Ctx,
+    body: &[u8],
+    trailers: &crate::s3::chunked::Trailers,
+) -> Result<(), S3Error> {
+    let content_md5 = content_md5(ctx)?;
+    let checksum = requested_checksum(ctx)?;
+    let mut set = DigestSet::MD5;
+    if let Some((algo, _)) = &checksum {
+        set = set | checksum_digest(algo);
+    }
+    let mut h = glint_storage::Hasher::new(set);
+    h.update(body);
+    check_claims(content_md5, &h.finish(), &checksum, trailers).map(|_| ())
+}
+
+/// Compares what was received with the client's claims; the checksum to store, if any.
+fn check_claims(
+    content_md5: Option<Vec<u8>>,
+    d: &Digests,
+    checksum: &Option<(String, Option<String>)>,
+    trailers: &crate::s3::chunked::Trailers,
+) -> Result<Option<(String, String)>, S3Error> {
+    if let Some(md5) = content_md5 {
+        if d.md5.map(|m| m.to_vec()) != Some(md5) {
+            return Err(S3Error::bad_digest());
         }
     }
     let mut stored_checksum = None;
@@ -179,7 +219,7 @@ pub async fn stage_body(
         }
         stored_checksum = Some((algo.clone(), computed));
     }
-    Ok((staged, stored_checksum))
+    Ok(stored_checksum)
 }
 
 pub fn collect_metadata(ctx: &Ctx) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
@@ -233,10 +273,9 @@ fn etag_matches(header: &str, etag: &str) -> bool {
         .any(|h| h == "*" || h == etag || h.trim_matches('"') == etag.trim_matches('"'))
 }
 
-pub async fn put(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
+pub async fn put(s3: &S3, ctx: &Ctx, az: &Authorized, incoming: RequestBody) -> S3Result {
     let (bucket, key) = names(ctx);
-    let brec = load_bucket(s3, bucket).await?;
-    brec.access().check(ctx, Permission::Write)?;
+    let brec = az.bucket();
     let acl = requested_acl(ctx)?;
     let checksum = requested_checksum(ctx)?;
     let (staged, stored_checksum) = stage_body(s3, ctx, incoming, &checksum).await?;
@@ -310,9 +349,7 @@ where
                 .get_for_update(Catalog::Objects, &okey)?
                 .map(|v| parse_record(&v))
                 .transpose()?;
-            let mut probe = Ctx::conditions_only(&cond);
-            probe.query.clear();
-            if let Err(e) = write_preconditions(&probe, current.as_ref()) {
+            if let Err(e) = write_preconditions(&Ctx::conditions_only(&cond), current.as_ref()) {
                 return Ok(Err(e));
             }
             attach(tx)?;
@@ -348,57 +385,30 @@ impl Ctx {
     }
 }
 
-async fn load_object(s3: &S3, bucket: &str, key: &str) -> Result<ObjectRecord, S3Error> {
-    let v = s3
-        .store
-        .get(Catalog::Objects, object_key(bucket, key))
-        .await?
-        .ok_or_else(|| S3Error::no_such_key().with("Key", key))?;
-    Ok(parse_record(&v)?)
-}
-
 enum RangeSpec {
     Whole,
     Bytes(u64, u64),
     Unsatisfiable,
 }
 
-/// `Range: bytes=a-b | a- | -n`; anything else (several ranges, other units, bad syntax)
-/// is ignored as HTTP allows, and the whole object is served.
+/// `Range: bytes=a-b | a- | -n`; anything else (several ranges, other units, bad syntax,
+/// `first > last`) is ignored as HTTP allows and S3 does, and the whole object is served.
 fn parse_range(h: Option<&str>, size: u64) -> RangeSpec {
-    let Some(spec) = h.and_then(|h| h.trim().strip_prefix("bytes=")) else {
-        return RangeSpec::Whole;
-    };
-    if spec.contains(',') {
-        return RangeSpec::Whole;
-    }
-    let Some((a, b)) = spec.split_once('-') else {
-        return RangeSpec::Whole;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(a), Ok(b)) if a <= b => {
-            if a >= size {
-                RangeSpec::Unsatisfiable
-            } else {
-                RangeSpec::Bytes(a, b.min(size - 1) + 1)
-            }
-        }
-        (Ok(a), Err(_)) if b.is_empty() => {
-            if a >= size {
-                RangeSpec::Unsatisfiable
-            } else {
-                RangeSpec::Bytes(a, size)
-            }
-        }
-        (Err(_), Ok(n)) if a.is_empty() => {
-            if n == 0 || size == 0 {
-                RangeSpec::Unsatisfiable
-            } else {
-                RangeSpec::Bytes(size - n.min(size), size)
-            }
-        }
+    match h.map(crate::range::parse) {
+        Some(Ok(r)) => match r.resolve(size) {
+            Some(span) => RangeSpec::Bytes(span.start, span.end),
+            None => RangeSpec::Unsatisfiable,
+        },
         _ => RangeSpec::Whole,
+    }
+}
+
+/// `parse_range` as the fuzz tests see it (`s3::fuzzing`).
+pub(crate) fn parse_range_for_fuzz(value: &str, size: u64) -> Result<Option<(u64, u64)>, S3Error> {
+    match parse_range(Some(value), size) {
+        RangeSpec::Whole => Ok(None),
+        RangeSpec::Bytes(a, b) => Ok(Some((a, b))),
+        RangeSpec::Unsatisfiable => Err(S3Error::invalid_range()),
     }
 }
 
@@ -438,24 +448,14 @@ fn read_preconditions(ctx: &Ctx, rec: &ObjectRecord) -> Result<(), S3Error> {
     Ok(())
 }
 
-pub async fn get(s3: &S3, ctx: &Ctx) -> S3Result {
-    let (bucket, key) = names(ctx);
-    // An overwrite can delete the blob between reading the record and opening it: retry.
+pub async fn get(s3: &S3, ctx: &Ctx, op: Op, az: Authorized) -> S3Result {
+    let mut az = az;
+    // An overwrite can delete the blob between reading the record and opening it: the new
+    // record is authorized afresh (its ACL may differ) and served.
     for _ in 0..3 {
-        let rec = match load_object(s3, bucket, key).await {
-            Ok(r) => r,
-            Err(e) if e.code == "NoSuchKey" => {
-                // NoSuchBucket takes precedence; and only those who may list the bucket learn
-                // that a key is absent (others get AccessDenied, as from S3).
-                let brec = load_bucket(s3, bucket).await?;
-                brec.access().check(ctx, Permission::Read)?;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
-        rec.access().check(ctx, Permission::Read)?;
-        match serve_record(&s3.store, ctx, &rec).await {
-            Err(RespondError::Gone) => continue,
+        let rec = az.object.as_ref().ok_or_else(S3Error::internal)?;
+        match serve_record(&s3.store, ctx, rec).await {
+            Err(RespondError::Gone) => az = authz::authorize(s3, ctx, op).await?,
             Err(RespondError::S3(e)) => return Err(e),
             Ok(r) => return Ok(r),
         }
@@ -614,53 +614,158 @@ async fn respond_with(
 
 pub async fn delete(s3: &S3, ctx: &Ctx) -> S3Result {
     let (bucket, key) = names(ctx);
-    let brec = load_bucket(s3, bucket).await?;
-    brec.access().check(ctx, Permission::Write)?;
-    delete_one(s3, bucket, key).await?;
+    let cond = DeleteCondition {
+        etag: ctx.header("if-match").map(str::to_string),
+        modified_s: ctx
+            .header("x-amz-if-match-last-modified-time")
+            .map(parse_timestamp)
+            .transpose()?,
+        size: ctx
+            .header("x-amz-if-match-size")
+            .map(|v| {
+                v.trim().parse::<u64>().map_err(|_| {
+                    S3Error::invalid_argument().with_message("x-amz-if-match-size is not a size")
+                })
+            })
+            .transpose()?,
+    };
+    delete_one(s3, bucket, key, cond).await?;
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
         .body(body::empty())
         .expect("valid"))
 }
 
-async fn delete_one(s3: &S3, bucket: &str, key: &str) -> Result<(), S3Error> {
+/// The conditions S3 defines on a delete (`If-Match`, `x-amz-if-match-last-modified-time`,
+/// `x-amz-if-match-size`, or the `ETag`, `LastModifiedTime` and `Size` of a DeleteObjects
+/// entry): the object is deleted only if all that are given hold.
+#[derive(Clone, Debug, Default)]
+struct DeleteCondition {
+    etag: Option<String>,
+    /// Seconds since the epoch (S3 compares modification times to the second).
+    modified_s: Option<i64>,
+    size: Option<u64>,
+}
+
+impl DeleteCondition {
+    fn check(&self, current: Option<&ObjectRecord>) -> Result<(), S3Error> {
+        if self.etag.is_none() && self.modified_s.is_none() && self.size.is_none() {
+            return Ok(());
+        }
+        let Some(rec) = current else {
+            return Err(S3Error::no_such_key());
+        };
+        let holds = self
+            .etag
+            .as_deref()
+            .is_none_or(|m| etag_matches(m, &rec.etag))
+            && self
+                .modified_s
+                .is_none_or(|t| t == rec.modified_ms.div_euclid(1000))
+            && self.size.is_none_or(|s| s == rec.size);
+        if holds {
+            Ok(())
+        } else {
+            Err(S3Error::precondition_failed())
+        }
+    }
+}
+
+/// A timestamp as S3 clients send them: an HTTP date (headers) or ISO 8601 (XML).
+pub(crate) fn parse_timestamp(v: &str) -> Result<i64, S3Error> {
+    let v = v.trim();
+    if let Ok(t) = httpdate::parse_http_date(v) {
+        return Ok(t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64));
+    }
+    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| S3Error::invalid_argument().with_message(format!("{v:?} is not a timestamp")))
+}
+
+async fn delete_one(
+    s3: &S3,
+    bucket: &str,
+    key: &str,
+    cond: DeleteCondition,
+) -> Result<(), S3Error> {
     let okey = object_key(bucket, key);
     s3.store
         .transact(move |tx| {
-            if let Some(v) = tx.get_for_update(Catalog::Objects, &okey)? {
-                let rec = parse_record(&v)?;
+            let current = tx
+                .get_for_update(Catalog::Objects, &okey)?
+                .map(|v| parse_record(&v))
+                .transpose()?;
+            if let Err(e) = cond.check(current.as_ref()) {
+                return Ok(Err(e));
+            }
+            if let Some(rec) = current {
                 tx.delete(Catalog::Objects, &okey)?;
                 tx.delete_blob(blob_id(&rec)?)?;
             }
-            Ok(())
+            Ok(Ok(()))
         })
-        .await?;
-    Ok(())
+        .await?
+}
+
+/// One `<Object>` of a DeleteObjects document.
+fn delete_entry(o: xml::Element<'_>) -> Result<(String, DeleteCondition), S3Error> {
+    let key = o
+        .child_text("Key")
+        .ok_or_else(S3Error::malformed_xml)?
+        .to_string();
+    if o.child_text("VersionId").is_some_and(|v| v != "null") {
+        return Err(S3Error::invalid_argument().with_message("Invalid version id specified"));
+    }
+    let cond = DeleteCondition {
+        etag: o.child_text("ETag").map(str::to_string),
+        modified_s: o
+            .child_text("LastModifiedTime")
+            .map(parse_timestamp)
+            .transpose()?,
+        size: o
+            .child_text("Size")
+            .map(|s| {
+                s.trim()
+                    .parse::<u64>()
+                    .map_err(|_| S3Error::malformed_xml())
+            })
+            .transpose()?,
+    };
+    Ok((key, cond))
 }
 
 pub async fn delete_many(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     let bucket = ctx.bucket.as_deref().unwrap_or_default();
-    let brec = load_bucket(s3, bucket).await?;
-    brec.access().check(ctx, Permission::Write)?;
     let doc = read_small_body(incoming, ctx, 2 << 20).await?;
-    let el = xml::parse(&doc).ok_or_else(S3Error::malformed_xml)?;
-    if el.name != "Delete" {
+    let doc = xml::parse(&doc).ok_or_else(S3Error::malformed_xml)?;
+    let el = doc.root();
+    if el.name() != "Delete" {
         return Err(S3Error::malformed_xml());
     }
     let quiet = el
         .child_text("Quiet")
         .is_some_and(|q| q.eq_ignore_ascii_case("true"));
-    let keys: Vec<String> = el
-        .children_named("Object")
-        .filter_map(|o| o.child_text("Key").map(str::to_string))
-        .collect();
-    if keys.is_empty() || keys.len() > 1000 {
+    let objects: Vec<xml::Element<'_>> = el.children_named("Object").collect();
+    if objects.is_empty() || objects.len() > 1000 {
         return Err(S3Error::malformed_xml());
+    }
+    // An entry without a key refuses the whole request; a bad version id or condition,
+    // or one that does not hold, is that key's error.
+    let mut entries = Vec::with_capacity(objects.len());
+    for o in objects {
+        let key = o.child_text("Key").ok_or_else(S3Error::malformed_xml)?;
+        entries.push((key.to_string(), delete_entry(o)));
     }
     let mut w = xml::Writer::new();
     w.open("DeleteResult");
-    for key in keys {
-        match delete_one(s3, bucket, &key).await {
+    for (key, entry) in entries {
+        let outcome = match entry {
+            Ok((_, cond)) => delete_one(s3, bucket, &key, cond).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(()) if quiet => {}
             Ok(()) => {
                 w.open("Deleted");
@@ -714,15 +819,11 @@ pub fn copy_preconditions(ctx: &Ctx, src: &ObjectRecord) -> Result<(), S3Error> 
     }
 }
 
-pub async fn copy(s3: &S3, ctx: &Ctx) -> S3Result {
+pub async fn copy(s3: &S3, ctx: &Ctx, az: &Authorized) -> S3Result {
     let (bucket, key) = names(ctx);
-    let brec: BucketRecord = load_bucket(s3, bucket).await?;
-    brec.access().check(ctx, Permission::Write)?;
-    let (sbucket, skey) = copy_source(ctx)?;
-    load_bucket(s3, &sbucket).await?;
-    let src = load_object(s3, &sbucket, &skey).await?;
-    src.access().check(ctx, Permission::Read)?;
-    copy_preconditions(ctx, &src)?;
+    let brec = az.bucket();
+    let (sbucket, skey, src) = az.source.as_ref().ok_or_else(S3Error::internal)?;
+    copy_preconditions(ctx, src)?;
     let replace = match ctx.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
         Some("REPLACE") => true,
@@ -745,11 +846,16 @@ pub async fn copy(s3: &S3, ctx: &Ctx) -> S3Result {
         rec.headers = headers;
         rec.meta = meta;
     }
-    let (src_key, src_etag) = (object_key(&sbucket, &skey), src.etag.clone());
+    let (src_key, src_etag) = (object_key(sbucket, skey), src.etag.clone());
     // The clone's id is only known inside the transaction; the record is patched there.
     let placeholder = rec.clone();
     let store = s3.store.clone();
     let (okey, bname) = (object_key(bucket, key), bucket.to_string());
+    // If-Match / If-None-Match hold the destination, as for PutObject.
+    let cond = (
+        ctx.header("if-match").map(str::to_string),
+        ctx.header("if-none-match").map(str::to_string),
+    );
     let result = store
         .transact(move |tx| {
             if tx.get_shared(Catalog::Buckets, bname.as_bytes())?.is_none() {
@@ -772,6 +878,14 @@ pub async fn copy(s3: &S3, ctx: &Ctx) -> S3Result {
                 return Ok(Err(S3Error::precondition_failed()
                     .with_message("the source changed during the copy")));
             }
+            let replaced = if src_key == okey {
+                Some(srec.clone())
+            } else {
+                current.map(|v| parse_record(&v)).transpose()?
+            };
+            if let Err(e) = write_preconditions(&Ctx::conditions_only(&cond), replaced.as_ref()) {
+                return Ok(Err(e));
+            }
             let id = tx.concat(&[(blob_id(&srec)?, None)])?;
             let mut rec = placeholder.clone();
             rec.blob = id.to_hex();
@@ -780,11 +894,6 @@ pub async fn copy(s3: &S3, ctx: &Ctx) -> S3Result {
                 &okey,
                 &serde_json::to_vec(&rec).expect("serializable"),
             )?;
-            let replaced = if src_key == okey {
-                Some(srec)
-            } else {
-                current.map(|v| parse_record(&v)).transpose()?
-            };
             if let Some(old) = replaced {
                 tx.delete_blob(blob_id(&old)?)?;
             }
@@ -801,12 +910,10 @@ pub async fn copy(s3: &S3, ctx: &Ctx) -> S3Result {
 }
 
 /// GetObjectAttributes: the requested subset of ETag, Checksum, ObjectSize, StorageClass and
-/// ObjectParts (part count and sizes), from the record alone.
-pub async fn attributes(s3: &S3, ctx: &Ctx) -> S3Result {
-    let (bucket, key) = names(ctx);
-    load_bucket(s3, bucket).await?;
-    let rec = load_object(s3, bucket, key).await?;
-    rec.access().check(ctx, Permission::Read)?;
+/// ObjectParts (count, and the parts' numbers, sizes and checksums a page at a time:
+/// `x-amz-max-parts`, `x-amz-part-number-marker`), from the record alone.
+pub async fn attributes(ctx: &Ctx, az: &Authorized) -> S3Result {
+    let rec = az.object.as_ref().ok_or_else(S3Error::internal)?;
     let wanted: Vec<String> = ctx
         .header("x-amz-object-attributes")
         .unwrap_or("")
@@ -834,10 +941,43 @@ pub async fn attributes(s3: &S3, ctx: &Ctx) -> S3Result {
         }
         w.close("Checksum");
     }
+    let number = |h: &str, default: usize| -> Result<usize, S3Error> {
+        ctx.header(h).map_or(Ok(default), |v| {
+            v.trim().parse().map_err(|_| {
+                S3Error::invalid_argument().with_message(format!("{h} is not a number"))
+            })
+        })
+    };
+    let (max_parts, marker) = (
+        number("x-amz-max-parts", 1000)?.min(1000),
+        number("x-amz-part-number-marker", 0)?,
+    );
     if want("ObjectParts") && !rec.parts.is_empty() {
+        let algo = rec.checksums.keys().next();
+        let page: Vec<(usize, u64)> = (1..)
+            .zip(rec.parts.iter().copied())
+            .filter(|(n, _)| *n > marker)
+            .take(max_parts)
+            .collect();
+        let truncated = page.last().is_some_and(|(n, _)| *n < rec.parts.len());
         w.open("ObjectParts");
         w.elem("TotalPartsCount", &rec.parts.len().to_string());
         w.elem("PartsCount", &rec.parts.len().to_string());
+        w.elem("PartNumberMarker", &marker.to_string());
+        if let Some((n, _)) = page.last() {
+            w.elem("NextPartNumberMarker", &n.to_string());
+        }
+        w.elem("MaxParts", &max_parts.to_string());
+        w.elem("IsTruncated", if truncated { "true" } else { "false" });
+        for (n, size) in page {
+            w.open("Part");
+            w.elem("PartNumber", &n.to_string());
+            w.elem("Size", &size.to_string());
+            if let (Some(a), Some(v)) = (algo, rec.part_checksums.get(n - 1)) {
+                w.elem(&format!("Checksum{}", a.to_ascii_uppercase()), v);
+            }
+            w.close("Part");
+        }
         w.close("ObjectParts");
     }
     if want("StorageClass") {
@@ -854,21 +994,16 @@ pub async fn attributes(s3: &S3, ctx: &Ctx) -> S3Result {
     Ok(resp)
 }
 
-pub async fn get_acl(s3: &S3, ctx: &Ctx) -> S3Result {
-    let (bucket, key) = names(ctx);
-    let rec = load_object(s3, bucket, key).await?;
-    rec.access().check(ctx, Permission::ReadAcp)?;
-    let bucket_owner = load_bucket(s3, bucket).await?.owner;
+pub fn get_acl(az: &Authorized) -> S3Result {
+    let rec = az.object.as_ref().ok_or_else(S3Error::internal)?;
     xml_response(
         StatusCode::OK,
-        acl::document(&rec.access(), Some(&bucket_owner)),
+        acl::document(&rec.access(), Some(&az.bucket().owner)),
     )
 }
 
 pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
     let (bucket, key) = names(ctx);
-    ctx.project().ok_or_else(S3Error::access_denied)?;
-    let caller = acl::Caller::of(ctx);
     let doc = read_small_body(incoming, ctx, 64 << 10).await?;
     let (acl, grants) = acl::requested(ctx, &doc)?;
     let okey = object_key(bucket, key);
@@ -879,9 +1014,6 @@ pub async fn put_acl(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result {
                 return Ok(Err(S3Error::no_such_key()));
             };
             let mut rec = parse_record(&v)?;
-            if !rec.access().allows(&caller, Permission::WriteAcp) {
-                return Ok(Err(S3Error::access_denied()));
-            }
             rec.acl = acl.clone();
             rec.grants = grants.clone();
             tx.put(
@@ -932,6 +1064,10 @@ mod tests {
         assert!(matches!(
             parse_range(Some("bytes=5-1"), 100),
             RangeSpec::Whole
+        ));
+        assert!(matches!(
+            parse_range(Some("bytes=5-99999999999999999999999"), 100),
+            RangeSpec::Bytes(5, 100)
         ));
         assert!(matches!(
             parse_range(Some("items=0-1"), 100),

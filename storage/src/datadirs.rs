@@ -167,19 +167,36 @@ impl DataDirs {
             .find(|p| p.exists())
     }
 
-    /// Writes a chunk durably unless it is already stored. Returns the directory whose entry
-    /// changed (to be fsynced before anything references the chunk), or `None` on dedup.
+    /// Writes a chunk durably unless a sound copy is already stored. Returns the directory
+    /// whose entry changed (to be fsynced before anything references the chunk), or `None`
+    /// on dedup.
+    ///
+    /// A file found under the chunk's name is reused only if it holds exactly what this write
+    /// would have written (header with every block CRC, and every data byte: see
+    /// [`Self::holds`]); a damaged one is replaced atomically by the bytes in hand, so any
+    /// write of the same content heals it.
     pub fn write_chunk(&self, id: &ChunkId, data: &[u8]) -> Result<Option<PathBuf>> {
-        if self.find(id).is_some() {
-            return Ok(None);
-        }
-        let dir = self.placed(id);
-        let final_path = Self::path_in(dir, id);
-        let tmp =
-            dir.root
-                .join("tmp")
-                .join(format!("{}.{:08x}.tmp", id.to_hex(), rand::random::<u32>()));
         let header = chunk_header(data);
+        let final_path = match self.find(id) {
+            Some(existing) => {
+                if Self::holds(&existing, &header, data)? {
+                    return Ok(None);
+                }
+                tracing::warn!(chunk = %id.to_hex(), path = %existing.display(),
+                    "stored chunk is damaged; replacing it with the bytes being written");
+                existing
+            }
+            None => Self::path_in(self.placed(id), id),
+        };
+        // The temporary file lives on the same disk as the final name (rename is atomic
+        // only within one file system): <root>/chunks/ab/<hex> → <root>/tmp.
+        let root = final_path
+            .ancestors()
+            .nth(3)
+            .ok_or_else(|| StoreError::Config(format!("odd chunk path {final_path:?}")))?;
+        let tmp =
+            root.join("tmp")
+                .join(format!("{}.{:08x}.tmp", id.to_hex(), rand::random::<u32>()));
         let written = write_parts_durably(&tmp, &[&header, data]).and_then(|_| {
             fs::rename(&tmp, &final_path).map_err(|e| StoreError::io(&final_path, e))
         });
@@ -188,6 +205,36 @@ impl DataDirs {
             return Err(e);
         }
         Ok(final_path.parent().map(Path::to_path_buf))
+    }
+
+    /// Whether the file at `path` is exactly `header ‖ data`: its length, then header and
+    /// data compared block by block (64 KiB reads, stopping at the first difference). This
+    /// is stronger than checking the stored CRCs (it catches a damaged byte whose block CRC
+    /// was damaged to match, and a header rewritten for other data) and costs the same read;
+    /// a read error counts as damage (the replacement is then written over it).
+    fn holds(path: &Path, header: &[u8], data: &[u8]) -> Result<bool> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            // Moved or removed since `find`: write it afresh.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::io(path, e)),
+        };
+        let expected_len = (header.len() + data.len()) as u64;
+        match file.metadata() {
+            Ok(m) if m.len() == expected_len => {}
+            Ok(_) => return Ok(false),
+            Err(e) => return Err(StoreError::io(path, e)),
+        }
+        let mut buf = vec![0u8; BLOCK.max(header.len())];
+        let mut at = 0u64;
+        for want in std::iter::once(header).chain(data.chunks(BLOCK)) {
+            let got = &mut buf[..want.len()];
+            if file.read_exact_at(got, at).is_err() || got != want {
+                return Ok(false);
+            }
+            at += want.len() as u64;
+        }
+        Ok(true)
     }
 
     /// Opens a stored chunk for reading.

@@ -53,6 +53,10 @@ pub struct ScrubReport {
     pub bad_blobs: Vec<BlobId>,
     /// Files in chunk directories whose names are not chunk ids.
     pub stray_files: Vec<PathBuf>,
+    /// Blobs that reference a corrupt or missing chunk: what the damage costs. A write of
+    /// the same content (any blob, any front end) replaces a corrupt chunk file; until then
+    /// reads of these blobs fail where they meet the damaged chunk.
+    pub damaged_blobs: Vec<BlobId>,
     pub repaired: u64,
 }
 
@@ -193,6 +197,15 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
             report.missing.push(*id);
         }
     }
+    if !report.corrupt.is_empty() || !report.missing.is_empty() {
+        let damaged: std::collections::HashSet<ChunkId> = report
+            .corrupt
+            .iter()
+            .map(|(id, _)| *id)
+            .chain(report.missing.iter().copied())
+            .collect();
+        report.damaged_blobs = blobs_referencing(inner, &damaged)?;
+    }
     if opts.repair {
         report.repaired += inner.reclaim(&orphans)? as u64;
         // What reclaim kept was pinned or referenced by a commit after the snapshot.
@@ -200,4 +213,29 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
     }
     report.orphans = orphans;
     Ok(report)
+}
+
+/// The blobs whose manifests reference any of `chunks` (a second pass over the manifests,
+/// made only when scrub found damage).
+fn blobs_referencing(
+    inner: &Arc<Inner>,
+    chunks: &std::collections::HashSet<ChunkId>,
+) -> Result<Vec<BlobId>> {
+    let db = &inner.db;
+    let mut out: Vec<BlobId> = Vec::new();
+    let mut it = db.raw_iterator_cf(cf(db, CF_MANIFESTS));
+    it.seek_to_first();
+    while it.valid() {
+        let (blob, _) = parse_segment_key(it.key().expect("valid"))?;
+        if out.last() != Some(&blob)
+            && decode_segment(it.value().expect("valid"))?
+                .iter()
+                .any(|e| e.chunk().is_some_and(|c| chunks.contains(&c)))
+        {
+            out.push(blob);
+        }
+        it.next();
+    }
+    it.status()?;
+    Ok(out)
 }
