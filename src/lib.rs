@@ -92,12 +92,14 @@ pub async fn start(
 }
 
 /// The configured connection limits, with the cap lowered to what this process's file
-/// descriptors allow (raised to the hard limit first): two listeners share them, and the
-/// engine keeps some for chunk files and RocksDB.
+/// descriptors allow (raised to the hard limit first): a quarter (at least 128) stays with
+/// the engine's chunk files, RocksDB and outgoing connections, and the two listeners share
+/// the rest, so the cap is reached (and idle connections evicted) before `accept` can fail
+/// for want of descriptors.
 fn listener_limits(configured: &conn::Limits) -> conn::Limits {
-    const RESERVED_FDS: u64 = 1024;
     let fds = conn::raise_fd_limit();
-    let budget = (fds.saturating_sub(RESERVED_FDS) / 2).max(64) as usize;
+    let reserved = (fds / 4).max(128);
+    let budget = (fds.saturating_sub(reserved) / 2).max(16) as usize;
     let mut limits = configured.clone();
     if limits.max_connections > budget {
         tracing::warn!(

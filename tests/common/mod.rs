@@ -202,3 +202,138 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8)
         .collect()
 }
+
+/// Who sends a request in the access tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Who {
+    /// Project `proj` (owns the buckets under test), header-signed.
+    Owner,
+    /// Project `alt`, header-signed.
+    Alt,
+    /// No signature.
+    Anon,
+    /// A presigned URL made with the owner's key.
+    PresignedOwner,
+    /// A presigned URL made with alt's key.
+    PresignedAlt,
+}
+
+pub const EVERYONE: [Who; 5] = [
+    Who::Owner,
+    Who::Alt,
+    Who::Anon,
+    Who::PresignedOwner,
+    Who::PresignedAlt,
+];
+
+/// Presigns `req` in place (SigV4 query parameters, 5 minutes, unsigned payload), as
+/// `aws s3 presign` and boto3's `generate_presigned_url` do.
+pub fn presign_request(req: &mut http::Request<Vec<u8>>, secret: &str) {
+    let ak = if secret == ALT_SK { ALT_AK } else { AK };
+    let identity = Credentials::new(ak, secret, None, None, "test").into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = aws_sigv4::http_request::SignatureLocation::QueryParams;
+    settings.expires_in = Some(std::time::Duration::from_secs(300));
+    settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode =
+        aws_sigv4::http_request::UriPathNormalizationMode::Disabled;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    let signable = SignableRequest::new(
+        req.method().as_str(),
+        req.uri().to_string(),
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::UnsignedPayload,
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    instructions.apply_to_request_http1x(req);
+}
+
+impl Server {
+    /// A request as `who` sends it.
+    pub async fn as_who(
+        &self,
+        who: Who,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        match who {
+            Who::Owner => self.send(method, path, headers, body, Some(SK)).await,
+            Who::Alt => self.send(method, path, headers, body, Some(ALT_SK)).await,
+            Who::Anon => self.send(method, path, headers, body, None).await,
+            Who::PresignedOwner | Who::PresignedAlt => {
+                let secret = if who == Who::PresignedOwner {
+                    SK
+                } else {
+                    ALT_SK
+                };
+                let mut req = http::Request::builder()
+                    .method(method)
+                    .uri(format!("{}{}", self.base, path));
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                let mut req = req.body(body).unwrap();
+                presign_request(&mut req, secret);
+                let resp = self
+                    .http
+                    .execute(reqwest::Request::try_from(req).unwrap())
+                    .await
+                    .unwrap();
+                Reply {
+                    status: resp.status().as_u16(),
+                    headers: resp.headers().clone(),
+                    body: resp.bytes().await.unwrap().to_vec(),
+                }
+            }
+        }
+    }
+
+    /// Starts a multipart upload of `bucket/key` as `who`; its id.
+    pub async fn initiate(&self, who: Who, bucket: &str, key: &str) -> String {
+        let r = self
+            .as_who(
+                who,
+                "POST",
+                &format!("/{bucket}/{key}?uploads"),
+                &[],
+                vec![],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+            .split("<UploadId>")
+            .nth(1)
+            .and_then(|s| s.split("</UploadId>").next())
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// A CompleteMultipartUpload document for parts 1..=n with these ETags.
+pub fn complete_doc(etags: &[&str]) -> Vec<u8> {
+    let mut s = String::from("<CompleteMultipartUpload>");
+    for (i, e) in etags.iter().enumerate() {
+        s.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>{e}</ETag></Part>",
+            i + 1
+        ));
+    }
+    s.push_str("</CompleteMultipartUpload>");
+    s.into_bytes()
+}

@@ -1,0 +1,360 @@
+//! The network edge against the real `glint` binary in a child process (so that a crash or
+//! descriptor exhaustion shows as what it is): hostile XML that used to overflow a worker's
+//! stack and abort the process, and clients that hold connections (idle, slow headers,
+//! stalled bodies, unread responses, floods under a low open-files limit).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{sign_request, SK};
+
+struct Glint {
+    child: Child,
+    s3: SocketAddr,
+    glance: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Glint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `glint serve` with these extra `[glint]` / `[DEFAULT]` options, under an
+/// open-files limit when `nofile` is given; waits until both listeners answer.
+fn spawn(glint_opts: &str, default_opts: &str, nofile: Option<u32>) -> Glint {
+    let dir = tempfile::tempdir().unwrap();
+    let (s3_port, glance_port) = (free_port(), free_port());
+    let conf = dir.path().join("glance-api.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {glance_port}\n{default_opts}\n\
+             [glint]\ns3_bind_host = 127.0.0.1\ns3_bind_port = {s3_port}\ncatalog_dir = {cat}\n\
+             s3_access_key = {ak}\ns3_secret_key = {SK}\ns3_bootstrap_project = proj\n{glint_opts}\n\
+             [glance_store]\nfilesystem_store_datadirs = {data}\n[oslo_policy]\n",
+            cat = dir.path().join("catalog").display(),
+            data = dir.path().join("data").display(),
+            ak = common::AK,
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_glint");
+    let mut cmd = match nofile {
+        Some(n) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let child = cmd
+        .arg("--config")
+        .arg(&conf)
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let g = Glint {
+        child,
+        s3: format!("127.0.0.1:{s3_port}").parse().unwrap(),
+        glance: format!("127.0.0.1:{glance_port}").parse().unwrap(),
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(answers(g.s3) && answers(g.glance)) {
+        assert!(Instant::now() < deadline, "glint did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    g
+}
+
+/// Whether a listener answers a plain request with an HTTP status line.
+fn answers(addr: SocketAddr) -> bool {
+    let Ok(mut c) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    if c.write_all(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    c.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1")
+}
+
+impl Glint {
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none() && answers(self.s3) && answers(self.glance)
+    }
+
+    async fn signed(&self, method: &str, path: &str, body: Vec<u8>) -> (u16, String) {
+        self.signed_with(method, path, &[], body).await
+    }
+
+    async fn signed_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.s3));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut req = req.body(body.clone()).unwrap();
+        sign_request(
+            &mut req,
+            SK,
+            aws_sigv4::http_request::SignableBody::Bytes(&body),
+        );
+        let resp = reqwest::Client::new()
+            .execute(reqwest::Request::try_from(req).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+}
+
+/// `<a>` × n then `</a>` × n.
+fn nested(n: usize) -> Vec<u8> {
+    format!("{}{}", "<a>".repeat(n), "</a>".repeat(n)).into_bytes()
+}
+
+/// Sends one raw HTTP/1.1 request (headers + body) and reads the answer's status code.
+fn raw_status(addr: SocketAddr, head: &str, body: &[u8]) -> u16 {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.write_all(head.as_bytes()).unwrap();
+    let _ = c.write_all(body);
+    let mut buf = vec![0u8; 12];
+    c.read_exact(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[9..12]).parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_xml_is_refused_and_the_server_lives() {
+    let mut g = spawn("", "", None);
+    let bomb = nested(50_000);
+    // Unauthenticated, to a bucket that does not exist: refused before the body is read.
+    let head = format!(
+        "POST /any-bucket/any-key?uploadId=0123456789abcdef0123456789abcdef HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        bomb.len()
+    );
+    assert_eq!(raw_status(g.s3, &head, &bomb), 404);
+    assert!(g.alive());
+    // Signed by the owner, to documents it may send: parsed, and refused as MalformedXML.
+    assert_eq!(g.signed("PUT", "/deep", vec![]).await.0, 200);
+    let (status, body) = g.signed("POST", "/deep?delete", bomb.clone()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("MalformedXML"), "{body}");
+    let (_, init) = g.signed("POST", "/deep/k?uploads", vec![]).await;
+    let id = init
+        .split("<UploadId>")
+        .nth(1)
+        .and_then(|s| s.split("</UploadId>").next())
+        .unwrap()
+        .to_string();
+    let (status, body) = g
+        .signed("POST", &format!("/deep/k?uploadId={id}"), bomb.clone())
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = g.signed("PUT", "/deep?acl", nested(100_000)).await;
+    assert_eq!(status, 400);
+    let (status, _) = g.signed("PUT", "/deep2", nested(20_000)).await;
+    assert_eq!(status, 400, "CreateBucketConfiguration");
+    assert!(g.alive(), "the process answers on both APIs afterwards");
+}
+
+/// Reads until EOF or error; how long it took.
+fn time_to_close(mut c: TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    c.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 65536];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(start.elapsed())
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_slow_and_stalled_connections_are_closed_at_their_timeouts() {
+    let g = spawn(
+        "client_header_timeout = 2\nkeepalive_timeout = 3\nmax_connections = 1000",
+        "client_socket_timeout = 2",
+        None,
+    );
+    for addr in [g.s3, g.glance] {
+        // A connection that never sends a byte: the header timeout.
+        let idle = TcpStream::connect(addr).unwrap();
+        let t = time_to_close(idle, Duration::from_secs(10)).expect("closed");
+        assert!(
+            t >= Duration::from_millis(1500) && t < Duration::from_secs(5),
+            "{t:?}"
+        );
+        // A slow request head (a byte every 300 ms): closed at the header timeout too.
+        let mut slow = TcpStream::connect(addr).unwrap();
+        let start = Instant::now();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        while start.elapsed() < Duration::from_secs(6) {
+            if slow.write_all(b"X").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            slow.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 1];
+            let closed = matches!(slow.read(&mut b), Ok(0));
+            slow.set_nonblocking(false).unwrap();
+            if closed {
+                break;
+            }
+        }
+        let t = start.elapsed();
+        assert!(
+            t >= Duration::from_millis(1500) && t < Duration::from_secs(5),
+            "slow head {t:?}"
+        );
+        // After a request, an idle keep-alive connection: the keep-alive timeout.
+        let mut kept = TcpStream::connect(addr).unwrap();
+        kept.write_all(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        kept.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 4096];
+        assert!(kept.read(&mut buf).unwrap() > 0);
+        let t = time_to_close(kept, Duration::from_secs(10)).expect("closed");
+        assert!(
+            t >= Duration::from_millis(2500) && t < Duration::from_secs(6),
+            "keep-alive {t:?}"
+        );
+    }
+    // A request body that stops arriving: 400 RequestTimeout at the socket timeout.
+    let public = [("x-amz-acl", "public-read-write")];
+    assert_eq!(g.signed_with("PUT", "/open", &public, vec![]).await.0, 200);
+    let mut stalled = TcpStream::connect(g.s3).unwrap();
+    stalled
+        .write_all(
+            b"PUT /open/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+        )
+        .unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let start = Instant::now();
+    let mut answer = String::new();
+    let _ = stalled.read_to_string(&mut answer);
+    let t = start.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("RequestTimeout"), "{answer}");
+    assert!(
+        t >= Duration::from_millis(1500) && t < Duration::from_secs(6),
+        "{t:?}"
+    );
+    // A response the client does not read: the server gives up at the socket timeout.
+    let big = vec![7u8; 64 << 20];
+    assert_eq!(g.signed("PUT", "/open/big", big).await.0, 200);
+    let mut reader = TcpStream::connect(g.s3).unwrap();
+    reader
+        .write_all(b"GET /open/big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let mut got = Vec::new();
+    reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = reader.read_to_end(&mut got);
+    assert!(
+        got.len() < 60 << 20,
+        "the stalled response was cut off ({} bytes read)",
+        got.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_under_a_low_open_files_limit_leaves_both_apis_up() {
+    // The attack: 1,100 idle connections per API against a server limited to 1,024 open
+    // files made both APIs unreachable. Now the cap (derived from the limit) evicts the
+    // longest-idle connection for each new one.
+    let mut g = spawn("", "", Some(1024));
+    let mut held = Vec::new();
+    for addr in [g.s3, g.glance] {
+        for _ in 0..1100 {
+            if let Ok(c) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                held.push(c);
+            }
+        }
+    }
+    for _ in 0..5 {
+        assert!(g.alive(), "both APIs answer during the flood");
+    }
+    // Most of the flood was closed by eviction, not left holding descriptors.
+    let mut closed = 0;
+    for c in &mut held {
+        c.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 1];
+        if matches!(c.read(&mut b), Ok(0))
+            || matches!(c.read(&mut b), Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+        {
+            closed += 1;
+        }
+    }
+    assert!(closed > 1000, "{closed} of {} closed", held.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_connection_is_busy_a_new_one_gets_503() {
+    let g = spawn(
+        "max_connections = 2\nclient_header_timeout = 30",
+        "client_socket_timeout = 30",
+        None,
+    );
+    let public = [("x-amz-acl", "public-read-write")];
+    assert_eq!(g.signed_with("PUT", "/busy", &public, vec![]).await.0, 200);
+    // Two uploads whose bodies never finish keep both connections busy.
+    let mut busy = Vec::new();
+    for i in 0..2 {
+        let mut c = TcpStream::connect(g.s3).unwrap();
+        c.write_all(
+            format!("PUT /busy/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab")
+                .as_bytes(),
+        )
+        .unwrap();
+        busy.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut third = TcpStream::connect(g.s3).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = third.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+}
