@@ -8,7 +8,9 @@ source "$(dirname "$0")/env.sh"
 cd "$GLINT_ROOT"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@" -- --skip fuzz_ --skip table_
+# The authorization tables and the property-based fuzzers, with their case counts.
+cargo test --locked --test s3_authz --test fuzz "$@" -- --nocapture table_ fuzz_
 
 cargo build --locked --bin glint
 venv=$GLINT_CACHE_DIR/venv
