@@ -10,7 +10,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked "$@" -- --skip fuzz_ --skip table_
 # The authorization tables and the property-based fuzzers, with their case counts.
-cargo test --locked --test s3_authz --test fuzz "$@" -- --nocapture table_ fuzz_
+cargo test --locked --test s3_authz --test s3_headers --test fuzz "$@" -- --nocapture table_ fuzz_
 
 cargo build --locked --bin glint
 venv=$GLINT_CACHE_DIR/venv

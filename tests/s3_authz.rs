@@ -299,7 +299,9 @@ fn ops() -> Vec<Op> {
             method: "POST",
             path: |c| format!("/{}?delete", c.bucket),
             headers: none,
-            body: |c| format!("<Delete><Object><Key>gone-{}</Key></Object></Delete>", c.n).into_bytes(),
+            body: |c| {
+                format!("<Delete><Object><Key>gone-{}</Key></Object></Delete>", c.n).into_bytes()
+            },
             allowed: |a, w| bucket_allows(a, w, Perm::Write),
             ok: 200,
         },
@@ -430,7 +432,9 @@ async fn table_every_s3_operation_for_every_caller_and_acl() {
             let r = s.s("PUT", &format!("/{bucket}"), &bh, vec![]).await;
             assert_eq!(r.status, 200, "{}", r.text());
             let oh = acl.object_headers();
-            let r = s.s("PUT", &format!("/{bucket}/obj"), &oh, b"object".to_vec()).await;
+            let r = s
+                .s("PUT", &format!("/{bucket}/obj"), &oh, b"object".to_vec())
+                .await;
             assert_eq!(r.status, 200);
             let upload = s.initiate(Who::Owner, &bucket, "up").await;
             for (n, op) in ops.iter().enumerate() {
@@ -449,7 +453,9 @@ async fn table_every_s3_operation_for_every_caller_and_acl() {
                     .await;
                 let want = if (op.allowed)(acl, who) { op.ok } else { 403 };
                 cells += 1;
-                if r.status != want || (want == 403 && op.method != "HEAD" && r.code() != "AccessDenied") {
+                if r.status != want
+                    || (want == 403 && op.method != "HEAD" && r.code() != "AccessDenied")
+                {
                     failures.push(format!(
                         "{} as {who:?} on {}: {} {} (want {want})",
                         op.name,
@@ -462,7 +468,12 @@ async fn table_every_s3_operation_for_every_caller_and_acl() {
         }
     }
     println!("authorization table: {cells} cells");
-    assert!(failures.is_empty(), "{} of {cells} cells differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {cells} cells differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Uploads begun by another project on a bucket it may write to: the initiator and the
@@ -474,15 +485,35 @@ async fn table_uploads_belong_to_their_initiator_and_the_bucket_owner() {
     for acl in [Acl::PublicReadWrite, Acl::Grants] {
         let bucket = format!("u-{}", acl.name());
         let bh = acl.bucket_headers();
-        assert_eq!(s.s("PUT", &format!("/{bucket}"), &bh, vec![]).await.status, 200);
+        assert_eq!(
+            s.s("PUT", &format!("/{bucket}"), &bh, vec![]).await.status,
+            200
+        );
         for who in EVERYONE {
             let id = s.initiate(Who::Alt, &bucket, "k").await;
             let part = format!("/{bucket}/k?partNumber=1&uploadId={id}");
             let r = s.as_who(who, "PUT", &part, &[], b"p".to_vec()).await;
             let allowed = project(who).is_some();
-            assert_eq!(r.status, if allowed { 200 } else { 403 }, "{who:?} on {}", acl.name());
-            let r = s.as_who(who, "GET", &format!("/{bucket}/k?uploadId={id}"), &[], vec![]).await;
-            assert_eq!(r.status, if allowed { 200 } else { 403 }, "{who:?} lists parts");
+            assert_eq!(
+                r.status,
+                if allowed { 200 } else { 403 },
+                "{who:?} on {}",
+                acl.name()
+            );
+            let r = s
+                .as_who(
+                    who,
+                    "GET",
+                    &format!("/{bucket}/k?uploadId={id}"),
+                    &[],
+                    vec![],
+                )
+                .await;
+            assert_eq!(
+                r.status,
+                if allowed { 200 } else { 403 },
+                "{who:?} lists parts"
+            );
             cells += 2;
         }
     }
@@ -502,7 +533,10 @@ enum Vis {
 async fn table_images_bucket_answers_as_the_images_api() {
     let policies = [
         ("default", ""),
-        ("download_image: role:admin", "\"download_image\": \"role:admin\"\n"),
+        (
+            "download_image: role:admin",
+            "\"download_image\": \"role:admin\"\n",
+        ),
         ("get_image: role:admin", "\"get_image\": \"role:admin\"\n"),
         (
             "download_image: owner only",
@@ -516,17 +550,28 @@ async fn table_images_bucket_answers_as_the_images_api() {
         let file = dir.path().join("policy.yaml");
         std::fs::write(&file, rules).unwrap();
         let s = start_with(move |c| c.glance.policy_file = Some(file)).await;
-        for vis in [Vis::Private, Vis::SharedWithAlt, Vis::Public, Vis::Community] {
+        for vis in [
+            Vis::Private,
+            Vis::SharedWithAlt,
+            Vis::Public,
+            Vis::Community,
+        ] {
             let id = image(&s, vis).await;
             for who in EVERYONE {
-                let s3 = s.as_who(who, "GET", &format!("/images/{id}"), &[], vec![]).await;
+                let s3 = s
+                    .as_who(who, "GET", &format!("/images/{id}"), &[], vec![])
+                    .await;
                 cells += 1;
                 // The Images API's answer for the same caller (a project member, as an S3
                 // key's holder is judged); anonymous S3 callers are always refused.
                 let want = match project(who) {
                     None => 403,
                     Some(p) => s
-                        .glance(&format!("u:{p}:member,reader"), reqwest::Method::GET, &format!("/v2/images/{id}/file"))
+                        .glance(
+                            &format!("u:{p}:member,reader"),
+                            reqwest::Method::GET,
+                            &format!("/v2/images/{id}/file"),
+                        )
                         .send()
                         .await
                         .unwrap()
@@ -568,7 +613,11 @@ async fn image(s: &Server, vis: Vis) -> String {
         .unwrap();
     let id = created["id"].as_str().unwrap().to_string();
     let put = s
-        .glance("u:proj:admin", reqwest::Method::PUT, &format!("/v2/images/{id}/file"))
+        .glance(
+            "u:proj:admin",
+            reqwest::Method::PUT,
+            &format!("/v2/images/{id}/file"),
+        )
         .header("content-type", "application/octet-stream")
         .body(vec![1u8; 4096])
         .send()
@@ -577,7 +626,11 @@ async fn image(s: &Server, vis: Vis) -> String {
     assert_eq!(put.status(), 204);
     if let Vis::SharedWithAlt = vis {
         let r = s
-            .glance("u:proj:admin", reqwest::Method::POST, &format!("/v2/images/{id}/members"))
+            .glance(
+                "u:proj:admin",
+                reqwest::Method::POST,
+                &format!("/v2/images/{id}/members"),
+            )
             .json(&serde_json::json!({"member": "alt"}))
             .send()
             .await

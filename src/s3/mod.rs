@@ -285,6 +285,25 @@ pub async fn read_small_body(
     ctx: &Ctx,
     limit: usize,
 ) -> Result<Bytes, S3Error> {
+    read_document(incoming, ctx, limit, true).await
+}
+
+/// `read_small_body` for CompleteMultipartUpload, whose `x-amz-checksum-*` headers are the
+/// whole object's checksum, not the document's.
+pub async fn read_complete_document(
+    incoming: RequestBody,
+    ctx: &Ctx,
+    limit: usize,
+) -> Result<Bytes, S3Error> {
+    read_document(incoming, ctx, limit, false).await
+}
+
+async fn read_document(
+    incoming: RequestBody,
+    ctx: &Ctx,
+    limit: usize,
+    body_checksums: bool,
+) -> Result<Bytes, S3Error> {
     let too_large = || S3Error::malformed_xml().with_message("request document too large");
     if declared_length(ctx).is_some_and(|n| n > limit as u64) {
         return Err(too_large());
@@ -305,7 +324,7 @@ pub async fn read_small_body(
             return Err(S3Error::sha256_mismatch());
         }
     }
-    object::check_small_body(ctx, &out, &trailers)?;
+    object::check_small_body(ctx, &out, &trailers, body_checksums)?;
     Ok(Bytes::from(out))
 }
 

@@ -18,7 +18,7 @@ use super::authz::Authorized;
 use super::error::S3Error;
 use super::object::{copy_preconditions, stage_body, CHECKSUM_ALGOS};
 use super::records::{iso8601, now_ms, object_key, ObjectRecord};
-use super::{read_small_body, requested_acl, xml, xml_response, Ctx, S3Result, S3};
+use super::{read_complete_document, requested_acl, xml, xml_response, Ctx, S3Result, S3};
 use crate::body;
 
 /// Smallest part S3 accepts (all but the last).
@@ -370,7 +370,7 @@ async fn parts_of(s3: &S3, upload: &str) -> Result<Vec<(u32, PartRecord)>, S3Err
 pub async fn complete(s3: &S3, ctx: &Ctx, az: &Authorized, incoming: RequestBody) -> S3Result {
     let (bucket, key) = names(ctx);
     let upload = upload_id(ctx)?;
-    let doc = read_small_body(incoming, ctx, 4 << 20).await?;
+    let doc = read_complete_document(incoming, ctx, 4 << 20).await?;
     let doc = xml::parse(&doc).ok_or_else(S3Error::malformed_xml)?;
     let el = doc.root();
     let mut wanted: Vec<(u32, String)> = Vec::new();
@@ -432,6 +432,15 @@ pub async fn complete(s3: &S3, ctx: &Ctx, az: &Authorized, incoming: RequestBody
         }
         chosen.push((*n, part.clone()));
     }
+    // `x-amz-checksum-type` on completion must name the type the upload was created with.
+    if let Some(t) = ctx.header("x-amz-checksum-type") {
+        if urec.checksum_type.as_deref() != Some(t.trim().to_ascii_uppercase().as_str()) {
+            return Err(S3Error::bad_digest().with_message(format!(
+                "The upload's checksum type is {}, not {t}.",
+                urec.checksum_type.as_deref().unwrap_or("none")
+            )));
+        }
+    }
     let size: u64 = chosen.iter().map(|(_, p)| p.size).sum();
     if let Some(v) = ctx.header("x-amz-mp-object-size") {
         let want: u64 = v.trim().parse().map_err(|_| {
@@ -452,6 +461,17 @@ pub async fn complete(s3: &S3, ctx: &Ctx, az: &Authorized, incoming: RequestBody
         hex::encode(md5::Md5::digest(&md5s)),
         chosen.len()
     );
+    // A whole-object checksum can only be checked with the algorithm the upload was
+    // created with; a claim in another is refused rather than skipped.
+    if let Some(other) = CHECKSUM_ALGOS.iter().find(|a| {
+        urec.checksum.as_deref() != Some(**a)
+            && ctx.header(&format!("x-amz-checksum-{a}")).is_some()
+    }) {
+        return Err(S3Error::invalid_request().with_message(format!(
+            "The upload was created with checksum algorithm {}, not {other}.",
+            urec.checksum.as_deref().unwrap_or("none")
+        )));
+    }
     let mut checksums = BTreeMap::new();
     let mut part_checksums = Vec::new();
     if let Some(algo) = &urec.checksum {

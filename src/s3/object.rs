@@ -175,9 +175,14 @@ pub(crate) fn check_small_body(
     ctx: &Ctx,
     body: &[u8],
     trailers: &crate::s3::chunked::Trailers,
+    body_checksums: bool,
 ) -> Result<(), S3Error> {
     let content_md5 = content_md5(ctx)?;
-    let checksum = requested_checksum(ctx)?;
+    let checksum = if body_checksums {
+        requested_checksum(ctx)?
+    } else {
+        None
+    };
     let mut set = DigestSet::MD5;
     if let Some((algo, _)) = &checksum {
         set = set | checksum_digest(algo);
@@ -785,10 +790,19 @@ pub async fn delete_many(s3: &S3, ctx: &Ctx, incoming: RequestBody) -> S3Result 
     xml_response(StatusCode::OK, w.finish())
 }
 
-/// `x-amz-copy-source`: `[/]bucket/key[?versionId=…]`, URL-encoded.
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=…]`, URL-encoded. Objects have one
+/// version, `null`; another version id names nothing.
 pub fn copy_source(ctx: &Ctx) -> Result<(String, String), S3Error> {
     let raw = ctx.header("x-amz-copy-source").unwrap_or_default();
-    let raw = raw.split_once("?versionId=").map_or(raw, |(p, _)| p);
+    let raw = match raw.split_once("?versionId=") {
+        Some((p, "null")) => p,
+        Some(_) => {
+            return Err(S3Error::invalid_argument()
+                .with_message("Invalid version id specified")
+                .with("ArgumentName", "x-amz-copy-source"))
+        }
+        None => raw,
+    };
     let decoded = percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| S3Error::invalid_argument())?;
@@ -824,6 +838,20 @@ pub async fn copy(s3: &S3, ctx: &Ctx, az: &Authorized) -> S3Result {
     let brec = az.bucket();
     let (sbucket, skey, src) = az.source.as_ref().ok_or_else(S3Error::internal)?;
     copy_preconditions(ctx, src)?;
+    // The copy is a clone: it carries the source's checksums, and computing another would
+    // mean reading every byte. A checksum the source has is honoured; others are refused.
+    if let Some(algo) = ctx.header("x-amz-checksum-algorithm") {
+        let algo = algo.to_ascii_lowercase();
+        if !CHECKSUM_ALGOS.contains(&algo.as_str()) {
+            return Err(S3Error::invalid_request()
+                .with_message("Checksum algorithm provided is unsupported."));
+        }
+        if !src.checksums.contains_key(&algo) {
+            return Err(S3Error::not_implemented().with_message(format!(
+                "CopyObject keeps the source's checksums; the source has no {algo} checksum and Glint does not compute one on copy."
+            )));
+        }
+    }
     let replace = match ctx.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
         Some("REPLACE") => true,
