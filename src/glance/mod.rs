@@ -291,6 +291,10 @@ impl From<glint_storage::StoreError> for ApiError {
             E::StorageFull { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Image storage media is full")
             }
+            E::Input(e) if e.is::<crate::request_body::BodyStalled>() => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "The image data stream stalled: no data arrived within client_socket_timeout",
+            ),
             E::Input(_) => ApiError::bad("Error in the image data stream: the upload ended early"),
             other => {
                 tracing::error!(error = %other, "storage error");

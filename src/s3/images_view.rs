@@ -122,7 +122,8 @@ async fn list(s3: &S3, ctx: &Ctx, caller: &Caller) -> S3Result {
 /// Whether a GET/HEAD on an image key asks for its bytes: no sub-resource (acl, tagging,
 /// attributes, …) in the query, only what a plain object read may carry — presigned-URL
 /// authentication (SigV4 `X-Amz-*`, SigV2 `AWSAccessKeyId`/`Signature`/`Expires`),
-/// `response-*` overrides and `partNumber`.
+/// `response-*` overrides, `partNumber`, `versionId` (`null`: checked by the router) and the
+/// SDKs' `x-id` operation hint.
 fn reads_data(ctx: &Ctx) -> bool {
     ctx.query.keys().all(|k| {
         k.starts_with("X-Amz-")
@@ -130,7 +131,7 @@ fn reads_data(ctx: &Ctx) -> bool {
             || k.starts_with("response-")
             || matches!(
                 k.as_str(),
-                "AWSAccessKeyId" | "Signature" | "Expires" | "partNumber"
+                "AWSAccessKeyId" | "Signature" | "Expires" | "partNumber" | "versionId" | "x-id"
             )
     })
 }

@@ -226,11 +226,11 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: RequestBody) -> S
         payload,
     };
     features::subresources(&ctx)?;
+    let op = Op::of(&ctx)?;
+    features::check(op, &ctx)?;
     if ctx.bucket.is_some() && ctx.bucket == s3.cfg.s3_images_bucket {
         return images_view::handle(s3, &ctx).await;
     }
-    let op = Op::of(&ctx)?;
-    features::check(op, &ctx)?;
     // Every check happens here, before a handler runs and before the body is read.
     let az = authz::authorize(s3, &ctx, op).await?;
     dispatch(s3, &ctx, op, az, incoming).await

@@ -393,6 +393,50 @@ async fn corruption_is_a_typed_error_and_scrub_finds_it() {
     ));
 }
 
+/// Dedup reuses a stored chunk only if it holds exactly the bytes being written: a damaged
+/// data byte, a damaged header (its block CRC) or a truncated file is replaced by the
+/// writer's bytes, healing every blob that shares the chunk. Scrub names the blobs a damaged
+/// chunk hurts until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_of_the_same_bytes_heals_a_damaged_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), CHUNK);
+    let data = pattern(21, 2 * CHUNK);
+    let first = put(&store, &data).await;
+    let target = glint_storage::ChunkId::of(&data[..CHUNK]).to_hex();
+    let path = dir
+        .path()
+        .join("data/chunks")
+        .join(&target[..2])
+        .join(&target);
+    let pristine = std::fs::read(&path).unwrap();
+    let damages: [fn(&mut Vec<u8>); 3] = [
+        |b| *b.last_mut().unwrap() ^= 1, // a data byte
+        |b| b[17] ^= 0x80,               // the first block's CRC in the header
+        |b| b.truncate(b.len() - 4096),  // a torn file
+    ];
+    let mut sharing = vec![first];
+    for damage in damages {
+        let mut bytes = pristine.clone();
+        damage(&mut bytes);
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(store.read_to_vec(first, None).await.unwrap_err().is_integrity());
+        let report = store.scrub(scrub_now()).await.unwrap();
+        let mut damaged = report.damaged_blobs.clone();
+        damaged.sort();
+        sharing.sort();
+        assert_eq!(damaged, sharing, "every blob sharing the chunk");
+        let second = put(&store, &data).await;
+        sharing.push(second);
+        assert_eq!(std::fs::read(&path).unwrap(), pristine, "replaced");
+        assert_eq!(store.read_to_vec(first, None).await.unwrap(), data);
+        assert_eq!(store.read_to_vec(second, None).await.unwrap(), data);
+        let report = store.scrub(scrub_now()).await.unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert!(report.damaged_blobs.is_empty());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrub_repairs_reference_counts_and_orphans() {
     let dir = tempfile::tempdir().unwrap();
