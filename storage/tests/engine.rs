@@ -420,7 +420,11 @@ async fn a_write_of_the_same_bytes_heals_a_damaged_chunk() {
         let mut bytes = pristine.clone();
         damage(&mut bytes);
         std::fs::write(&path, &bytes).unwrap();
-        assert!(store.read_to_vec(first, None).await.unwrap_err().is_integrity());
+        assert!(store
+            .read_to_vec(first, None)
+            .await
+            .unwrap_err()
+            .is_integrity());
         let report = store.scrub(scrub_now()).await.unwrap();
         let mut damaged = report.damaged_blobs.clone();
         damaged.sort();
