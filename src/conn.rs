@@ -31,6 +31,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Sleep;
 
+/// Every listener's registry in this process (descriptors are shared between them).
+static ALL: Mutex<Vec<std::sync::Weak<Registry>>> = Mutex::new(Vec::new());
+
+/// Idle connections evicted per EMFILE, so that a backlog of new connections drains in
+/// batches rather than one descriptor at a time.
+const EVICT_ON_EMFILE: usize = 32;
+
 /// The limits of one listener (`[DEFAULT] client_socket_timeout`, `http_keepalive`;
 /// `[glint] client_header_timeout`, `keepalive_timeout`, `max_connections`).
 #[derive(Clone, Debug)]
@@ -174,13 +181,17 @@ impl Drop for ConnGuard {
 
 impl Registry {
     pub fn new(limits: Limits) -> Arc<Registry> {
-        Arc::new(Registry {
+        let r = Arc::new(Registry {
             limits,
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             epoch: Instant::now(),
             last_emfile_log: AtomicU64::new(0),
-        })
+        });
+        let mut all = ALL.lock().expect("registries");
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&r));
+        r
     }
 
     pub fn limits(&self) -> &Limits {
@@ -194,7 +205,7 @@ impl Registry {
     /// Registers a new connection, evicting an idle one at the cap.
     pub fn admit(self: &Arc<Self>) -> Admission {
         let mut conns = self.conns.lock().expect("connection registry");
-        if conns.len() >= self.limits.max_connections && !Self::evict_one(&conns) {
+        if conns.len() >= self.limits.max_connections && !Self::evict_one(&mut conns) {
             return Admission::Refuse;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -215,13 +226,17 @@ impl Registry {
     }
 
     /// Asks the longest-idle connection (else the oldest one sending a request head) to
-    /// close; false when every connection is serving a request.
-    fn evict_one(conns: &HashMap<u64, Arc<ConnState>>) -> bool {
+    /// close, and takes it off the books at once: it no longer counts against the cap, and
+    /// the next eviction picks another even if this one's task has not run yet (a burst of
+    /// connections must not evict the same victim over and over while the count climbs).
+    /// False when every connection is serving a request.
+    fn evict_one(conns: &mut HashMap<u64, Arc<ConnState>>) -> bool {
         let victim = conns
-            .values()
-            .filter(|c| c.phase() != Phase::Active)
-            .min_by_key(|c| (c.phase() == Phase::Head, c.since_ms.load(Ordering::Acquire)));
-        match victim {
+            .iter()
+            .filter(|(_, c)| c.phase() != Phase::Active)
+            .min_by_key(|(_, c)| (c.phase() == Phase::Head, c.since_ms.load(Ordering::Acquire)))
+            .map(|(id, _)| *id);
+        match victim.and_then(|id| conns.remove(&id)) {
             Some(v) => {
                 v.close.notify_one();
                 true
@@ -230,17 +245,33 @@ impl Registry {
         }
     }
 
-    /// The accept loop hit a descriptor limit: frees one by evicting an idle connection and
-    /// logs (once per 10 s).
-    pub fn out_of_descriptors(&self, error: &io::Error) {
-        Self::evict_one(&self.conns.lock().expect("connection registry"));
+    /// The accept loop hit a descriptor limit: frees some by evicting up to
+    /// [`EVICT_ON_EMFILE`] idle connections — this listener's first, then the other
+    /// listeners' (descriptors are the process's: a flood on one API must not starve the
+    /// other) — and logs (once per 10 s). Returns how many were evicted.
+    pub fn out_of_descriptors(self: &Arc<Self>, error: &io::Error) -> usize {
+        let others: Vec<Arc<Registry>> = ALL
+            .lock()
+            .expect("registries")
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .filter(|r| !Arc::ptr_eq(r, self))
+            .collect();
+        let mut evicted = 0;
+        for r in std::iter::once(self).chain(others.iter()) {
+            let mut conns = r.conns.lock().expect("connection registry");
+            while evicted < EVICT_ON_EMFILE && Self::evict_one(&mut conns) {
+                evicted += 1;
+            }
+        }
         let now = self.epoch.elapsed().as_millis() as u64 + 1;
         let last = self.last_emfile_log.load(Ordering::Relaxed);
         if last == 0 || now.saturating_sub(last) >= 10_000 {
             self.last_emfile_log.store(now, Ordering::Relaxed);
-            tracing::error!(%error, open = self.open_connections(),
+            tracing::error!(%error, open = self.open_connections(), evicted,
                 "accept failed: out of file descriptors; evicting idle connections and backing off");
         }
+        evicted
     }
 }
 
@@ -424,6 +455,14 @@ mod tests {
         assert!(evicted.await.is_ok());
         let spared = tokio::time::timeout(Duration::from_millis(50), b.state.close.notified());
         assert!(spared.await.is_err());
+        // a's task has not ended (its guard lives): the next arrival evicts b, not a again,
+        // and the count stays at the cap.
+        let _d = serve(r.admit());
+        let evicted = tokio::time::timeout(Duration::from_millis(50), b.state.close.notified());
+        assert!(evicted.await.is_ok());
+        assert_eq!(r.open_connections(), 2);
+        drop((a, b));
+        assert_eq!(r.open_connections(), 2);
     }
 
     #[test]

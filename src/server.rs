@@ -104,9 +104,16 @@ where
                 c
             }
             Err(e) if conn::is_fd_exhaustion(&e) => {
-                registry.out_of_descriptors(&e);
-                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
-                tokio::time::sleep(backoff).await;
+                // Idle connections were asked to close: give their tasks a moment to release
+                // the descriptors, then accept again. Nothing to evict: back off, doubling.
+                if registry.out_of_descriptors(&e) > 0 {
+                    backoff = Duration::ZERO;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                } else {
+                    backoff =
+                        (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tokio::time::sleep(backoff).await;
+                }
                 continue;
             }
             // A connection reset before it was accepted, and the like: nothing to wait for.
