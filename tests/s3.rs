@@ -511,18 +511,13 @@ async fn put_streaming(s: &Server, key: &str, data: &[u8], tamper: bool) -> Repl
     req.headers_mut()
         .insert("content-length", body.len().into());
     *req.body_mut() = body;
-    let resp = s
-        .http
-        .execute(reqwest::Request::try_from(req).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    Reply {
-        status,
-        headers,
-        body: resp.bytes().await.unwrap().to_vec(),
-    }
+    reply(
+        s.http
+            .execute(reqwest::Request::try_from(req).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

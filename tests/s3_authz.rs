@@ -602,28 +602,16 @@ async fn image(s: &Server, vis: Vis) -> String {
     };
     // Publicizing needs the admin role by default (and the policies under test may hide
     // the image from members): the owner project's admin sets it up.
-    let created: serde_json::Value = s
-        .glance("u:proj:admin", reqwest::Method::POST, "/v2/images")
-        .json(&serde_json::json!({"disk_format": "raw", "container_format": "bare", "visibility": visibility}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap().to_string();
-    let put = s
-        .glance(
+    let id = s
+        .create_image(
             "u:proj:admin",
-            reqwest::Method::PUT,
-            &format!("/v2/images/{id}/file"),
+            serde_json::json!({ "visibility": visibility }),
         )
-        .header("content-type", "application/octet-stream")
-        .body(vec![1u8; 4096])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 204);
+        .await;
+    assert_eq!(
+        s.upload_image("u:proj:admin", &id, vec![1u8; 4096]).await,
+        204
+    );
     if let Vis::SharedWithAlt = vis {
         let r = s
             .glance(

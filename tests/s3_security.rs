@@ -122,18 +122,7 @@ async fn the_images_bucket_obeys_the_image_policy() {
     let p = policy.clone();
     let s = start_with(move |c| c.glance.policy_file = Some(p)).await;
     let id = s.new_image().await;
-    let put = s
-        .glance(
-            "u:proj",
-            reqwest::Method::PUT,
-            &format!("/v2/images/{id}/file"),
-        )
-        .header("content-type", "application/octet-stream")
-        .body(vec![7u8; 1000])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 204);
+    assert_eq!(s.upload_image("u:proj", &id, vec![7u8; 1000]).await, 204);
     // The owner (a member, not an admin) may not download through the Images API…
     let api = s
         .glance(
@@ -278,18 +267,7 @@ async fn ranges_read_as_each_protocol_defines() {
     assert_eq!((r.status, r.body.as_slice()), (206, &data[5..]));
     // Glance (as upstream, webob's Range): invalid is 416; the overflowing end clips too.
     let id = s.new_image().await;
-    let put = s
-        .glance(
-            "u:proj",
-            reqwest::Method::PUT,
-            &format!("/v2/images/{id}/file"),
-        )
-        .header("content-type", "application/octet-stream")
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 204);
+    assert_eq!(s.upload_image("u:proj", &id, data.clone()).await, 204);
     let get = |range: &'static str| {
         s.glance(
             "u:proj",

@@ -60,12 +60,30 @@ pub fn sign_request(
     secret: &str,
     body: SignableBody<'_>,
 ) -> String {
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    sign_with(req, secret, body, settings)
+}
+
+/// Presigns `req` in place (SigV4 query parameters, 5 minutes, unsigned payload), as
+/// `aws s3 presign` and boto3's `generate_presigned_url` do.
+pub fn presign_request(req: &mut http::Request<Vec<u8>>, secret: &str) {
+    let mut settings = SigningSettings::default();
+    settings.signature_location = aws_sigv4::http_request::SignatureLocation::QueryParams;
+    settings.expires_in = Some(std::time::Duration::from_secs(300));
+    sign_with(req, secret, SignableBody::UnsignedPayload, settings);
+}
+
+fn sign_with(
+    req: &mut http::Request<Vec<u8>>,
+    secret: &str,
+    body: SignableBody<'_>,
+    mut settings: SigningSettings,
+) -> String {
     // The secret says whose key signs: the alt project's, or the main one (also used with
     // wrong secrets to provoke signature errors).
     let ak = if secret == ALT_SK { ALT_AK } else { AK };
     let identity = Credentials::new(ak, secret, None, None, "test").into();
-    let mut settings = SigningSettings::default();
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
     settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
     settings.uri_path_normalization_mode =
         aws_sigv4::http_request::UriPathNormalizationMode::Disabled;
@@ -93,6 +111,15 @@ pub fn sign_request(
     let (instructions, signature) = sign(signable, &params).unwrap().into_parts();
     instructions.apply_to_request_http1x(req);
     signature
+}
+
+/// A response read whole.
+pub async fn reply(resp: reqwest::Response) -> Reply {
+    Reply {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: resp.bytes().await.unwrap().to_vec(),
+    }
 }
 
 pub struct Reply {
@@ -152,17 +179,12 @@ impl Server {
         if let Some(secret) = secret {
             sign_request(&mut req, secret, SignableBody::Bytes(&body));
         }
-        let resp = http
-            .execute(reqwest::Request::try_from(req).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        Reply {
-            status,
-            headers,
-            body: resp.bytes().await.unwrap().to_vec(),
-        }
+        reply(
+            http.execute(reqwest::Request::try_from(req).unwrap())
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn s(
@@ -182,11 +204,37 @@ impl Server {
             .header("x-auth-token", token.to_string())
     }
 
+    /// Uploads `data` as image `id`'s bytes with `token`; the Images API's status.
+    pub async fn upload_image(&self, token: &str, id: &str, data: Vec<u8>) -> u16 {
+        self.glance(
+            token,
+            reqwest::Method::PUT,
+            &format!("/v2/images/{id}/file"),
+        )
+        .header("content-type", "application/octet-stream")
+        .body(data)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+    }
+
     /// A new raw/bare image of project `proj`; its id.
     pub async fn new_image(&self) -> String {
+        self.create_image("u:proj", serde_json::json!({})).await
+    }
+
+    /// A new raw/bare image created with `token` and these extra fields; its id.
+    pub async fn create_image(&self, token: &str, extra: serde_json::Value) -> String {
+        let mut fields = serde_json::json!({"disk_format": "raw", "container_format": "bare"});
+        fields
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         let img: serde_json::Value = self
-            .glance("u:proj", reqwest::Method::POST, "/v2/images")
-            .json(&serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+            .glance(token, reqwest::Method::POST, "/v2/images")
+            .json(&fields)
             .send()
             .await
             .unwrap()
@@ -226,42 +274,6 @@ pub const EVERYONE: [Who; 5] = [
     Who::PresignedAlt,
 ];
 
-/// Presigns `req` in place (SigV4 query parameters, 5 minutes, unsigned payload), as
-/// `aws s3 presign` and boto3's `generate_presigned_url` do.
-pub fn presign_request(req: &mut http::Request<Vec<u8>>, secret: &str) {
-    let ak = if secret == ALT_SK { ALT_AK } else { AK };
-    let identity = Credentials::new(ak, secret, None, None, "test").into();
-    let mut settings = SigningSettings::default();
-    settings.signature_location = aws_sigv4::http_request::SignatureLocation::QueryParams;
-    settings.expires_in = Some(std::time::Duration::from_secs(300));
-    settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode =
-        aws_sigv4::http_request::UriPathNormalizationMode::Disabled;
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
-        .collect();
-    let signable = SignableRequest::new(
-        req.method().as_str(),
-        req.uri().to_string(),
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::UnsignedPayload,
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    instructions.apply_to_request_http1x(req);
-}
-
 impl Server {
     /// A request as `who` sends it.
     pub async fn as_who(
@@ -290,16 +302,8 @@ impl Server {
                 }
                 let mut req = req.body(body).unwrap();
                 presign_request(&mut req, secret);
-                let resp = self
-                    .http
-                    .execute(reqwest::Request::try_from(req).unwrap())
-                    .await
-                    .unwrap();
-                Reply {
-                    status: resp.status().as_u16(),
-                    headers: resp.headers().clone(),
-                    body: resp.bytes().await.unwrap().to_vec(),
-                }
+                let req = reqwest::Request::try_from(req).unwrap();
+                reply(self.http.execute(req).await.unwrap()).await
             }
         }
     }
