@@ -449,6 +449,8 @@ mod tests {
         let a = serve(r.admit());
         std::thread::sleep(Duration::from_millis(5));
         let b = serve(r.admit());
+        // Ages are kept to the millisecond: keep them apart so the order is certain.
+        std::thread::sleep(Duration::from_millis(5));
         // a is older and idle: the third connection evicts it, not b.
         let _c = serve(r.admit());
         let evicted = tokio::time::timeout(Duration::from_millis(50), a.state.close.notified());

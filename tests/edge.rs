@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use common::{sign_request, SK};
 
+/// These tests measure timeouts and CPU time of a child server: they run one at a time, so
+/// that one test's flood does not skew another's clock.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Glint {
     child: Child,
     s3: SocketAddr,
@@ -175,6 +179,7 @@ fn raw_status(addr: SocketAddr, head: &str, body: &[u8]) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deeply_nested_xml_is_refused_and_the_server_lives() {
+    let _serial = SERIAL.lock().await;
     let mut g = spawn("", "", None);
     let bomb = nested(50_000);
     // Unauthenticated, to a bucket that does not exist: refused before the body is read.
@@ -226,6 +231,7 @@ fn time_to_close(mut c: TcpStream, limit: Duration) -> Option<Duration> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_slow_and_stalled_connections_are_closed_at_their_timeouts() {
+    let _serial = SERIAL.lock().await;
     let g = spawn(
         "client_header_timeout = 2\nkeepalive_timeout = 3\nmax_connections = 1000",
         "client_socket_timeout = 2",
@@ -318,6 +324,7 @@ async fn idle_slow_and_stalled_connections_are_closed_at_their_timeouts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_flood_under_a_low_open_files_limit_leaves_both_apis_up() {
+    let _serial = SERIAL.lock().await;
     // The attack: 1,100 idle connections per API against a server limited to 1,024 open
     // files made both APIs unreachable. Now the cap (derived from the limit) evicts the
     // longest-idle connection for each new one.
@@ -349,6 +356,7 @@ async fn a_connection_flood_under_a_low_open_files_limit_leaves_both_apis_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_connection_is_busy_a_new_one_gets_503() {
+    let _serial = SERIAL.lock().await;
     let g = spawn(
         "max_connections = 2\nclient_header_timeout = 30",
         "client_socket_timeout = 30",
@@ -379,6 +387,7 @@ async fn when_every_connection_is_busy_a_new_one_gets_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_descriptors_the_accept_loop_evicts_and_backs_off_without_spinning() {
+    let _serial = SERIAL.lock().await;
     let mut g = spawn("", "", None);
     assert!(g.alive());
     // Lower the running server's open-files limit to what it holds now plus a few, so that
