@@ -8,6 +8,7 @@ pub mod conn;
 pub mod credentials;
 pub mod damage;
 pub mod glance;
+pub mod images;
 pub mod range;
 pub mod request_body;
 pub mod s3;

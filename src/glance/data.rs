@@ -5,6 +5,7 @@
 //! `GET /v2/images/{id}/file` streams it back with `Content-MD5`, Range and 204.
 //! `ingest` and `activate` are shared with the import methods.
 
+use crate::images::ImageStatus;
 use std::sync::{Arc, Mutex};
 
 use crate::request_body::RequestBody;
@@ -17,9 +18,10 @@ use http_body_util::BodyExt;
 use super::image::{load_visible, read_image, update, write_image};
 use super::inspect::{Findings, Inspector, Refusal};
 use super::record::{ImageRecord, Multihash, Staged};
-use super::{ApiError, ApiResult, Caller, Glance};
+use super::{denied, ApiError, ApiResult, Caller, Glance};
 use crate::body;
 use crate::config::HashAlgo;
+use crate::images::access;
 
 /// Data written to the engine (not yet part of any image) and what it is.
 pub struct Ingested {
@@ -137,7 +139,7 @@ pub enum NewData {
 pub async fn activate<F>(
     g: &Glance,
     id: &str,
-    from: &'static str,
+    from: ImageStatus,
     store: Option<String>,
     data: NewData,
     meta: (u64, Option<String>, Option<Multihash>, Option<u64>),
@@ -160,9 +162,12 @@ where
     let activated = g
         .store
         .transact(move |tx| {
-            let Some(mut rec) = read_image(tx, &key)?.filter(|r| r.status == from) else {
+            let Some(mut rec) = read_image(tx, &key)? else {
                 return Ok(false);
             };
+            if !rec.move_status(from, ImageStatus::Active) {
+                return Ok(false);
+            }
             let blob = match &data {
                 NewData::Fresh(staged) => tx.add_blob(staged)?,
                 NewData::Committed(b) => *b,
@@ -170,7 +175,6 @@ where
             rec.blob = Some(blob.to_hex());
             rec.store = target.clone();
             rec.copies.clear();
-            rec.status = "active".into();
             rec.size = Some(size);
             rec.virtual_size = virtual_size;
             rec.checksum = md5.clone();
@@ -252,9 +256,9 @@ async fn check_data_request(
 }
 
 /// Moves the image from queued to `to` (409 from any other status).
-async fn begin(g: &Glance, id: &str, to: &'static str, need_formats: bool) -> Result<(), ApiError> {
+async fn begin(g: &Glance, id: &str, to: ImageStatus, need_formats: bool) -> Result<(), ApiError> {
     update(g, id, move |r| {
-        if r.status != "queued" {
+        if !(r.status == ImageStatus::Queued && r.status.can_become(to)) {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
@@ -268,7 +272,7 @@ async fn begin(g: &Glance, id: &str, to: &'static str, need_formats: bool) -> Re
                 "Properties disk_format, container_format must be set prior to saving data.",
             ));
         }
-        r.status = to.into();
+        r.move_status(ImageStatus::Queued, to);
         Ok(())
     })
     .await
@@ -284,7 +288,7 @@ pub async fn upload(
 ) -> ApiResult {
     let rec = check_data_request(g, caller, id, parts, "upload_image").await?;
     let target = target_store(g, &parts.headers)?;
-    begin(g, &rec.id, "saving", true).await?;
+    begin(g, &rec.id, ImageStatus::Saving, true).await?;
     g.notifier.image("image.prepare", &rec);
     let limit = size_limit(g, rec.owner.as_deref()).await?;
     let store = g.stores.store(target.as_deref()).clone();
@@ -292,7 +296,7 @@ pub async fn upload(
     let data = match ingest(&store, incoming.into_data_stream(), limit, algo).await {
         Ok(d) => d,
         Err(e) => {
-            restore_queued(g, &rec.id, "saving", None).await;
+            restore_queued(g, &rec.id, ImageStatus::Saving, None).await;
             return Err(e.into());
         }
     };
@@ -307,7 +311,7 @@ pub async fn upload(
                 // Upstream keeps the refused bytes' checksums on the queued image.
                 let sums = (data.md5.clone(), data.os_hash.clone());
                 drop(data); // unpinned: its chunks are reclaimed
-                restore_queued(g, &rec.id, "saving", Some(sums)).await;
+                restore_queued(g, &rec.id, ImageStatus::Saving, Some(sums)).await;
                 return Err(refused(&refusal));
             }
         }
@@ -316,7 +320,7 @@ pub async fn upload(
     if !activate(
         g,
         &rec.id,
-        "saving",
+        ImageStatus::Saving,
         target,
         NewData::Fresh(Box::new(data.staged)),
         meta,
@@ -362,14 +366,14 @@ pub async fn stage(
         ));
     }
     let rec = check_data_request(g, caller, id, parts, "modify_image").await?;
-    begin(g, &rec.id, "uploading", false).await?;
+    begin(g, &rec.id, ImageStatus::Uploading, false).await?;
     let limit = size_limit(g, rec.owner.as_deref()).await?;
     // Staged data lives in the main store (upstream's os_glance_staging_store).
     let algo = g.opts().hashing_algorithm;
     let data = match ingest(&g.store, incoming.into_data_stream(), limit, algo).await {
         Ok(d) => d,
         Err(e) => {
-            restore_queued(g, &rec.id, "uploading", None).await;
+            restore_queued(g, &rec.id, ImageStatus::Uploading, None).await;
             return Err(e.into());
         }
     };
@@ -377,7 +381,8 @@ pub async fn stage(
     let kept = g
         .store
         .transact(move |tx| {
-            let Some(mut r) = read_image(tx, &key)?.filter(|r| r.status == "uploading") else {
+            let Some(mut r) = read_image(tx, &key)?.filter(|r| r.status == ImageStatus::Uploading)
+            else {
                 return Ok(false);
             };
             let blob = tx.add_blob(&data.staged)?;
@@ -409,12 +414,11 @@ pub async fn stage(
 async fn restore_queued(
     g: &Glance,
     id: &str,
-    from: &'static str,
+    from: ImageStatus,
     sums: Option<(Option<String>, Option<Multihash>)>,
 ) {
     let _ = update(g, id, move |r| {
-        if r.status == from {
-            r.status = "queued".into();
+        if r.move_status(from, ImageStatus::Queued) {
             r.size = None;
             r.virtual_size = None;
             if let Some((md5, os_hash)) = &sums {
@@ -434,7 +438,7 @@ pub async fn download(
     parts: &http::request::Parts,
 ) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
-    super::access::check_download(&g.policy, caller, &rec)?;
+    access::check_download(&g.policy, caller, &rec).map_err(|d| denied(d, &rec.id))?;
     // `?prefer=a,b` orders the stores to read from (multiple stores; unknown ids are 400).
     let prefer: Vec<String> = crate::s3::auth::query_params(parts.uri.query().unwrap_or(""))
         .into_iter()

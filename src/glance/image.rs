@@ -1,6 +1,7 @@
 //! Images: routing under `/v2/`, create / show / update / delete, tags and
 //! deactivate/reactivate. Data, listing, members and discovery live in their own modules.
 
+use crate::images::ImageStatus;
 use crate::request_body::RequestBody;
 use glint_storage::{Catalog, StoreError};
 use http::{Method, Response, StatusCode};
@@ -14,6 +15,7 @@ use super::{cache, data, discovery, import, json, listing, members, no_content, 
 use super::{read_json_body, tasks};
 use super::{uuid_v4, ApiError, ApiResult, Caller, Glance};
 use crate::body;
+use crate::images::access;
 
 pub async fn route(
     g: &Arc<Glance>,
@@ -106,7 +108,7 @@ async fn load(g: &Glance, id: &str) -> Result<Option<ImageRecord>, ApiError> {
 pub async fn load_visible(g: &Glance, caller: &Caller, id: &str) -> Result<ImageRecord, ApiError> {
     load(g, id)
         .await?
-        .filter(|r| super::access::may_see(&g.policy, caller, r))
+        .filter(|r| access::may_see(&g.policy, caller, r))
         .ok_or_else(|| ApiError::not_found(id))
 }
 
@@ -250,7 +252,7 @@ async fn delete_from_store(g: &Glance, caller: &Caller, store: &str, id: &str) -
             format!("Unknown store {store}."),
         ));
     }
-    if rec.status != "active" {
+    if rec.status != ImageStatus::Active {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "It's not allowed to remove image data from store if image status is not 'active'",
@@ -389,9 +391,11 @@ async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
             let Some(mut cur) = read_image(tx, &key)? else {
                 return Ok(Vec::new());
             };
-            if delayed && cur.blob.is_some() {
+            if delayed
+                && cur.blob.is_some()
+                && cur.status.become_(ImageStatus::PendingDelete).is_ok()
+            {
                 // Delayed delete: gone from the API now, the scrubber purges the data later.
-                cur.status = "pending_delete".into();
                 cur.deleted_at = Some(now());
                 write_image(tx, &mut cur)?;
                 Ok(Vec::new())
@@ -497,16 +501,13 @@ async fn activation(g: &Glance, caller: &Caller, id: &str, action: &str) -> ApiR
     let rec = load_visible(g, caller, id).await?;
     g.enforce(action, caller, &rec)?;
     let (from, to) = if action == "deactivate" {
-        ("active", "deactivated")
+        (ImageStatus::Active, ImageStatus::Deactivated)
     } else {
-        ("deactivated", "active")
+        (ImageStatus::Deactivated, ImageStatus::Active)
     };
     let verb = action.to_string();
     update(g, &rec.id, move |r| {
-        if r.status == to {
-            Ok(())
-        } else if r.status == from {
-            r.status = to.into();
+        if r.status == to || r.move_status(from, to) {
             Ok(())
         } else {
             Err(ApiError::new(

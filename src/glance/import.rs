@@ -5,6 +5,7 @@
 //! object's chunks). Each import is a task (`api_image_import`) that runs in the
 //! background; the image shows progress through its status and `os_glance_*` properties.
 
+use crate::images::ImageStatus;
 use std::sync::Arc;
 
 use crate::request_body::RequestBody;
@@ -133,7 +134,7 @@ pub async fn start(
     let mut task = TaskRecord::new("api_image_import", caller, Some(rec.id.clone()), input);
     tasks::save(g, &task).await?;
     let task_id = task.id.clone();
-    let from = rec.status.clone();
+    let from = rec.status;
     let to_stores = targets.join(",");
     update(g, &rec.id, move |r| {
         if r.status != from || r.extra.contains_key(LOCK) {
@@ -142,8 +143,11 @@ pub async fn start(
                 "Image changed while the import was being set up",
             ));
         }
-        if !copying {
-            r.status = "importing".into();
+        if !copying && !r.move_status(from, ImageStatus::Importing) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("Image status transition from {from} to importing is not allowed"),
+            ));
         }
         r.extra.insert(LOCK.into(), task_id.clone());
         r.extra.insert(IMPORTING.into(), to_stores.clone());
@@ -282,7 +286,7 @@ async fn run(
                 activate(
                     g,
                     &image.id,
-                    "importing",
+                    ImageStatus::Importing,
                     first,
                     NewData::Committed(blob),
                     meta,
@@ -294,7 +298,7 @@ async fn run(
                 let ok = activate(
                     g,
                     &image.id,
-                    "importing",
+                    ImageStatus::Importing,
                     first,
                     NewData::Fresh(Box::new(copy)),
                     meta,
@@ -335,7 +339,7 @@ async fn run(
                 let ok = adopt_main_blob(
                     g,
                     &image.id,
-                    "importing",
+                    ImageStatus::Importing,
                     first,
                     blob,
                     (size, &d, virtual_size),
@@ -387,7 +391,7 @@ async fn copy_blob(
 pub async fn adopt_main_blob<F>(
     g: &Glance,
     id: &str,
-    from: &'static str,
+    from: ImageStatus,
     store: Option<String>,
     blob: BlobId,
     (size, d, virtual_size): (u64, &glint_storage::Digests, Option<u64>),
@@ -450,7 +454,7 @@ async fn activate_fresh(
     let ok = activate(
         g,
         id,
-        "importing",
+        ImageStatus::Importing,
         store,
         NewData::Fresh(Box::new(data.staged)),
         meta,
@@ -497,7 +501,8 @@ async fn copy_to(g: &Glance, id: &str, target: &str) -> Result<(), ApiError> {
     let recorded = g
         .store
         .transact(move |tx| {
-            let Some(mut r) = read_image(tx, &key)?.filter(|r| r.status == "active") else {
+            let Some(mut r) = read_image(tx, &key)?.filter(|r| r.status == ImageStatus::Active)
+            else {
                 return Ok(false);
             };
             if r.store_ids().contains(&store_id.as_str()) {
@@ -540,7 +545,7 @@ async fn fail(g: &Glance, id: &str) {
             let Some(mut r) = read_image(tx, &key)? else {
                 return Ok(());
             };
-            if r.status != "importing" {
+            if r.status != ImageStatus::Importing {
                 // A failed copy-image: the image stays active, the lock goes.
                 if r.extra.remove(LOCK).is_some() {
                     let failed = r.extra.insert(IMPORTING.into(), String::new());
@@ -552,7 +557,7 @@ async fn fail(g: &Glance, id: &str) {
             if let Some(b) = r.staged.take().and_then(|s| s.blob.parse::<BlobId>().ok()) {
                 tx.delete_blob(b)?;
             }
-            r.status = "queued".into();
+            r.move_status(ImageStatus::Importing, ImageStatus::Queued);
             r.size = None;
             r.virtual_size = None;
             r.extra.remove(LOCK);
@@ -638,8 +643,17 @@ pub async fn legacy_web_download(g: &Glance, image_id: &str, uri: &str) -> Resul
             ))
         })?;
     let image = update(g, image_id, |r| {
-        r.status = "importing".into();
-        Ok(())
+        if r.move_status(ImageStatus::Queued, ImageStatus::Importing) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "Image status transition from {} to importing is not allowed",
+                    r.status
+                ),
+            ))
+        }
     })
     .await?;
     let targets: Vec<String> = g

@@ -2,6 +2,7 @@
 //! The query is parsed into a `Query` first, so every malformed parameter is a 400 before
 //! anything is read.
 
+use crate::images::ImageStatus;
 use std::cmp::Ordering;
 
 use time::OffsetDateTime;
@@ -302,8 +303,10 @@ pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
 impl Query {
     /// Whether `rec` belongs on this listing for `caller` (visibility, membership, filters).
     pub fn matches(&self, rec: &ImageRecord, caller: &Caller) -> bool {
-        if matches!(rec.status.as_str(), "deleted" | "killed" | "pending_delete")
-            || rec.os_hidden != self.os_hidden
+        if matches!(
+            rec.status,
+            ImageStatus::Deleted | ImageStatus::Killed | ImageStatus::PendingDelete
+        ) || rec.os_hidden != self.os_hidden
         {
             return false;
         }
@@ -392,7 +395,7 @@ fn sort_value<'a>(r: &'a ImageRecord, key: &str) -> SortValue<'a> {
     let text = |s: &'a Option<String>| s.as_deref().map_or(SortValue::Null, SortValue::Text);
     match key {
         "name" => text(&r.name),
-        "status" => SortValue::Text(&r.status),
+        "status" => SortValue::Text(r.status.as_str()),
         "container_format" => text(&r.container_format),
         "disk_format" => text(&r.disk_format),
         "size" => r.size.map_or(SortValue::Null, SortValue::Num),
@@ -410,7 +413,7 @@ fn attribute<'a>(r: &'a ImageRecord, key: &str) -> Option<std::borrow::Cow<'a, s
     match key {
         "id" => Some(Cow::Borrowed(&r.id)),
         "name" => text(&r.name),
-        "status" => Some(Cow::Borrowed(&r.status)),
+        "status" => Some(Cow::Borrowed(r.status.as_str())),
         "visibility" => Some(Cow::Borrowed(&r.visibility)),
         "owner" => text(&r.owner),
         "checksum" => text(&r.checksum),

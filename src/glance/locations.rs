@@ -4,6 +4,7 @@
 //! locations are its own: an S3 object in this store (`s3://bucket/key`, adopted by
 //! reference, no byte copied) or an image backend's blob (`glint://store/blob`, listed).
 
+use crate::images::ImageStatus;
 use crate::request_body::RequestBody;
 use glint_storage::DigestSet;
 use http::StatusCode;
@@ -36,7 +37,7 @@ pub async fn add(g: &Glance, caller: &Caller, id: &str, incoming: RequestBody) -
             "validation_data needs os_hash_value (and os_hash_algo sha512, sha256, sha1 or md5)",
         )),
     };
-    if rec.status != "queued" {
+    if rec.status != ImageStatus::Queued {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
@@ -78,7 +79,9 @@ pub async fn add(g: &Glance, caller: &Caller, id: &str, incoming: RequestBody) -
     };
     let store = g.stores.default_id().map(str::to_string);
     let meta = (size, &d, virtual_size);
-    if !super::import::adopt_main_blob(g, &rec.id, "queued", store, blob, meta, |_| {}).await? {
+    if !super::import::adopt_main_blob(g, &rec.id, ImageStatus::Queued, store, blob, meta, |_| {})
+        .await?
+    {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "The image changed while its location was being added",

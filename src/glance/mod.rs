@@ -4,7 +4,6 @@
 //! schemas and discovery. Identity is `noauth` for now: the identity headers, or a
 //! `USER:PROJECT[:ROLES]` token, are trusted (see `Caller::from_headers`).
 
-pub mod access;
 mod cache;
 mod cors;
 mod data;
@@ -13,14 +12,12 @@ mod discovery;
 pub mod fuzzing;
 mod image;
 mod import;
-mod inspect;
 mod keystone;
 mod listing;
 mod locations;
 mod members;
 mod notify;
 mod patch;
-pub mod policy;
 mod record;
 mod schema;
 pub mod scrubber;
@@ -38,7 +35,9 @@ use serde_json::{Map, Value};
 
 use crate::body::{self, Body};
 use crate::config::{Config, GlanceOptions};
-pub use record::ImageRecord;
+pub(crate) use crate::images::caller::expand_roles;
+pub use crate::images::policy::{self, image_target};
+pub use crate::images::{inspect, Caller, ImageRecord, ImageStatus};
 pub use schema::{ImageSchema, SchemaError};
 
 /// Milliseconds since the epoch of a Glance timestamp (0 when unparsable).
@@ -127,58 +126,7 @@ impl Glance {
     }
 }
 
-/// Who is calling, as keystonemiddleware would describe them.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// This request's `x-openstack-request-id` (recorded in the tasks it starts).
-    pub request_id: String,
-    pub user: Option<String>,
-    pub project: Option<String>,
-    pub roles: Vec<String>,
-}
-
-/// The fields image rules see: the owner as `project_id`, the caller's project as
-/// `member_id` when the image is shared with it, and the visibility.
-pub fn image_target(rec: &ImageRecord, caller: &Caller) -> policy::Target {
-    let mut t = policy::Target::new();
-    if let Some(o) = &rec.owner {
-        t.insert("project_id", o.clone());
-    }
-    if let Some(m) = rec.member(caller.project.as_deref()) {
-        t.insert("member_id", m.member_id.clone());
-    }
-    t.insert("visibility", rec.visibility.clone());
-    t
-}
-
-/// Keystone's implied roles: admin ⇒ member ⇒ reader.
-pub(crate) fn expand_roles<'a>(roles: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for role in roles {
-        let role = role.trim().to_ascii_lowercase();
-        let implied: &[&str] = match role.as_str() {
-            "admin" => &["member", "reader"],
-            "member" => &["reader"],
-            _ => &[],
-        };
-        for r in std::iter::once(role.as_str()).chain(implied.iter().copied()) {
-            if !r.is_empty() && !out.iter().any(|o| o == r) {
-                out.push(r.to_string());
-            }
-        }
-    }
-    out
-}
-
 impl Caller {
-    pub fn is_admin(&self) -> bool {
-        self.has_role("admin")
-    }
-
-    pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
-    }
-
     /// noauth identity, first match wins: the `X-Project-Id` (or `X-Tenant-Id`) header
     /// with `X-User-Id` and `X-Roles` (default `member`); a token `USER:PROJECT[:ROLES]`
     /// (user `admin` defaults to the admin role); otherwise the admin of project `admin`.
@@ -301,6 +249,14 @@ impl From<glint_storage::StoreError> for ApiError {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
             }
         }
+    }
+}
+
+/// The Images API's answer to a refused read of image data.
+pub fn denied(d: crate::images::access::Denied, id: &str) -> ApiError {
+    match d {
+        crate::images::access::Denied::NotFound => ApiError::not_found(id),
+        crate::images::access::Denied::Forbidden(why) => ApiError::forbidden(why),
     }
 }
 

@@ -83,7 +83,7 @@ pub fn image_payload(r: &ImageRecord) -> Value {
         "disk_format": r.disk_format, "container_format": r.container_format, "size": r.size,
         "virtual_size": r.virtual_size, "is_public": r.visibility == "public",
         "visibility": r.visibility, "properties": r.extra, "tags": r.tags,
-        "deleted": matches!(r.status.as_str(), "deleted" | "pending_delete"),
+        "deleted": r.status.is_deleted(),
         "deleted_at": r.deleted_at, "os_hash_algo": r.os_hash_algo,
         "os_hash_value": r.os_hash_value, "os_hidden": r.os_hidden,
     })

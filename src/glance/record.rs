@@ -1,17 +1,17 @@
-//! The image record as stored in the catalog, its JSON form, who may see or change it, and
-//! the one place where a property value is validated and applied (create and PATCH share
-//! it, so both answer the same status for the same bad value).
+//! The Images API's side of the image record: its JSON form, and the one place where a
+//! property value is validated and applied (create and PATCH share it, so both answer the
+//! same status for the same bad value).
 
-use std::collections::BTreeMap;
-
-use glint_storage::BlobId;
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::schema::ImageSchema;
 use super::{ApiError, Caller};
 use crate::config::GlanceOptions;
+pub use crate::images::record::{
+    now, valid_uuid, ImageRecord, Member, Multihash, Staged, StoredCopy,
+};
+use crate::images::ImageStatus;
 
 /// Set by the server, never by a request (403 "Attribute 'X' is read-only.").
 pub const READ_ONLY: &[&str] = &[
@@ -47,14 +47,6 @@ pub const BASE_WRITABLE: &[&str] = &[
 ];
 const VISIBILITIES: &[&str] = &["public", "private", "shared", "community"];
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Member {
-    pub member_id: String,
-    pub status: String,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
 impl Member {
     pub fn to_json(&self, image_id: &str) -> Value {
         json!({
@@ -68,124 +60,7 @@ impl Member {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ImageRecord {
-    pub id: String,
-    pub name: Option<String>,
-    pub status: String,
-    pub visibility: String,
-    pub protected: bool,
-    pub os_hidden: bool,
-    pub checksum: Option<String>,
-    pub os_hash_algo: Option<String>,
-    pub os_hash_value: Option<String>,
-    pub size: Option<u64>,
-    pub virtual_size: Option<u64>,
-    pub disk_format: Option<String>,
-    pub container_format: Option<String>,
-    pub min_disk: i64,
-    pub min_ram: i64,
-    pub owner: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub tags: Vec<String>,
-    pub extra: BTreeMap<String, String>,
-    /// The engine blob holding the data, once uploaded.
-    pub blob: Option<String>,
-    /// Projects the image is shared with (at most `image_member_quota`; kept in the record
-    /// so that visibility is decided from one read).
-    #[serde(default)]
-    pub members: Vec<Member>,
-    /// Data staged for a glance-direct import (`PUT /stage`), with what it is.
-    #[serde(default)]
-    pub staged: Option<Staged>,
-    /// When a delayed delete marked it `pending_delete`.
-    #[serde(default)]
-    pub deleted_at: Option<String>,
-    /// The backend holding `blob` (multiple stores; None with one store).
-    #[serde(default)]
-    pub store: Option<String>,
-    /// Further copies in other backends (copy-image), in the order they were made.
-    #[serde(default)]
-    pub copies: Vec<StoredCopy>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StoredCopy {
-    pub store: String,
-    pub blob: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Staged {
-    /// A committed engine blob of its own until the import adopts (or a delete drops) it.
-    pub blob: String,
-    pub size: u64,
-    pub md5: Option<String>,
-    /// The multihash under `hashing_algorithm` as it was when the data was staged.
-    #[serde(default)]
-    pub os_hash: Option<Multihash>,
-    /// What records staged before `hashing_algorithm` existed hold: a SHA-512 value.
-    #[serde(default, rename = "sha512", skip_serializing_if = "Option::is_none")]
-    pub legacy_sha512: Option<String>,
-    pub findings: super::inspect::Findings,
-}
-
-impl Staged {
-    pub fn multihash(&self) -> Option<Multihash> {
-        self.os_hash.clone().or_else(|| {
-            self.legacy_sha512.clone().map(|value| Multihash {
-                algo: "sha512".into(),
-                value,
-            })
-        })
-    }
-}
-
-/// An image's multihash: the algorithm (`os_hash_algo`) and its hex digest (`os_hash_value`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Multihash {
-    pub algo: String,
-    pub value: String,
-}
-
 impl ImageRecord {
-    /// A record as stored in `Catalog::Images`.
-    pub fn decode(bytes: &[u8]) -> Option<ImageRecord> {
-        serde_json::from_slice(bytes).ok()
-    }
-
-    pub fn new(id: String, owner: Option<String>, stamp: String) -> ImageRecord {
-        ImageRecord {
-            id,
-            name: None,
-            status: "queued".into(),
-            visibility: "shared".into(),
-            protected: false,
-            os_hidden: false,
-            checksum: None,
-            os_hash_algo: None,
-            os_hash_value: None,
-            size: None,
-            virtual_size: None,
-            disk_format: None,
-            container_format: None,
-            min_disk: 0,
-            min_ram: 0,
-            owner,
-            created_at: stamp.clone(),
-            updated_at: stamp,
-            tags: Vec::new(),
-            extra: BTreeMap::new(),
-            blob: None,
-            members: Vec::new(),
-            staged: None,
-            deleted_at: None,
-            store: None,
-            copies: Vec::new(),
-        }
-    }
-
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("id".into(), json!(self.id));
@@ -212,7 +87,7 @@ impl ImageRecord {
         }
         let stores = self.store_ids();
         // Upstream hides where a deactivated image's data is.
-        if !stores.is_empty() && self.status != "deactivated" {
+        if !stores.is_empty() && self.status != ImageStatus::Deactivated {
             m.insert("stores".into(), json!(stores.join(",")));
         }
         m.insert("self".into(), json!(format!("/v2/images/{}", self.id)));
@@ -221,59 +96,8 @@ impl ImageRecord {
         Value::Object(m)
     }
 
-    /// Where the data is: (store id, blob), the first location first.
-    pub fn locations(&self) -> Vec<(Option<&str>, BlobId)> {
-        let mut out = Vec::new();
-        if let Some(b) = self.blob.as_deref().and_then(|b| b.parse().ok()) {
-            out.push((self.store.as_deref(), b));
-        }
-        for c in &self.copies {
-            if let Ok(b) = c.blob.parse() {
-                out.push((Some(c.store.as_str()), b));
-            }
-        }
-        out
-    }
-
-    /// The stores holding the data, as the `stores` property lists them.
-    pub fn store_ids(&self) -> Vec<&str> {
-        self.locations()
-            .into_iter()
-            .filter_map(|(s, _)| s)
-            .collect()
-    }
-
-    pub fn is_owner(&self, caller: &Caller) -> bool {
-        self.owner.is_some() && self.owner == caller.project
-    }
-
-    pub fn member(&self, project: Option<&str>) -> Option<&Member> {
-        let p = project?;
-        self.members.iter().find(|m| m.member_id == p)
-    }
-
-    /// Whether `caller` may see this image at all (upstream's `get_image`): admins, the
-    /// owner, anyone for public and community images, and the projects a shared image is
-    /// shared with, whatever their membership status.
-    pub fn visible_to(&self, caller: &Caller) -> bool {
-        if matches!(self.status.as_str(), "pending_delete" | "deleted") {
-            return false;
-        }
-        caller.is_admin()
-            || self.is_owner(caller)
-            || matches!(self.visibility.as_str(), "public" | "community")
-            || (self.visibility == "shared" && self.member(caller.project.as_deref()).is_some())
-    }
-
     /// The one place a property is validated and set. `creating` distinguishes POST (where
     /// `id` may be chosen) from PATCH (where the formats are frozen once data exists).
-    /// Sets `os_hash_algo` and `os_hash_value` together (both null without a multihash).
-    pub fn set_multihash(&mut self, h: Option<Multihash>) {
-        let (algo, value) = h.map(|h| (h.algo, h.value)).unzip();
-        self.os_hash_algo = algo;
-        self.os_hash_value = value;
-    }
-
     pub fn set_property(
         &mut self,
         key: &str,
@@ -326,7 +150,9 @@ impl ImageRecord {
                     Value::String(s) if allowed.iter().any(|a| a == s) => Some(s.clone()),
                     _ => return Err(schema_error(key, value)),
                 };
-                if !rules.creating && !matches!(self.status.as_str(), "queued" | "importing") {
+                if !rules.creating
+                    && !matches!(self.status, ImageStatus::Queued | ImageStatus::Importing)
+                {
                     let current = if key == "disk_format" {
                         &self.disk_format
                     } else {
@@ -459,25 +285,4 @@ fn string_or_null(v: &Value, key: &str, max: usize) -> Result<Option<String>, Ap
         Value::String(s) if s.chars().count() <= max => Ok(Some(s.clone())),
         _ => Err(schema_error(key, v)),
     }
-}
-
-pub fn valid_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                *c == b'-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
-}
-
-/// Glance's timestamp form: second precision, `Z`.
-pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-        ))
-        .unwrap_or_default()
 }

@@ -4,6 +4,7 @@
 //! It runs inside the server every `wakeup_time` seconds, or as `glint scrubber` while the
 //! server is stopped (the embedded catalog admits one process at a time).
 
+use crate::images::ImageStatus;
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -32,7 +33,9 @@ pub async fn scrub_once(stores: &Stores, scrub_time: Duration) -> glint_storage:
     let now = time::OffsetDateTime::now_utc();
     let mut pass = ScrubPass::default();
     for (key, value) in rows {
-        let Some(rec) = ImageRecord::decode(&value).filter(|r| r.status == "pending_delete") else {
+        let Some(rec) =
+            ImageRecord::decode(&value).filter(|r| r.status == ImageStatus::PendingDelete)
+        else {
             continue;
         };
         let due = rec
@@ -48,7 +51,8 @@ pub async fn scrub_once(stores: &Stores, scrub_time: Duration) -> glint_storage:
         let main_id = stores.default_id().map(str::to_string);
         let purged = store
             .transact(move |tx| {
-                let Some(cur) = read_image(tx, &id)?.filter(|r| r.status == "pending_delete")
+                let Some(cur) =
+                    read_image(tx, &id)?.filter(|r| r.status == ImageStatus::PendingDelete)
                 else {
                     return Ok(None);
                 };
@@ -106,11 +110,12 @@ pub async fn restore(stores: &Stores, id: &str) -> glint_storage::Result<bool> {
     stores
         .main()
         .transact(move |tx| {
-            let Some(mut rec) = read_image(tx, &key)?.filter(|r| r.status == "pending_delete")
-            else {
+            let Some(mut rec) = read_image(tx, &key)? else {
                 return Ok(false);
             };
-            rec.status = "active".into();
+            if !rec.move_status(ImageStatus::PendingDelete, ImageStatus::Active) {
+                return Ok(false);
+            }
             rec.deleted_at = None;
             write_image(tx, &mut rec)?;
             Ok(true)

@@ -6,14 +6,15 @@
 //! streamed as for any object (ranges, conditional requests); the ETag is the image's MD5
 //! `checksum`. Writes are refused.
 
+use crate::images::ImageStatus;
 use glint_storage::Catalog;
 
 use super::list::{parse_list, render_list, select};
 use super::object::{serve_record, RespondError};
 use super::records::ObjectRecord;
 use super::{Ctx, S3Result, S3};
-use crate::glance::access::{check_download, may_see};
 use crate::glance::{Caller, ImageRecord};
+use crate::images::access::{check_download, may_see, Denied};
 use crate::s3::error::S3Error;
 use http::Method;
 
@@ -65,13 +66,13 @@ async fn readable(s3: &S3, caller: &Caller, id: &str) -> Result<ImageRecord, S3E
     match check_download(&s3.image_policy, caller, &rec) {
         Ok(()) if has_data(&rec) => Ok(rec),
         Ok(()) => Err(S3Error::no_such_key()),
-        Err(e) if e.status == http::StatusCode::FORBIDDEN => Err(S3Error::access_denied()),
-        Err(_) => Err(S3Error::no_such_key()),
+        Err(Denied::Forbidden(_)) => Err(S3Error::access_denied()),
+        Err(Denied::NotFound) => Err(S3Error::no_such_key()),
     }
 }
 
 fn has_data(r: &ImageRecord) -> bool {
-    r.status == "active" && r.blob.is_some()
+    r.status == ImageStatus::Active && r.blob.is_some()
 }
 
 /// Listed: the images the caller may see (as `GET /v2/images` shows them) that have data.

@@ -6,7 +6,22 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::Caller;
+use super::caller::Caller;
+use super::record::ImageRecord;
+
+/// The fields image rules see: the owner as `project_id`, the caller's project as
+/// `member_id` when the image is shared with it, and the visibility.
+pub fn image_target(rec: &ImageRecord, caller: &Caller) -> Target {
+    let mut t = Target::new();
+    if let Some(o) = &rec.owner {
+        t.insert("project_id", o.clone());
+    }
+    if let Some(m) = rec.member(caller.project.as_deref()) {
+        t.insert("member_id", m.member_id.clone());
+    }
+    t.insert("visibility", rec.visibility.clone());
+    t
+}
 
 /// The defaults (glance/policies/*.py of Glance 33, secure RBAC with scope enforcement).
 const DEFAULTS: &[(&str, &str)] = &[
