@@ -3,8 +3,25 @@
 use glint_storage::{Catalog, Store};
 use rand::Rng;
 
-use crate::s3::records::now_ms;
-use crate::s3::Credential;
+/// A key's record (key: the access key id).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Credential {
+    pub secret: String,
+    pub project: String,
+    pub created_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The record of `access`, if the key exists.
+pub async fn get(store: &Store, access: &str) -> glint_storage::Result<Option<Credential>> {
+    Ok(store
+        .get(Catalog::Credentials, access.as_bytes().to_vec())
+        .await?
+        .and_then(|v| serde_json::from_slice(&v).ok()))
+}
 
 /// Creates (or, for a bootstrap key, sets) an access key bound to `project`.
 pub async fn put(

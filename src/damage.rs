@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashSet};
 
 use glint_storage::{BlobId, Catalog, Store};
 
-use crate::glance::ImageRecord;
 use crate::s3::records::ObjectRecord;
 
 /// One line per damaged blob that a front-end record uses, e.g.
@@ -16,7 +15,7 @@ pub async fn describe(
     store: &Store,
     blobs: &[BlobId],
 ) -> Result<Vec<String>, glint_storage::StoreError> {
-    let damaged: HashSet<String> = blobs.iter().map(|b| b.to_hex()).collect();
+    let damaged: HashSet<BlobId> = blobs.iter().copied().collect();
     let mut names: BTreeMap<String, ()> = BTreeMap::new();
     for (k, v) in store
         .scan(Catalog::Objects, Vec::new(), None, usize::MAX)
@@ -25,7 +24,7 @@ pub async fn describe(
         let Ok(rec) = serde_json::from_slice::<ObjectRecord>(&v) else {
             continue;
         };
-        if damaged.contains(&rec.blob) {
+        if rec.blob.parse().is_ok_and(|b| damaged.contains(&b)) {
             names.insert(format!("s3://{}", object_path(&k)), ());
         }
     }
@@ -34,7 +33,7 @@ pub async fn describe(
         .await?
     {
         if let Ok(p) = serde_json::from_slice::<crate::s3::multipart::PartRecord>(&v) {
-            if damaged.contains(&p.blob) {
+            if p.blob.parse().is_ok_and(|b| damaged.contains(&b)) {
                 names.insert(
                     format!("a part of a multipart upload (blob {})", p.blob),
                     (),
@@ -42,13 +41,7 @@ pub async fn describe(
             }
         }
     }
-    for (_, v) in store
-        .scan(Catalog::Images, Vec::new(), None, usize::MAX)
-        .await?
-    {
-        let Some(rec) = ImageRecord::decode(&v) else {
-            continue;
-        };
+    for rec in crate::images::repo::all(store).await? {
         let label = |what: String| {
             format!(
                 "image {} ({}, {what})",
@@ -56,7 +49,7 @@ pub async fn describe(
                 rec.name.as_deref().unwrap_or("unnamed")
             )
         };
-        if rec.blob.as_ref().is_some_and(|b| damaged.contains(b)) {
+        if rec.blob.is_some_and(|b| damaged.contains(&b)) {
             names.insert(label("its data".into()), ());
         }
         for c in rec.copies.iter().filter(|c| damaged.contains(&c.blob)) {

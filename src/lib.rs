@@ -8,6 +8,7 @@ pub mod conn;
 pub mod credentials;
 pub mod damage;
 pub mod glance;
+pub mod http_util;
 pub mod images;
 pub mod range;
 pub mod request_body;
@@ -24,7 +25,7 @@ pub struct Running {
     pub glance_addr: std::net::SocketAddr,
     pub store: Store,
     /// The image backends (the main store, and others with `enabled_backends`).
-    pub stores: Arc<glance::stores::Stores>,
+    pub stores: Arc<images::stores::Stores>,
 }
 
 /// Opens the store, installs the bootstrap key and starts the S3 listener.
@@ -44,21 +45,21 @@ pub async fn start(
         credentials::put(&store, access, secret, project).await?;
         tracing::info!(access_key = %access, project = %project, "bootstrap S3 key installed");
     }
-    let stores = Arc::new(glance::stores::Stores::open(store.clone(), &cfg).await?);
+    let stores = Arc::new(images::stores::Stores::open(store.clone(), &cfg).await?);
     stores.reconcile().await?;
     let cfg = Arc::new(cfg);
     let listener = server::bind(cfg.s3_addr).await?;
     let s3_addr = listener.local_addr()?;
     // One policy for the Images API and the S3 images bucket.
     let policy = Arc::new(
-        glance::policy::Policy::load(cfg.glance.policy_file.as_deref())
+        images::policy::Policy::load(cfg.glance.policy_file.as_deref())
             .map_err(|e| glance::SchemaError::Policy(e.to_string()))?,
     );
     let s3 = Arc::new(s3::S3 {
         store: store.clone(),
         cfg: cfg.clone(),
         image_stores: stores.clone(),
-        image_policy: policy.clone(),
+        images: images::ImageRepo::new(store.clone(), policy.clone()),
     });
     let limits = listener_limits(&cfg.limits);
     tokio::spawn(server::serve_s3(listener, limits.clone(), s3));

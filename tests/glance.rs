@@ -6,7 +6,7 @@ use md5::Digest;
 struct Server {
     base: String,
     store: glint_storage::Store,
-    stores: std::sync::Arc<glint::glance::stores::Stores>,
+    stores: std::sync::Arc<glint::images::stores::Stores>,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
 }

@@ -5,6 +5,7 @@
 //! `GET /v2/images/{id}/file` streams it back with `Content-MD5`, Range and 204.
 //! `ingest` and `activate` are shared with the import methods.
 
+use crate::images::repo;
 use crate::images::ImageStatus;
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +16,7 @@ use glint_storage::{BlobId, DigestSet, StagedBlob, WriteOptions};
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 
-use super::image::{load_visible, read_image, update, write_image};
+use super::image::{load_visible, update};
 use super::inspect::{Findings, Inspector, Refusal};
 use super::record::{ImageRecord, Multihash, Staged};
 use super::{denied, ApiError, ApiResult, Caller, Glance};
@@ -65,13 +66,9 @@ pub async fn size_limit(g: &Glance, owner: Option<&str>) -> Result<u64, glint_st
     let Some(owner) = owner.filter(|_| quota > 0) else {
         return Ok(cap);
     };
-    let rows = g
-        .store
-        .scan(glint_storage::Catalog::Images, Vec::new(), None, usize::MAX)
-        .await?;
-    let used: u64 = rows
+    let used: u64 = repo::all(&g.store)
+        .await?
         .iter()
-        .filter_map(|(_, v)| ImageRecord::decode(v))
         .filter(|r| r.owner.as_deref() == Some(owner))
         .map(|r| {
             let data = if r.blob.is_some() {
@@ -162,7 +159,7 @@ where
     let activated = g
         .store
         .transact(move |tx| {
-            let Some(mut rec) = read_image(tx, &key)? else {
+            let Some(mut rec) = repo::read_locked(tx, &key)? else {
                 return Ok(false);
             };
             if !rec.move_status(from, ImageStatus::Active) {
@@ -172,7 +169,7 @@ where
                 NewData::Fresh(staged) => tx.add_blob(staged)?,
                 NewData::Committed(b) => *b,
             };
-            rec.blob = Some(blob.to_hex());
+            rec.blob = Some(blob);
             rec.store = target.clone();
             rec.copies.clear();
             rec.size = Some(size);
@@ -180,7 +177,7 @@ where
             rec.checksum = md5.clone();
             rec.set_multihash(os_hash.clone());
             also(&mut rec);
-            write_image(tx, &mut rec)?;
+            repo::write(tx, &mut rec)?;
             Ok(true)
         })
         .await?;
@@ -381,21 +378,22 @@ pub async fn stage(
     let kept = g
         .store
         .transact(move |tx| {
-            let Some(mut r) = read_image(tx, &key)?.filter(|r| r.status == ImageStatus::Uploading)
+            let Some(mut r) =
+                repo::read_locked(tx, &key)?.filter(|r| r.status == ImageStatus::Uploading)
             else {
                 return Ok(false);
             };
             let blob = tx.add_blob(&data.staged)?;
             r.size = Some(data.size);
             r.staged = Some(Staged {
-                blob: blob.to_hex(),
+                blob,
                 size: data.size,
                 md5: data.md5.clone(),
                 os_hash: data.os_hash.clone(),
                 legacy_sha512: None,
                 findings: data.findings.clone(),
             });
-            write_image(tx, &mut r)?;
+            repo::write(tx, &mut r)?;
             Ok(true)
         })
         .await?;
@@ -440,7 +438,7 @@ pub async fn download(
     let rec = load_visible(g, caller, id).await?;
     access::check_download(&g.policy, caller, &rec).map_err(|d| denied(d, &rec.id))?;
     // `?prefer=a,b` orders the stores to read from (multiple stores; unknown ids are 400).
-    let prefer: Vec<String> = crate::s3::auth::query_params(parts.uri.query().unwrap_or(""))
+    let prefer: Vec<String> = crate::http_util::query_params(parts.uri.query().unwrap_or(""))
         .into_iter()
         .filter(|(k, _)| k == "prefer")
         .flat_map(|(_, v)| {

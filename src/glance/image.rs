@@ -1,21 +1,20 @@
 //! Images: routing under `/v2/`, create / show / update / delete, tags and
 //! deactivate/reactivate. Data, listing, members and discovery live in their own modules.
 
+use crate::images::repo;
 use crate::images::ImageStatus;
 use crate::request_body::RequestBody;
-use glint_storage::{Catalog, StoreError};
 use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use super::record::{now, valid_uuid, EditRules, ImageRecord};
+use super::record::{now, EditRules, ImageRecord};
 use std::sync::Arc;
 
 use super::{cache, data, discovery, import, json, listing, members, no_content, patch};
 use super::{read_json_body, tasks};
 use super::{uuid_v4, ApiError, ApiResult, Caller, Glance};
 use crate::body;
-use crate::images::access;
 
 pub async fn route(
     g: &Arc<Glance>,
@@ -96,20 +95,20 @@ pub async fn route(
     }
 }
 
-async fn load(g: &Glance, id: &str) -> Result<Option<ImageRecord>, ApiError> {
-    if !valid_uuid(id) {
-        return Ok(None);
-    }
-    let v = g.store.get(Catalog::Images, id.as_bytes().to_vec()).await?;
-    Ok(v.and_then(|v| serde_json::from_slice::<ImageRecord>(&v).ok()))
-}
-
 /// The image if `caller` may see it; 404 otherwise (never 403: that would reveal it).
 pub async fn load_visible(g: &Glance, caller: &Caller, id: &str) -> Result<ImageRecord, ApiError> {
-    load(g, id)
-        .await?
-        .filter(|r| access::may_see(&g.policy, caller, r))
-        .ok_or_else(|| ApiError::not_found(id))
+    g.images
+        .visible(caller, id)
+        .await
+        .map_err(|e| read_error(e, id))
+}
+
+/// The Images API's answer to a refused or failed read through the image repository.
+pub fn read_error(e: repo::ReadError, id: &str) -> ApiError {
+    match e {
+        repo::ReadError::Denied(d) => super::denied(d, id),
+        repo::ReadError::Store(e) => e.into(),
+    }
 }
 
 fn rules(g: &Glance, creating: bool) -> EditRules<'_> {
@@ -172,18 +171,8 @@ pub async fn create_record(
         rec.set_property(k, v, caller, &rules)?;
     }
     g.enforce("add_image", caller, &rec)?;
-    let value = serde_json::to_vec(&rec).expect("serializable");
-    let id = rec.id.clone();
-    let created = g
-        .store
-        .transact(move |tx| {
-            if tx.get_for_update(Catalog::Images, id.as_bytes())?.is_some() {
-                return Ok(false);
-            }
-            tx.put(Catalog::Images, id.as_bytes(), &value)?;
-            Ok(true)
-        })
-        .await?;
+    let new = rec.clone();
+    let created = g.store.transact(move |tx| repo::insert(tx, &new)).await?;
     if !created {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -196,14 +185,7 @@ pub async fn create_record(
 async fn list(g: &Glance, caller: &Caller, query: &str) -> ApiResult {
     g.enforce_own("get_images", caller)?;
     let q = listing::parse(query, g.opts())?;
-    let all = g
-        .store
-        .scan(Catalog::Images, Vec::new(), None, usize::MAX)
-        .await?;
-    let records: Vec<ImageRecord> = all
-        .into_iter()
-        .filter_map(|(_, v)| serde_json::from_slice::<ImageRecord>(&v).ok())
-        .collect();
+    let records = repo::all(&g.store).await?;
     let marker = match &q.marker {
         None => None,
         Some(m) => Some(
@@ -276,7 +258,7 @@ async fn delete_from_store(g: &Glance, caller: &Caller, store: &str, id: &str) -
     let dropped = g
         .store
         .transact(move |tx| {
-            let Some(mut r) = read_image(tx, &key)? else {
+            let Some(mut r) = repo::read_locked(tx, &key)? else {
                 return Ok(None);
             };
             let locations: Vec<(Option<String>, glint_storage::BlobId)> = r
@@ -293,15 +275,15 @@ async fn delete_from_store(g: &Glance, caller: &Caller, store: &str, id: &str) -
                 return Ok(None);
             };
             r.store = first.0.clone();
-            r.blob = Some(first.1.to_hex());
+            r.blob = Some(first.1);
             r.copies = rest[1..]
                 .iter()
                 .map(|(s, b)| super::record::StoredCopy {
                     store: s.clone().unwrap_or_default(),
-                    blob: b.to_hex(),
+                    blob: *b,
                 })
                 .collect();
-            write_image(tx, &mut r)?;
+            repo::write(tx, &mut r)?;
             if Some(target.as_str()) == main_id.as_deref() {
                 tx.delete_blob(blob)?;
                 return Ok(Some(Vec::new()));
@@ -388,7 +370,7 @@ async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
     let elsewhere = g
         .store
         .transact(move |tx| {
-            let Some(mut cur) = read_image(tx, &key)? else {
+            let Some(mut cur) = repo::read_locked(tx, &key)? else {
                 return Ok(Vec::new());
             };
             if delayed
@@ -397,7 +379,7 @@ async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
             {
                 // Delayed delete: gone from the API now, the scrubber purges the data later.
                 cur.deleted_at = Some(now());
-                write_image(tx, &mut cur)?;
+                repo::write(tx, &mut cur)?;
                 Ok(Vec::new())
             } else {
                 super::scrubber::purge(tx, &cur, main_id.as_deref())
@@ -411,29 +393,6 @@ async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
         .expect("valid"))
 }
 
-/// The image record under `key` as this transaction sees it.
-pub fn read_image(
-    tx: &glint_storage::Tx<'_>,
-    key: &str,
-) -> glint_storage::Result<Option<ImageRecord>> {
-    match tx.get_for_update(Catalog::Images, key.as_bytes())? {
-        Some(v) => serde_json::from_slice(&v)
-            .map(Some)
-            .map_err(|_| StoreError::Malformed("image record")),
-        None => Ok(None),
-    }
-}
-
-/// Stores `rec`, stamping `updated_at`.
-pub fn write_image(tx: &glint_storage::Tx<'_>, rec: &mut ImageRecord) -> glint_storage::Result<()> {
-    rec.updated_at = now();
-    tx.put(
-        Catalog::Images,
-        rec.id.as_bytes(),
-        &serde_json::to_vec(rec).expect("serializable"),
-    )
-}
-
 /// Applies `change` to the image under its lock (read-modify-write in one transaction);
 /// `change` may refuse with an API error, which leaves the record untouched.
 pub async fn update<F>(g: &Glance, id: &str, change: F) -> Result<ImageRecord, ApiError>
@@ -444,13 +403,13 @@ where
     let outcome = g
         .store
         .transact(move |tx| {
-            let Some(mut rec) = read_image(tx, &key)? else {
+            let Some(mut rec) = repo::read_locked(tx, &key)? else {
                 return Ok(Err(ApiError::not_found(&key)));
             };
             if let Err(e) = change(&mut rec) {
                 return Ok(Err(e));
             }
-            write_image(tx, &mut rec)?;
+            repo::write(tx, &mut rec)?;
             Ok(Ok(rec))
         })
         .await?;

@@ -5,22 +5,22 @@
 //! object's chunks). Each import is a task (`api_image_import`) that runs in the
 //! background; the image shows progress through its status and `os_glance_*` properties.
 
+use crate::images::repo;
 use crate::images::ImageStatus;
 use std::sync::Arc;
 
 use crate::request_body::RequestBody;
 use futures::StreamExt;
-use glint_storage::{BlobId, Catalog, DigestSet, Hasher};
+use glint_storage::{BlobId, DigestSet, Hasher};
 use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::data::{activate, image_digests, ingest, multihash, refused, size_limit, NewData};
-use super::image::{load_visible, read_image, update, write_image};
+use super::image::{load_visible, update};
 use super::inspect::Inspector;
 use super::record::ImageRecord;
 use super::tasks::{self, TaskRecord};
 use super::{read_json_body, ApiError, ApiResult, Caller, Glance};
-use crate::s3::records::{object_key, BucketRecord, ObjectRecord};
 
 const LOCK: &str = "os_glance_import_task";
 const IMPORTING: &str = "os_glance_importing_to_stores";
@@ -270,10 +270,7 @@ async fn run(
             let staged = current
                 .staged
                 .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "No staged data"))?;
-            let blob: BlobId = staged
-                .blob
-                .parse()
-                .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad staged blob"))?;
+            let blob: BlobId = staged.blob;
             let virtual_size = verdict(&staged.findings)?;
             let meta = (
                 staged.size,
@@ -501,7 +498,8 @@ async fn copy_to(g: &Glance, id: &str, target: &str) -> Result<(), ApiError> {
     let recorded = g
         .store
         .transact(move |tx| {
-            let Some(mut r) = read_image(tx, &key)?.filter(|r| r.status == ImageStatus::Active)
+            let Some(mut r) =
+                repo::read_locked(tx, &key)?.filter(|r| r.status == ImageStatus::Active)
             else {
                 return Ok(false);
             };
@@ -515,9 +513,9 @@ async fn copy_to(g: &Glance, id: &str, target: &str) -> Result<(), ApiError> {
             };
             r.copies.push(super::record::StoredCopy {
                 store: store_id.clone(),
-                blob: blob.to_hex(),
+                blob,
             });
-            write_image(tx, &mut r)?;
+            repo::write(tx, &mut r)?;
             Ok(true)
         })
         .await?;
@@ -530,7 +528,7 @@ async fn copy_to(g: &Glance, id: &str, target: &str) -> Result<(), ApiError> {
 async fn load_current(g: &Glance, id: &str) -> Result<ImageRecord, ApiError> {
     let key = id.to_string();
     g.store
-        .transact(move |tx| read_image(tx, &key))
+        .transact(move |tx| repo::read_locked(tx, &key))
         .await?
         .ok_or_else(|| ApiError::not_found(id))
 }
@@ -542,7 +540,7 @@ async fn fail(g: &Glance, id: &str) {
     let _ = g
         .store
         .transact(move |tx| {
-            let Some(mut r) = read_image(tx, &key)? else {
+            let Some(mut r) = repo::read_locked(tx, &key)? else {
                 return Ok(());
             };
             if r.status != ImageStatus::Importing {
@@ -550,11 +548,11 @@ async fn fail(g: &Glance, id: &str) {
                 if r.extra.remove(LOCK).is_some() {
                     let failed = r.extra.insert(IMPORTING.into(), String::new());
                     r.extra.insert(FAILED.into(), failed.unwrap_or_default());
-                    write_image(tx, &mut r)?;
+                    repo::write(tx, &mut r)?;
                 }
                 return Ok(());
             }
-            if let Some(b) = r.staged.take().and_then(|s| s.blob.parse::<BlobId>().ok()) {
+            if let Some(b) = r.staged.take().map(|s| s.blob) {
                 tx.delete_blob(b)?;
             }
             r.move_status(ImageStatus::Importing, ImageStatus::Queued);
@@ -562,7 +560,7 @@ async fn fail(g: &Glance, id: &str) {
             r.virtual_size = None;
             r.extra.remove(LOCK);
             r.extra.insert(IMPORTING.into(), String::new());
-            write_image(tx, &mut r)
+            repo::write(tx, &mut r)
         })
         .await;
 }
@@ -600,8 +598,8 @@ async fn fetch(
     .map_err(ApiError::from)
 }
 
-/// The blob of an S3 object (`s3://bucket/key`) the caller's project may read: it owns the
-/// bucket, or is an admin.
+/// The blob of an S3 object (`s3://bucket/key`) the caller's project may read by the
+/// object's ACL (or any, for an admin).
 pub async fn s3_object(g: &Glance, caller: &Caller, uri: Option<&str>) -> Result<BlobId, ApiError> {
     let bad = || {
         ApiError::bad(format!(
@@ -614,22 +612,15 @@ pub async fn s3_object(g: &Glance, caller: &Caller, uri: Option<&str>) -> Result
         .and_then(|rest| rest.split_once('/'))
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
         .ok_or_else(bad)?;
-    let b: BucketRecord = g
-        .store
-        .get(Catalog::Buckets, bucket.as_bytes().to_vec())
-        .await?
-        .and_then(|v| serde_json::from_slice(&v).ok())
-        .ok_or_else(bad)?;
-    if !caller.is_admin() && Some(&b.owner) != caller.project.as_ref() {
-        return Err(bad());
-    }
-    let o: ObjectRecord = g
-        .store
-        .get(Catalog::Objects, object_key(bucket, key))
-        .await?
-        .and_then(|v| serde_json::from_slice(&v).ok())
-        .ok_or_else(bad)?;
-    o.blob.parse().map_err(|_| bad())
+    crate::s3::object_source::readable_blob(
+        &g.store,
+        bucket,
+        key,
+        caller.project.as_deref(),
+        caller.is_admin(),
+    )
+    .await?
+    .ok_or_else(bad)
 }
 
 /// The legacy `import` task: the new image goes straight to `importing` and is filled from

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use super::record::{ImageRecord, Member};
 use super::{ApiError, Caller};
 use crate::config::GlanceOptions;
+pub use crate::images::record::parse_time;
 
 const SORT_KEYS: &[&str] = &[
     "name",
@@ -65,7 +66,7 @@ pub struct Query {
 }
 
 pub fn parse(raw_query: &str, opts: &GlanceOptions) -> Result<Query, ApiError> {
-    let params = crate::s3::auth::query_params(raw_query);
+    let params = crate::http_util::query_params(raw_query);
     let mut q = Query {
         limit: opts.limit_param_default,
         marker: None,
@@ -280,24 +281,6 @@ fn date_filter(v: &str) -> Result<(DateOp, OffsetDateTime), ApiError> {
             ))
         })?,
     ))
-}
-
-/// ISO 8601 as clients send it: a full RFC 3339 timestamp, one without zone (UTC), or a
-/// date alone.
-pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
-    use time::format_description::well_known::Rfc3339;
-    let s = s.trim();
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(t);
-    }
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
-    if let Ok(t) = time::PrimitiveDateTime::parse(s.trim_end_matches('Z'), &fmt) {
-        return Some(t.assume_utc());
-    }
-    let day = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, &day)
-        .ok()
-        .map(|d| d.midnight().assume_utc())
 }
 
 impl Query {

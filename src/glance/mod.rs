@@ -21,7 +21,6 @@ mod patch;
 mod record;
 mod schema;
 pub mod scrubber;
-pub mod stores;
 mod tasks;
 mod uri_filter;
 
@@ -37,13 +36,8 @@ use crate::body::{self, Body};
 use crate::config::{Config, GlanceOptions};
 pub(crate) use crate::images::caller::expand_roles;
 pub use crate::images::policy::{self, image_target};
-pub use crate::images::{inspect, Caller, ImageRecord, ImageStatus};
+pub use crate::images::{inspect, stores, Caller, ImageRecord, ImageStatus};
 pub use schema::{ImageSchema, SchemaError};
-
-/// Milliseconds since the epoch of a Glance timestamp (0 when unparsable).
-pub fn timestamp_ms(stamp: &str) -> i64 {
-    listing::parse_time(stamp).map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-}
 
 pub struct Glance {
     /// The main store: every catalog, and the data of the default backend.
@@ -55,6 +49,8 @@ pub struct Glance {
     keystone: Option<keystone::Keystone>,
     pub notifier: notify::Notifier,
     pub policy: Arc<policy::Policy>,
+    /// The image records, with the policy that guards them.
+    pub images: crate::images::ImageRepo,
 }
 
 impl Glance {
@@ -69,6 +65,7 @@ impl Glance {
         let notifier = notify::Notifier::open(cfg.glance.notifications_file.as_deref())
             .map_err(SchemaError::Notifications)?;
         Ok(Glance {
+            images: crate::images::ImageRepo::new(store.clone(), policy.clone()),
             store,
             stores,
             cfg,

@@ -4,14 +4,14 @@
 //! It runs inside the server every `wakeup_time` seconds, or as `glint scrubber` while the
 //! server is stopped (the embedded catalog admits one process at a time).
 
+use crate::images::repo;
 use crate::images::ImageStatus;
 use std::time::Duration;
 
 use std::sync::Arc;
 
-use glint_storage::{BlobId, Catalog};
+use glint_storage::BlobId;
 
-use super::image::{read_image, write_image};
 use super::listing::parse_time;
 use super::record::ImageRecord;
 use super::stores::Stores;
@@ -27,17 +27,12 @@ pub struct ScrubPass {
 /// Purges every `pending_delete` image deleted at least `scrub_time` ago.
 pub async fn scrub_once(stores: &Stores, scrub_time: Duration) -> glint_storage::Result<ScrubPass> {
     let store = stores.main();
-    let rows = store
-        .scan(Catalog::Images, Vec::new(), None, usize::MAX)
-        .await?;
     let now = time::OffsetDateTime::now_utc();
     let mut pass = ScrubPass::default();
-    for (key, value) in rows {
-        let Some(rec) =
-            ImageRecord::decode(&value).filter(|r| r.status == ImageStatus::PendingDelete)
-        else {
+    for rec in repo::all(store).await? {
+        if rec.status != ImageStatus::PendingDelete {
             continue;
-        };
+        }
         let due = rec
             .deleted_at
             .as_deref()
@@ -47,12 +42,12 @@ pub async fn scrub_once(stores: &Stores, scrub_time: Duration) -> glint_storage:
             pass.waiting += 1;
             continue;
         }
-        let id = String::from_utf8_lossy(&key).into_owned();
+        let id = rec.id.clone();
         let main_id = stores.default_id().map(str::to_string);
         let purged = store
             .transact(move |tx| {
                 let Some(cur) =
-                    read_image(tx, &id)?.filter(|r| r.status == ImageStatus::PendingDelete)
+                    repo::read_locked(tx, &id)?.filter(|r| r.status == ImageStatus::PendingDelete)
                 else {
                     return Ok(None);
                 };
@@ -77,11 +72,7 @@ pub fn purge(
     main_id: Option<&str>,
 ) -> glint_storage::Result<Vec<(String, BlobId)>> {
     let mut elsewhere = Vec::new();
-    if let Some(b) = rec
-        .staged
-        .as_ref()
-        .and_then(|s| s.blob.parse::<BlobId>().ok())
-    {
+    if let Some(b) = rec.staged.as_ref().map(|s| s.blob) {
         tx.delete_blob(b)?;
     }
     for (store, blob) in rec.locations() {
@@ -90,7 +81,7 @@ pub fn purge(
             _ => tx.delete_blob(blob)?,
         }
     }
-    tx.delete(Catalog::Images, rec.id.as_bytes())?;
+    repo::remove(tx, &rec.id)?;
     Ok(elsewhere)
 }
 
@@ -110,14 +101,14 @@ pub async fn restore(stores: &Stores, id: &str) -> glint_storage::Result<bool> {
     stores
         .main()
         .transact(move |tx| {
-            let Some(mut rec) = read_image(tx, &key)? else {
+            let Some(mut rec) = repo::read_locked(tx, &key)? else {
                 return Ok(false);
             };
             if !rec.move_status(ImageStatus::PendingDelete, ImageStatus::Active) {
                 return Ok(false);
             }
             rec.deleted_at = None;
-            write_image(tx, &mut rec)?;
+            repo::write(tx, &mut rec)?;
             Ok(true)
         })
         .await

@@ -188,7 +188,7 @@ async fn load(g: &Glance, id: &str) -> Result<TaskRecord, ApiError> {
 }
 
 async fn list(g: &Glance, query: &str) -> ApiResult {
-    let params = crate::s3::auth::query_params(query);
+    let params = crate::http_util::query_params(query);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let limit = match get("limit") {
         None => g.opts().limit_param_default,

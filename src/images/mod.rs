@@ -9,8 +9,11 @@ pub mod caller;
 pub mod inspect;
 pub mod policy;
 pub mod record;
+pub mod repo;
 pub mod status;
+pub mod stores;
 
 pub use caller::Caller;
 pub use record::ImageRecord;
+pub use repo::ImageRepo;
 pub use status::ImageStatus;

@@ -23,6 +23,9 @@ pub struct Member {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ImageRecord {
+    /// The encoding's version (`repo::FORMAT`); records from before it was written are 1.
+    #[serde(default = "first_format")]
+    pub format: u32,
     pub id: String,
     pub name: Option<String>,
     pub status: ImageStatus,
@@ -44,7 +47,7 @@ pub struct ImageRecord {
     pub tags: Vec<String>,
     pub extra: BTreeMap<String, String>,
     /// The engine blob holding the data, once uploaded.
-    pub blob: Option<String>,
+    pub blob: Option<BlobId>,
     /// Projects the image is shared with (at most `image_member_quota`; kept in the record
     /// so that visibility is decided from one read).
     #[serde(default)]
@@ -66,13 +69,13 @@ pub struct ImageRecord {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StoredCopy {
     pub store: String,
-    pub blob: String,
+    pub blob: BlobId,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Staged {
     /// A committed engine blob of its own until the import adopts (or a delete drops) it.
-    pub blob: String,
+    pub blob: BlobId,
     pub size: u64,
     pub md5: Option<String>,
     /// The multihash under `hashing_algorithm` as it was when the data was staged.
@@ -103,13 +106,9 @@ pub struct Multihash {
 }
 
 impl ImageRecord {
-    /// A record as stored in `Catalog::Images`.
-    pub fn decode(bytes: &[u8]) -> Option<ImageRecord> {
-        serde_json::from_slice(bytes).ok()
-    }
-
     pub fn new(id: String, owner: Option<String>, stamp: String) -> ImageRecord {
         ImageRecord {
+            format: super::repo::FORMAT,
             id,
             name: None,
             status: ImageStatus::Queued,
@@ -142,13 +141,11 @@ impl ImageRecord {
     /// Where the data is: (store id, blob), the first location first.
     pub fn locations(&self) -> Vec<(Option<&str>, BlobId)> {
         let mut out = Vec::new();
-        if let Some(b) = self.blob.as_deref().and_then(|b| b.parse().ok()) {
+        if let Some(b) = self.blob {
             out.push((self.store.as_deref(), b));
         }
         for c in &self.copies {
-            if let Ok(b) = c.blob.parse() {
-                out.push((Some(c.store.as_str()), b));
-            }
+            out.push((Some(c.store.as_str()), c.blob));
         }
         out
     }
@@ -197,6 +194,10 @@ impl ImageRecord {
     }
 }
 
+fn first_format() -> u32 {
+    1
+}
+
 pub fn valid_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
@@ -216,4 +217,28 @@ pub fn now() -> String {
             "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
         ))
         .unwrap_or_default()
+}
+
+/// ISO 8601 as clients send it: a full RFC 3339 timestamp, one without zone (UTC), or a
+/// date alone.
+pub fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    use time::OffsetDateTime;
+    let s = s.trim();
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(t);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    if let Ok(t) = time::PrimitiveDateTime::parse(s.trim_end_matches('Z'), &fmt) {
+        return Some(t.assume_utc());
+    }
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &day)
+        .ok()
+        .map(|d| d.midnight().assume_utc())
+}
+
+/// Milliseconds since the epoch of a Glance timestamp (0 when unparsable).
+pub fn timestamp_ms(stamp: &str) -> i64 {
+    parse_time(stamp).map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
 }

@@ -112,22 +112,7 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Decoded query parameters, in order.
-pub fn query_params(raw_query: &str) -> Vec<(String, String)> {
-    raw_query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |s: &str| {
-                percent_decode_str(&s.replace('+', "%20"))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (dec(k), dec(v))
-        })
-        .collect()
-}
+pub use crate::http_util::query_params;
 
 /// Parses the V4 claims from the Authorization header or the presigned query; `Ok(None)` for
 /// a request with neither (anonymous).

@@ -7,14 +7,14 @@
 //! `checksum`. Writes are refused.
 
 use crate::images::ImageStatus;
-use glint_storage::Catalog;
 
 use super::list::{parse_list, render_list, select};
 use super::object::{serve_record, RespondError};
 use super::records::ObjectRecord;
 use super::{Ctx, S3Result, S3};
-use crate::glance::{Caller, ImageRecord};
-use crate::images::access::{check_download, may_see, Denied};
+use crate::images::access::Denied;
+use crate::images::repo::ReadError;
+use crate::images::{Caller, ImageRecord};
 use crate::s3::error::S3Error;
 use http::Method;
 
@@ -55,19 +55,14 @@ pub async fn handle(s3: &S3, ctx: &Ctx) -> S3Result {
     }
 }
 
-/// The image whose bytes `caller` may read, by the Images API's rules.
+/// The image whose bytes `caller` may read, by the Images API's rules (the repository's
+/// one read check).
 async fn readable(s3: &S3, caller: &Caller, id: &str) -> Result<ImageRecord, S3Error> {
-    let rec = s3
-        .store
-        .get(Catalog::Images, id.as_bytes().to_vec())
-        .await?
-        .and_then(|v| ImageRecord::decode(&v))
-        .ok_or_else(S3Error::no_such_key)?;
-    match check_download(&s3.image_policy, caller, &rec) {
-        Ok(()) if has_data(&rec) => Ok(rec),
-        Ok(()) => Err(S3Error::no_such_key()),
-        Err(Denied::Forbidden(_)) => Err(S3Error::access_denied()),
-        Err(Denied::NotFound) => Err(S3Error::no_such_key()),
+    match s3.images.readable(caller, id).await {
+        Ok(rec) if has_data(&rec) => Ok(rec),
+        Ok(_) | Err(ReadError::Denied(Denied::NotFound)) => Err(S3Error::no_such_key()),
+        Err(ReadError::Denied(Denied::Forbidden(_))) => Err(S3Error::access_denied()),
+        Err(ReadError::Store(e)) => Err(e.into()),
     }
 }
 
@@ -75,17 +70,12 @@ fn has_data(r: &ImageRecord) -> bool {
     r.status == ImageStatus::Active && r.blob.is_some()
 }
 
-/// Listed: the images the caller may see (as `GET /v2/images` shows them) that have data.
-fn listed(s3: &S3, r: &ImageRecord, caller: &Caller) -> bool {
-    may_see(&s3.image_policy, caller, r) && has_data(r)
-}
-
 fn as_object(r: &ImageRecord) -> ObjectRecord {
     let mut rec = ObjectRecord {
-        blob: r.blob.clone().unwrap_or_default(),
+        blob: r.blob.map(|b| b.to_hex()).unwrap_or_default(),
         size: r.size.unwrap_or(0),
         etag: format!("\"{}\"", r.checksum.as_deref().unwrap_or("")),
-        modified_ms: crate::glance::timestamp_ms(&r.updated_at),
+        modified_ms: crate::images::record::timestamp_ms(&r.updated_at),
         owner: r.owner.clone().unwrap_or_default(),
         acl: "private".into(),
         ..Default::default()
@@ -106,15 +96,13 @@ fn as_object(r: &ImageRecord) -> ObjectRecord {
 
 async fn list(s3: &S3, ctx: &Ctx, caller: &Caller) -> S3Result {
     let req = parse_list(ctx)?;
-    let rows = s3
-        .store
-        .scan(Catalog::Images, Vec::new(), None, usize::MAX)
-        .await?;
-    // Image ids are the catalog keys, so the scan is already in key order.
-    let objects = rows.into_iter().filter_map(|(k, v)| {
-        let r = ImageRecord::decode(&v).filter(|r| listed(s3, r, caller))?;
-        Some((String::from_utf8_lossy(&k).into_owned(), as_object(&r)))
-    });
+    // Listed: the images the caller may see (as `GET /v2/images` shows them) with data, in
+    // id order (the catalog's key order).
+    let visible = s3.images.list_visible(caller).await?;
+    let objects = visible
+        .into_iter()
+        .filter(has_data)
+        .map(|r| (r.id.clone(), as_object(&r)));
     let (entries, truncated) = select(objects, &req);
     let bucket = ctx.bucket.as_deref().unwrap_or_default();
     render_list(ctx, bucket, &req, &entries, truncated)

@@ -15,7 +15,9 @@ mod images_view;
 mod list;
 pub mod multipart;
 mod object;
+pub mod object_source;
 pub mod records;
+mod request_stream;
 pub mod xml;
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use percent_encoding::percent_decode_str;
 
 use crate::body::{self, Body};
 use crate::config::Config;
+use crate::credentials::Credential;
 use auth::{Identity, Payload, SignedRequest};
 use authz::Op;
 use error::S3Error;
@@ -38,17 +41,9 @@ pub struct S3 {
     pub store: Store,
     pub cfg: Arc<Config>,
     /// The image backends, for the read-only images bucket.
-    pub image_stores: Arc<crate::glance::stores::Stores>,
-    /// The Images API's policy, which the images bucket obeys too.
-    pub image_policy: Arc<crate::glance::policy::Policy>,
-}
-
-/// A credential record in `Catalog::Credentials` (key: the access key id).
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct Credential {
-    pub secret: String,
-    pub project: String,
-    pub created_ms: i64,
+    pub image_stores: Arc<crate::images::stores::Stores>,
+    /// The image records and the Images API's policy, which the images bucket obeys too.
+    pub images: crate::images::ImageRepo,
 }
 
 /// Everything a handler needs about the request.
@@ -161,10 +156,8 @@ fn address(
 }
 
 async fn lookup_credential(s3: &S3, access_key: &str) -> Result<Credential, S3Error> {
-    s3.store
-        .get(Catalog::Credentials, access_key.as_bytes().to_vec())
+    crate::credentials::get(&s3.store, access_key)
         .await?
-        .and_then(|v| serde_json::from_slice::<Credential>(&v).ok())
         .ok_or_else(S3Error::invalid_access_key)
 }
 
@@ -308,7 +301,7 @@ async fn read_document(
     if declared_length(ctx).is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let (stream, trailers) = body::request_stream_with_trailers(incoming, ctx)?;
+    let (stream, trailers) = request_stream::request_stream_with_trailers(incoming, ctx)?;
     let mut out = Vec::new();
     futures::pin_mut!(stream);
     use futures::StreamExt;

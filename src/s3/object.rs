@@ -128,7 +128,7 @@ pub async fn stage_body(
     if let Some((algo, _)) = checksum {
         digests = digests | checksum_digest(algo);
     }
-    let (stream, trailers) = body::request_stream_with_trailers(incoming, ctx)?;
+    let (stream, trailers) = super::request_stream::request_stream_with_trailers(incoming, ctx)?;
     let staged = s3
         .store
         .write(

@@ -10,9 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use glint_storage::{BlobId, Catalog, Store};
+use glint_storage::{BlobId, Store};
 
-use super::record::ImageRecord;
 use crate::config::{BackendConfig, Config};
 
 pub struct Backend {
@@ -113,17 +112,11 @@ impl Stores {
         if !self.multi() {
             return Ok(0);
         }
-        let rows = self
-            .main
-            .scan(Catalog::Images, Vec::new(), None, usize::MAX)
-            .await?;
         let mut named: BTreeMap<String, Vec<BlobId>> = BTreeMap::new();
-        for (_, v) in rows {
-            if let Some(r) = ImageRecord::decode(&v) {
-                for (store, blob) in r.locations() {
-                    if let Some(s) = store {
-                        named.entry(s.to_string()).or_default().push(blob);
-                    }
+        for r in crate::images::repo::all(&self.main).await? {
+            for (store, blob) in r.locations() {
+                if let Some(s) = store {
+                    named.entry(s.to_string()).or_default().push(blob);
                 }
             }
         }

@@ -1,0 +1,154 @@
+//! Where image records live: the catalog's `images` family (key = image id), read and written
+//! only here, in one encoding. Records carry a format number; one from a newer Glint is an
+//! error, never misread. A point read of a record that does not decode is an error (the
+//! caller answers 500); a scan skips it and logs an error naming it, so that one damaged
+//! record cannot take listing down for everyone.
+//!
+//! [`ImageRepo`] adds the policy: loading what a caller may see, and the one function through
+//! which every read of image bytes is authorized ([`ImageRepo::readable`]).
+
+use std::sync::Arc;
+
+use glint_storage::{Catalog, Store, StoreError, Tx};
+
+use super::access::{check_download, may_see, Denied};
+use super::caller::Caller;
+use super::policy::Policy;
+use super::record::{now, valid_uuid, ImageRecord};
+
+/// The record format this build writes (and the newest it reads).
+pub const FORMAT: u32 = 1;
+
+fn malformed(id: &[u8], why: impl std::fmt::Display) -> StoreError {
+    tracing::error!(image = %String::from_utf8_lossy(id), %why, "image record cannot be decoded");
+    StoreError::Malformed("image record")
+}
+
+/// A record as stored: JSON with its `format`.
+pub fn encode(rec: &ImageRecord) -> Vec<u8> {
+    serde_json::to_vec(rec).expect("an image record serializes")
+}
+
+/// A stored record; an error when it is not one, or is of a newer format than this build's.
+pub fn decode(id: &[u8], bytes: &[u8]) -> Result<ImageRecord, StoreError> {
+    let rec: ImageRecord = serde_json::from_slice(bytes).map_err(|e| malformed(id, e))?;
+    if rec.format > FORMAT {
+        return Err(malformed(
+            id,
+            format!("format {} is newer than this build's {FORMAT}", rec.format),
+        ));
+    }
+    Ok(rec)
+}
+
+/// The record of `id`, if any.
+pub async fn get(store: &Store, id: &str) -> Result<Option<ImageRecord>, StoreError> {
+    if !valid_uuid(id) {
+        return Ok(None);
+    }
+    store
+        .get(Catalog::Images, id.as_bytes().to_vec())
+        .await?
+        .map(|v| decode(id.as_bytes(), &v))
+        .transpose()
+}
+
+/// Every record, in id order (records that do not decode are logged and skipped).
+pub async fn all(store: &Store) -> Result<Vec<ImageRecord>, StoreError> {
+    let rows = store
+        .scan(Catalog::Images, Vec::new(), None, usize::MAX)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, v)| decode(&k, &v).ok())
+        .collect())
+}
+
+/// Inside a transaction: the record of `id`, locked for update.
+pub fn read_locked(tx: &Tx<'_>, id: &str) -> glint_storage::Result<Option<ImageRecord>> {
+    tx.get_for_update(Catalog::Images, id.as_bytes())?
+        .map(|v| decode(id.as_bytes(), &v))
+        .transpose()
+}
+
+/// Inside a transaction: stores `rec`, stamping `updated_at`.
+pub fn write(tx: &Tx<'_>, rec: &mut ImageRecord) -> glint_storage::Result<()> {
+    rec.updated_at = now();
+    rec.format = FORMAT;
+    tx.put(Catalog::Images, rec.id.as_bytes(), &encode(rec))
+}
+
+/// Inside a transaction: stores a new record unless its id is taken; whether it was stored.
+pub fn insert(tx: &Tx<'_>, rec: &ImageRecord) -> glint_storage::Result<bool> {
+    if tx
+        .get_for_update(Catalog::Images, rec.id.as_bytes())?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    tx.put(Catalog::Images, rec.id.as_bytes(), &encode(rec))?;
+    Ok(true)
+}
+
+/// Inside a transaction: removes the record of `id`.
+pub fn remove(tx: &Tx<'_>, id: &str) -> glint_storage::Result<()> {
+    tx.delete(Catalog::Images, id.as_bytes())
+}
+
+/// Why a read through the repository failed.
+#[derive(Debug)]
+pub enum ReadError {
+    Denied(Denied),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ReadError {
+    fn from(e: StoreError) -> Self {
+        ReadError::Store(e)
+    }
+}
+
+/// The image records with the policy that decides who may see and read them.
+#[derive(Clone)]
+pub struct ImageRepo {
+    store: Store,
+    policy: Arc<Policy>,
+}
+
+impl ImageRepo {
+    pub fn new(store: Store, policy: Arc<Policy>) -> ImageRepo {
+        ImageRepo { store, policy }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The image if `caller` may see it (NotFound otherwise: never a hint that it exists).
+    pub async fn visible(&self, caller: &Caller, id: &str) -> Result<ImageRecord, ReadError> {
+        get(&self.store, id)
+            .await?
+            .filter(|r| may_see(&self.policy, caller, r))
+            .ok_or(ReadError::Denied(Denied::NotFound))
+    }
+
+    /// The one check before any of an image's bytes leave, on every path (Images API
+    /// download, the S3 images bucket's GET, HEAD and presigned URLs): the image is visible
+    /// to `caller` and `download_image` allows it.
+    pub async fn readable(&self, caller: &Caller, id: &str) -> Result<ImageRecord, ReadError> {
+        let rec = get(&self.store, id)
+            .await?
+            .ok_or(ReadError::Denied(Denied::NotFound))?;
+        check_download(&self.policy, caller, &rec).map_err(ReadError::Denied)?;
+        Ok(rec)
+    }
+
+    /// The images `caller` may see, in id order.
+    pub async fn list_visible(&self, caller: &Caller) -> Result<Vec<ImageRecord>, StoreError> {
+        Ok(all(&self.store)
+            .await?
+            .into_iter()
+            .filter(|r| may_see(&self.policy, caller, r))
+            .collect())
+    }
+}
