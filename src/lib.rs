@@ -47,6 +47,14 @@ pub async fn start(
     }
     let stores = Arc::new(images::stores::Stores::open(store.clone(), &cfg).await?);
     stores.reconcile().await?;
+    // Nothing runs yet: whatever a previous process left mid-way is rolled back now.
+    let recovered = glance::recovery::recover(&store, cfg.glance.task_time_to_live).await?;
+    if !recovered.is_empty() {
+        tracing::warn!(
+            ?recovered,
+            "image operations interrupted by the last stop were rolled back"
+        );
+    }
     let cfg = Arc::new(cfg);
     let listener = server::bind(cfg.s3_addr).await?;
     let s3_addr = listener.local_addr()?;

@@ -543,26 +543,35 @@ async fn fail(g: &Glance, id: &str) {
             let Some(mut r) = repo::read_locked(tx, &key)? else {
                 return Ok(());
             };
-            if r.status != ImageStatus::Importing {
-                // A failed copy-image: the image stays active, the lock goes.
-                if r.extra.remove(LOCK).is_some() {
-                    let failed = r.extra.insert(IMPORTING.into(), String::new());
-                    r.extra.insert(FAILED.into(), failed.unwrap_or_default());
-                    repo::write(tx, &mut r)?;
+            if let Some(outcome) = release_failed_import(&mut r) {
+                if let Some(b) = outcome {
+                    tx.delete_blob(b)?;
                 }
-                return Ok(());
+                repo::write(tx, &mut r)?;
             }
-            if let Some(b) = r.staged.take().map(|s| s.blob) {
-                tx.delete_blob(b)?;
-            }
-            r.move_status(ImageStatus::Importing, ImageStatus::Queued);
-            r.size = None;
-            r.virtual_size = None;
-            r.extra.remove(LOCK);
-            r.extra.insert(IMPORTING.into(), String::new());
-            repo::write(tx, &mut r)
+            Ok(())
         })
         .await;
+}
+
+/// What a failed (or interrupted) import leaves: an image being imported returns to
+/// `queued` without data; a copy-image of an active image keeps the image as it was and
+/// records the stores it did not reach. The lock goes either way. None when the image had no
+/// import under way; otherwise the staged blob to delete, if any.
+pub fn release_failed_import(r: &mut ImageRecord) -> Option<Option<BlobId>> {
+    if r.status != ImageStatus::Importing {
+        r.extra.remove(LOCK)?;
+        let failed = r.extra.insert(IMPORTING.into(), String::new());
+        r.extra.insert(FAILED.into(), failed.unwrap_or_default());
+        return Some(None);
+    }
+    let staged = r.staged.take().map(|s| s.blob);
+    r.move_status(ImageStatus::Importing, ImageStatus::Queued);
+    r.size = None;
+    r.virtual_size = None;
+    r.extra.remove(LOCK);
+    r.extra.insert(IMPORTING.into(), String::new());
+    Some(staged)
 }
 
 /// Streams a web-download into the engine through the address the filter checked.

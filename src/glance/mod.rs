@@ -19,6 +19,7 @@ mod members;
 mod notify;
 mod patch;
 mod record;
+pub mod recovery;
 mod schema;
 pub mod scrubber;
 mod tasks;

@@ -104,21 +104,34 @@ pub async fn set_status(
     status: &str,
     message: impl Into<String>,
 ) -> Result<(), ApiError> {
-    task.status = status.into();
-    task.message = message.into();
-    task.updated_at = now();
-    if matches!(status, "success" | "failure") {
-        let ttl = time::Duration::hours(g.opts().task_time_to_live as i64);
-        task.expires_at = (time::OffsetDateTime::now_utc() + ttl)
-            .format(time::macros::format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-            ))
-            .ok();
-        if status == "success" {
-            task.result = Some(json!({"image_id": task.image_id}));
+    task.set_status(status, message, g.opts().task_time_to_live);
+    save(g, task).await
+}
+
+impl TaskRecord {
+    /// Moves the task to `status`; a finished one (`success`/`failure`) starts its time to
+    /// live of `ttl_hours`.
+    pub fn set_status(&mut self, status: &str, message: impl Into<String>, ttl_hours: u64) {
+        self.status = status.into();
+        self.message = message.into();
+        self.updated_at = now();
+        if matches!(status, "success" | "failure") {
+            let ttl = time::Duration::hours(ttl_hours as i64);
+            self.expires_at = (time::OffsetDateTime::now_utc() + ttl)
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+                ))
+                .ok();
+            if status == "success" {
+                self.result = Some(json!({"image_id": self.image_id}));
+            }
         }
     }
-    save(g, task).await
+
+    /// Whether the task has not finished.
+    pub fn is_running(&self) -> bool {
+        matches!(self.status.as_str(), "pending" | "processing")
+    }
 }
 
 async fn all(g: &Glance) -> Result<Vec<TaskRecord>, ApiError> {

@@ -3,6 +3,8 @@
 //! HTTP, as the main and the alt project.
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
