@@ -22,6 +22,8 @@ pub struct Config {
     pub s3_images_bucket: Option<String>,
     /// Timeouts and the connection cap of each listener (`conn.rs`).
     pub limits: crate::conn::Limits,
+    /// How long a stop (SIGTERM, SIGINT) lets requests in flight finish (`shutdown_timeout`).
+    pub drain_timeout: std::time::Duration,
     pub glance: GlanceOptions,
 }
 
@@ -437,6 +439,7 @@ impl Config {
                     keepalive: r.flag("DEFAULT", "http_keepalive", true)?,
                 }
             },
+            drain_timeout: std::time::Duration::from_secs(r.parse("glint", "shutdown_timeout", 30)?),
             glance: GlanceOptions {
                 limit_param_default: r.parse("DEFAULT", "limit_param_default", 25)?,
                 api_limit_max: r.parse("DEFAULT", "api_limit_max", 1000)?,

@@ -14,21 +14,45 @@ pub mod range;
 pub mod request_body;
 pub mod s3;
 pub mod server;
+pub mod shutdown;
 
 use std::sync::Arc;
 
 use glint_storage::Store;
 
-/// A running S3 listener (for tests and the binary).
+/// A running server (for tests and the binary).
 pub struct Running {
     pub s3_addr: std::net::SocketAddr,
     pub glance_addr: std::net::SocketAddr,
     pub store: Store,
     /// The image backends (the main store, and others with `enabled_backends`).
     pub stores: Arc<images::stores::Stores>,
+    background: shutdown::Background,
+    drain: std::time::Duration,
 }
 
-/// Opens the store, installs the bootstrap key and starts the S3 listener.
+impl Running {
+    /// Stops in order: the listeners stop accepting, idle connections close, requests in
+    /// flight get up to the drain time to finish, the scrubber and imports stop (an import
+    /// cut short fails as it would on error), then the stores close cleanly as the last
+    /// handles drop. Whether everything ended within the drain time.
+    pub async fn shutdown(self) -> bool {
+        let drained = self.background.stop(self.drain).await;
+        if !drained {
+            tracing::warn!(drain = ?self.drain, "requests still running at the end of the drain time were cut off");
+        }
+        // Chunks of writes the stop cut short are reclaimed before the stores record a
+        // clean close (after which the next start does not look for them).
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(10), self.stores.settle()).await;
+        drop(self.stores);
+        drop(self.store);
+        drained
+    }
+}
+
+/// Opens the store, recovers what a previous process left mid-way, and starts both
+/// listeners and the background work under one owner.
 pub async fn start(
     cfg: config::Config,
 ) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
@@ -70,21 +94,38 @@ pub async fn start(
         images: images::ImageRepo::new(store.clone(), policy.clone()),
     });
     let limits = listener_limits(&cfg.limits);
-    tokio::spawn(server::serve_s3(listener, limits.clone(), s3));
+    let background = shutdown::Background::new();
+    background.spawn(server::serve_s3(
+        listener,
+        limits.clone(),
+        background.clone(),
+        s3,
+    ));
     tracing::info!(%s3_addr, "S3 listening");
     let listener = server::bind(cfg.glance_addr).await?;
     let glance_addr = listener.local_addr()?;
-    let glance = Arc::new(glance::Glance::new(stores.clone(), cfg.clone(), policy)?);
+    let glance = Arc::new(glance::Glance::new(
+        stores.clone(),
+        cfg.clone(),
+        policy,
+        background.clone(),
+    )?);
     let noauth = glance.noauth();
     let o = &cfg.glance;
     if o.delayed_delete && o.scrubber_wakeup_time > 0 {
         glance::scrubber::spawn_periodic(
+            &background,
             stores.clone(),
             std::time::Duration::from_secs(o.scrub_time),
             std::time::Duration::from_secs(o.scrubber_wakeup_time),
         );
     }
-    tokio::spawn(server::serve_glance(listener, limits, glance));
+    background.spawn(server::serve_glance(
+        listener,
+        limits,
+        background.clone(),
+        glance,
+    ));
     if !noauth {
         tracing::info!(%glance_addr, "Glance API listening; tokens are validated by Keystone");
     } else {
@@ -98,6 +139,8 @@ pub async fn start(
         glance_addr,
         store,
         stores,
+        drain: cfg.drain_timeout,
+        background,
     })
 }
 

@@ -112,8 +112,30 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Command::Serve => {
             let running = glint::start(cfg).await?;
             println!("Glint S3 gateway on http://{}", running.s3_addr);
-            tokio::signal::ctrl_c().await?;
-            tracing::info!("shutting down");
+            use tokio::signal::unix::{signal, SignalKind};
+            let (mut term, mut int) = (
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            );
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!(
+                "stopping: requests in flight may finish; a second signal exits at once"
+            );
+            // A second signal: no more waiting.
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                tracing::warn!("second signal: exiting at once");
+                std::process::exit(130);
+            });
+            if running.shutdown().await {
+                tracing::info!("stopped cleanly");
+            }
         }
         Command::Credentials { action } => {
             let store = open_store(&cfg).await?;

@@ -24,6 +24,7 @@ use crate::conn::{self, ConnState, GuardedIo, Limits, Registry};
 use crate::glance::{self, Glance};
 use crate::request_body::RequestBody;
 use crate::s3::{self, S3};
+use crate::shutdown::Background;
 
 /// Connections the kernel may complete before `accept` takes them. tokio's default (1,024)
 /// overflows when thousands of clients connect at once (the completed connections beyond it
@@ -89,8 +90,13 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nR
 
 /// Accepts connections on `listener` until the process ends and answers each request with
 /// `handler`, within the connection limits of `conn.rs`.
-async fn serve<H, F>(listener: TcpListener, api: &'static str, limits: Limits, handler: H)
-where
+async fn serve<H, F>(
+    listener: TcpListener,
+    api: &'static str,
+    limits: Limits,
+    background: Background,
+    handler: H,
+) where
     H: Fn(Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
@@ -98,7 +104,16 @@ where
     let registry = Registry::new(limits);
     let mut backoff = Duration::ZERO;
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            // A stop: the listener closes (new connections are refused by the kernel) and
+            // each connection finishes the request it is serving.
+            _ = background.stopping() => {
+                tracing::info!(api, "stopped accepting connections");
+                return;
+            }
+        };
+        let (stream, peer) = match accepted {
             Ok(c) => {
                 backoff = Duration::ZERO;
                 c
@@ -133,7 +148,8 @@ where
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let limits = registry.limits().clone();
-        tokio::spawn(async move {
+        let bg = background.clone();
+        background.spawn(async move {
             let state = guard.state.clone();
             let body_timeout = limits.socket_timeout;
             let service_state = state.clone();
@@ -184,14 +200,27 @@ where
             let connection = http1::Builder::new()
                 .keep_alive(limits.keepalive)
                 .serve_connection(TokioIo::new(io), service);
-            tokio::select! {
-                r = connection => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended with an error");
+            let mut connection = std::pin::pin!(connection);
+            let watchdog = conn::watchdog(state, limits);
+            let mut watchdog = std::pin::pin!(watchdog);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    r = connection.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        break;
                     }
-                }
-                _ = conn::watchdog(state, limits) => {
-                    tracing::debug!(api, %peer, "connection closed: idle, slow or evicted");
+                    _ = watchdog.as_mut(), if !stopping => {
+                        tracing::debug!(api, %peer, "connection closed: idle, slow or evicted");
+                        break;
+                    }
+                    // A stop: an idle connection closes now, a busy one after its response.
+                    _ = bg.stopping(), if !stopping => {
+                        stopping = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
                 }
             }
             drop(guard);
@@ -230,8 +259,8 @@ fn declares_body(headers: &http::HeaderMap) -> bool {
 }
 
 /// Serves S3 on `listener` until the process ends.
-pub async fn serve_s3(listener: TcpListener, limits: Limits, s3: Arc<S3>) {
-    serve(listener, "s3", limits, move |req| {
+pub async fn serve_s3(listener: TcpListener, limits: Limits, bg: Background, s3: Arc<S3>) {
+    serve(listener, "s3", limits, bg, move |req| {
         let s3 = s3.clone();
         async move {
             let id = s3::request_id();
@@ -243,8 +272,8 @@ pub async fn serve_s3(listener: TcpListener, limits: Limits, s3: Arc<S3>) {
 }
 
 /// Serves the Glance Images API on `listener` until the process ends.
-pub async fn serve_glance(listener: TcpListener, limits: Limits, g: Arc<Glance>) {
-    serve(listener, "glance", limits, move |req| {
+pub async fn serve_glance(listener: TcpListener, limits: Limits, bg: Background, g: Arc<Glance>) {
+    serve(listener, "glance", limits, bg, move |req| {
         glance::handle(g.clone(), req)
     })
     .await

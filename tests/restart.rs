@@ -221,3 +221,118 @@ async fn an_import_cut_by_sigkill_is_failed_and_its_lock_released() {
     let img = until_status(&g, &id, "active").await;
     assert_eq!(img["size"], 64 << 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_upload_in_flight_finish_refuses_new_connections_and_exits_0() {
+    use md5::Digest;
+    let mut g = spawn("shutdown_timeout = 20", "", None);
+    let id = new_image(&g).await;
+    const TOTAL: usize = 256 << 20;
+    let sent = Arc::new(AtomicU64::new(0));
+    let (addr, counter) = (g.glance, sent.clone());
+    let path = format!("/v2/images/{id}/file");
+    // The upload: 1 MiB pieces, paced so that it is well under way when the signal comes.
+    let upload = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        let head = format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {TOKEN}\r\nContent-Type: application/octet-stream\r\nContent-Length: {TOTAL}\r\n\r\n"
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        let mut md5 = md5::Md5::new();
+        for i in 0..(TOTAL >> 20) {
+            let piece = vec![(i % 251) as u8; 1 << 20];
+            md5.update(&piece);
+            c.write_all(&piece).unwrap();
+            counter.fetch_add(1 << 20, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(8));
+        }
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut answer = [0u8; 12];
+        c.read_exact(&mut answer).unwrap();
+        (
+            String::from_utf8_lossy(&answer).into_owned(),
+            hex::encode(md5.finalize()),
+        )
+    });
+    while sent.load(Ordering::Relaxed) < (64 << 20) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = g.child.id() as i32;
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let signalled = Instant::now();
+    // New connections are refused soon after the signal.
+    loop {
+        match TcpStream::connect(g.glance) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            _ => {
+                assert!(
+                    signalled.elapsed() < Duration::from_secs(3),
+                    "still accepting"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    assert!(
+        TcpStream::connect(g.s3).is_err(),
+        "the S3 listener closed too"
+    );
+    let (status, md5) = upload.join().unwrap();
+    assert_eq!(
+        &status[..12],
+        "HTTP/1.1 204",
+        "the upload in flight completed"
+    );
+    // The process exits 0 within the drain time.
+    let exit = loop {
+        if let Some(s) = g.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(20),
+            "still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    // Acknowledged means stored: the image is active after a restart, with its checksum,
+    // and the store closed cleanly (no recovery scan).
+    let g2 = spawn_in(g.dir.clone(), "", "", None);
+    let img = image(&g2, &id).await;
+    assert_eq!(img["status"], "active", "{img}");
+    assert_eq!(img["size"], TOTAL);
+    assert_eq!(img["checksum"], md5);
+    assert!(!g2.log().contains("unclean shutdown"), "{}", g2.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once_and_the_next_start_recovers() {
+    let mut g = spawn("shutdown_timeout = 60", "", None);
+    let id = new_image(&g).await;
+    let _held = partial_put(&g, &format!("/v2/images/{id}/file"), 64 << 20, 4 << 20);
+    until_status(&g, &id, "saving").await;
+    let pid = g.child.id() as i32;
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        g.child.try_wait().unwrap().is_none(),
+        "the first signal drains"
+    );
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let signalled = Instant::now();
+    let exit = loop {
+        if let Some(s) = g.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(3),
+            "the second signal did not end it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(exit.code(), Some(130));
+    let g2 = spawn_in(g.dir.clone(), "", "", None);
+    assert_eq!(image(&g2, &id).await["status"], "queued");
+}

@@ -157,9 +157,16 @@ pub async fn start(
     .await?;
     let g = g.clone();
     let image = rec.clone();
-    tokio::spawn(async move {
+    g.background.clone().spawn(async move {
         let _ = tasks::set_status(&g, &mut task, "processing", "").await;
-        let outcome = run(&g, &image, method, &targets).await;
+        // A stop cuts the import short; it then fails as it would on an error.
+        let outcome = tokio::select! {
+            r = run(&g, &image, method, &targets) => r,
+            _ = g.background.stopping() => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The import was interrupted: the server is stopping.",
+            )),
+        };
         match outcome {
             Ok(message) => {
                 if let Ok(now) = load_current(&g, &image.id).await {
@@ -535,7 +542,7 @@ async fn load_current(g: &Glance, id: &str) -> Result<ImageRecord, ApiError> {
 
 /// A failed import returns the image to `queued` (its staged data, if any, is dropped) and
 /// releases the import lock.
-async fn fail(g: &Glance, id: &str) {
+pub(super) async fn fail(g: &Glance, id: &str) {
     let key = id.to_string();
     let _ = g
         .store

@@ -52,6 +52,8 @@ pub struct Glance {
     pub policy: Arc<policy::Policy>,
     /// The image records, with the policy that guards them.
     pub images: crate::images::ImageRepo,
+    /// The owner of imports and other work that outlives a request.
+    pub background: crate::shutdown::Background,
 }
 
 impl Glance {
@@ -59,6 +61,7 @@ impl Glance {
         stores: Arc<stores::Stores>,
         cfg: Arc<Config>,
         policy: Arc<policy::Policy>,
+        background: crate::shutdown::Background,
     ) -> Result<Glance, SchemaError> {
         let store = stores.main().clone();
         let schema = Arc::new(ImageSchema::load(&cfg.glance)?);
@@ -66,6 +69,7 @@ impl Glance {
         let notifier = notify::Notifier::open(cfg.glance.notifications_file.as_deref())
             .map_err(SchemaError::Notifications)?;
         Ok(Glance {
+            background,
             images: crate::images::ImageRepo::new(store.clone(), policy.clone()),
             store,
             stores,

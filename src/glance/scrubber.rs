@@ -114,13 +114,22 @@ pub async fn restore(stores: &Stores, id: &str) -> glint_storage::Result<bool> {
         .await
 }
 
-/// The in-process scrubber: a pass every `wakeup`.
-pub fn spawn_periodic(stores: Arc<Stores>, scrub_time: Duration, wakeup: Duration) {
-    tokio::spawn(async move {
+/// The in-process scrubber: a pass every `wakeup`, until the server stops.
+pub fn spawn_periodic(
+    background: &crate::shutdown::Background,
+    stores: Arc<Stores>,
+    scrub_time: Duration,
+    wakeup: Duration,
+) {
+    let bg = background.clone();
+    background.spawn(async move {
         let mut tick = tokio::time::interval(wakeup.max(Duration::from_secs(1)));
         tick.tick().await;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = bg.stopping() => return,
+            }
             if let Err(e) = scrub_once(&stores, scrub_time).await {
                 tracing::error!(error = %e, "scrubber pass failed");
             }

@@ -313,9 +313,18 @@ async fn create(g: &Arc<Glance>, caller: &Caller, incoming: RequestBody) -> ApiR
     let g2 = g.clone();
     let uri = from.to_string();
     let view = task.detail_view();
-    tokio::spawn(async move {
+    g.background.spawn(async move {
         let _ = set_status(&g2, &mut task, "processing", "").await;
-        let outcome = super::import::legacy_web_download(&g2, &image.id, &uri).await;
+        let outcome = tokio::select! {
+            r = super::import::legacy_web_download(&g2, &image.id, &uri) => r,
+            _ = g2.background.stopping() => {
+                super::import::fail(&g2, &image.id).await;
+                Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The import was interrupted: the server is stopping.",
+                ))
+            }
+        };
         let _ = match outcome {
             Ok(()) => set_status(&g2, &mut task, "success", "").await,
             Err(e) => set_status(&g2, &mut task, "failure", e.message).await,

@@ -85,6 +85,14 @@ impl Stores {
         self.backends.values()
     }
 
+    /// Waits for every store's background reclamation (of writes a stop cut short).
+    pub async fn settle(&self) {
+        self.main.settle().await;
+        for b in self.backends() {
+            b.store.settle().await;
+        }
+    }
+
     pub fn known(&self, id: &str) -> bool {
         self.backends.contains_key(id)
     }
