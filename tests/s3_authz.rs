@@ -627,3 +627,110 @@ async fn image(s: &Server, vis: Vis) -> String {
     }
     id
 }
+
+/// Every path to an image's bytes obeys `download_image` and `get_image`: the Images API
+/// download, the S3 images bucket (GET, HEAD, a presigned URL), copy-image and an import of
+/// the image as an S3 object (`glint-s3-object` from `s3://images/<id>`). A project admin
+/// succeeds on each Images API path; S3 keys carry a project and no roles, so an admin-only
+/// rule refuses every key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_path_to_image_bytes_obeys_the_policy() {
+    const MEMBER: &str = "u:proj";
+    const ADMIN: &str = "adm:proj:admin";
+    for (rule, refused) in [("download_image", 403), ("get_image", 404)] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.yaml");
+        // copy_image is opened to members so that only the rule under test decides.
+        std::fs::write(
+            &file,
+            format!("\"{rule}\": \"role:admin\"\n\"copy_image\": \"role:member\"\n"),
+        )
+        .unwrap();
+        let (fast, cheap) = (dir.path().join("fast"), dir.path().join("cheap"));
+        let s = start_with(move |c| {
+            c.glance.policy_file = Some(file);
+            c.glance.backends = vec![
+                glint::config::BackendConfig {
+                    id: "fast".into(),
+                    description: String::new(),
+                    data_dirs: vec![fast],
+                    default: true,
+                },
+                glint::config::BackendConfig {
+                    id: "cheap".into(),
+                    description: String::new(),
+                    data_dirs: vec![cheap],
+                    default: false,
+                },
+            ];
+        })
+        .await;
+        let id = s.create_image(ADMIN, serde_json::json!({})).await;
+        assert_eq!(s.upload_image(ADMIN, &id, vec![4u8; 1 << 20]).await, 204);
+        let status = |r: reqwest::Response| r.status().as_u16();
+        let file = format!("/v2/images/{id}/file");
+        for (who, want) in [(MEMBER, refused), (ADMIN, 200)] {
+            let r = s
+                .glance(who, reqwest::Method::GET, &file)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(status(r), want, "{rule}: download by {who}");
+        }
+        for who in [Who::Owner, Who::PresignedOwner] {
+            for m in ["GET", "HEAD"] {
+                let r = s
+                    .as_who(who, m, &format!("/images/{id}"), &[], vec![])
+                    .await;
+                assert_eq!(r.status, refused, "{rule}: S3 {m} as {who:?}");
+            }
+        }
+        let copy = serde_json::json!({"method": {"name": "copy-image"}, "stores": ["cheap"]});
+        for (who, want) in [(MEMBER, refused), (ADMIN, 202)] {
+            let r = s
+                .glance(
+                    who,
+                    reqwest::Method::POST,
+                    &format!("/v2/images/{id}/import"),
+                )
+                .json(&copy)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(status(r), want, "{rule}: copy-image by {who}");
+        }
+        let from_s3 = serde_json::json!({"method": {"name": "glint-s3-object", "uri": format!("s3://images/{id}")}});
+        for (who, want) in [(MEMBER, refused), (ADMIN, 202)] {
+            let target = s.create_image(who, serde_json::json!({})).await;
+            let r = s
+                .glance(
+                    who,
+                    reqwest::Method::POST,
+                    &format!("/v2/images/{target}/import"),
+                )
+                .json(&from_s3)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(status(r), want, "{rule}: S3-object import by {who}");
+            if want == 202 {
+                let mut img = serde_json::Value::Null;
+                for _ in 0..100 {
+                    img = s
+                        .glance(who, reqwest::Method::GET, &format!("/v2/images/{target}"))
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    if img["status"] == "active" {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                assert_eq!(img["size"], 1 << 20, "{img}");
+            }
+        }
+    }
+}

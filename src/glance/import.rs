@@ -112,6 +112,11 @@ pub async fn start(
         }
         "copy-image" => {
             g.enforce("copy_image", caller, &rec)?;
+            // Copying reads the image's bytes: the one read check applies.
+            g.images
+                .readable(caller, &rec.id)
+                .await
+                .map_err(|e| super::image::read_error(e, &rec.id))?;
             Method::CopyImage
         }
         "glint-s3-object" => Method::S3Object {
@@ -615,7 +620,8 @@ async fn fetch(
 }
 
 /// The blob of an S3 object (`s3://bucket/key`) the caller's project may read by the
-/// object's ACL (or any, for an admin).
+/// object's ACL (or any, for an admin). An object of the images bucket is an image: read
+/// access to it is the images' one read check, and its data must be in the default store.
 pub async fn s3_object(g: &Glance, caller: &Caller, uri: Option<&str>) -> Result<BlobId, ApiError> {
     let bad = || {
         ApiError::bad(format!(
@@ -628,6 +634,19 @@ pub async fn s3_object(g: &Glance, caller: &Caller, uri: Option<&str>) -> Result
         .and_then(|rest| rest.split_once('/'))
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
         .ok_or_else(bad)?;
+    if g.cfg.s3_images_bucket.as_deref() == Some(bucket) {
+        let image = g
+            .images
+            .readable(caller, key)
+            .await
+            .map_err(|e| super::image::read_error(e, key))?;
+        return image
+            .locations()
+            .into_iter()
+            .find(|(store, _)| g.stores.is_main(*store))
+            .map(|(_, blob)| blob)
+            .ok_or_else(bad);
+    }
     crate::s3::object_source::readable_blob(
         &g.store,
         bucket,
