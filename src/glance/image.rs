@@ -1,99 +1,19 @@
-//! Images: routing under `/v2/`, create / show / update / delete, tags and
-//! deactivate/reactivate. Data, listing, members and discovery live in their own modules.
+//! Images: create / show / update / delete, tags and deactivate/reactivate (the routes are
+//! in `router.rs`). Data, listing, members and discovery live in their own modules.
 
 use crate::images::repo;
 use crate::images::ImageStatus;
 use crate::request_body::RequestBody;
-use http::{Method, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
 use super::record::{now, EditRules, ImageRecord};
-use std::sync::Arc;
 
-use super::{cache, data, discovery, import, json, listing, members, no_content, patch};
-use super::{read_json_body, tasks};
+use super::read_json_body;
+use super::{json, listing, no_content, patch};
 use super::{uuid_v4, ApiError, ApiResult, Caller, Glance};
 use crate::body;
-
-pub async fn route(
-    g: &Arc<Glance>,
-    caller: &Caller,
-    parts: &http::request::Parts,
-    incoming: RequestBody,
-) -> ApiResult {
-    let path = parts.uri.path();
-    let segs: Vec<&str> = path.trim_start_matches("/v2/").split('/').collect();
-    let m = &parts.method;
-    if let Some(name) = path.strip_prefix("/v2/schemas/") {
-        return discovery::schema(g, m, name);
-    }
-    if let Some(what) = path.strip_prefix("/v2/info/") {
-        return discovery::info(g, caller, m, what);
-    }
-    let query = parts.uri.query().unwrap_or("");
-    match (m, segs.as_slice()) {
-        (_, ["tasks", rest @ ..]) => tasks::route(g, caller, m, rest, query, incoming).await,
-        (&Method::DELETE, ["stores", store, id]) => delete_from_store(g, caller, store, id).await,
-        (_, ["cache", ..]) => cache::route(g, caller, m, &segs[1..], &parts.headers).await,
-        (&Method::GET, ["metadefs", what]) => discovery::metadefs(what),
-        (&Method::POST, ["images"]) => create(g, caller, parts, incoming).await,
-        (&Method::GET, ["images"]) => list(g, caller, parts.uri.query().unwrap_or("")).await,
-        (_, ["images"]) => Err(ApiError::method_not_allowed("GET, POST")),
-        (&Method::GET, ["images", id]) => Ok(json(
-            StatusCode::OK,
-            &load_visible(g, caller, id).await?.to_json(),
-        )),
-        (&Method::PATCH, ["images", id]) => update_image(g, caller, id, parts, incoming).await,
-        (&Method::DELETE, ["images", id]) => delete(g, caller, id).await,
-        (_, ["images", _]) => Err(ApiError::method_not_allowed("GET, PATCH, DELETE")),
-        (&Method::PUT, ["images", id, "file"]) => {
-            data::upload(g, caller, id, parts, incoming).await
-        }
-        (&Method::GET, ["images", id, "file"]) => data::download(g, caller, id, parts).await,
-        (_, ["images", _, "file"]) => Err(ApiError::method_not_allowed("GET, PUT")),
-        (&Method::GET, ["images", id, "tasks"]) => {
-            let rec = load_visible(g, caller, id).await?;
-            tasks::of_image(g, &rec.id).await
-        }
-        (&Method::PUT, ["images", id, "stage"]) => {
-            data::stage(g, caller, id, parts, incoming).await
-        }
-        (_, ["images", _, "stage"]) => Err(ApiError::method_not_allowed("PUT")),
-        (&Method::POST, ["images", id, "import"]) => {
-            import::start(g, caller, id, &parts.headers, incoming).await
-        }
-        (_, ["images", _, "import"]) => Err(ApiError::method_not_allowed("POST")),
-        (&Method::POST, ["images", id, "locations"]) => {
-            super::locations::add(g, caller, id, incoming).await
-        }
-        (&Method::GET, ["images", id, "locations"]) => super::locations::list(g, caller, id).await,
-        (_, ["images", _, "locations"]) => Err(ApiError::method_not_allowed("GET, POST")),
-        (&Method::PUT, ["images", id, "tags", tag]) => tag_op(g, caller, id, tag, true).await,
-        (&Method::DELETE, ["images", id, "tags", tag]) => tag_op(g, caller, id, tag, false).await,
-        (_, ["images", _, "tags", _]) => Err(ApiError::method_not_allowed("PUT, DELETE")),
-        (&Method::POST, ["images", id, "actions", action @ ("deactivate" | "reactivate")]) => {
-            activation(g, caller, id, action).await
-        }
-        (&Method::POST, ["images", id, "members"]) => members::add(g, caller, id, incoming).await,
-        (&Method::GET, ["images", id, "members"]) => members::list(g, caller, id).await,
-        (_, ["images", _, "members"]) => Err(ApiError::method_not_allowed("GET, POST")),
-        (&Method::GET, ["images", id, "members", member]) => {
-            members::show(g, caller, id, member).await
-        }
-        (&Method::PUT, ["images", id, "members", member]) => {
-            members::set_status(g, caller, id, member, incoming).await
-        }
-        (&Method::DELETE, ["images", id, "members", member]) => {
-            members::delete(g, caller, id, member).await
-        }
-        (_, ["images", _, "members", _]) => Err(ApiError::method_not_allowed("GET, PUT, DELETE")),
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "The resource could not be found.",
-        )),
-    }
-}
 
 /// The image if `caller` may see it; 404 otherwise (never 403: that would reveal it).
 pub async fn load_visible(g: &Glance, caller: &Caller, id: &str) -> Result<ImageRecord, ApiError> {
@@ -120,7 +40,7 @@ fn rules(g: &Glance, creating: bool) -> EditRules<'_> {
     }
 }
 
-async fn create(
+pub(super) async fn create(
     g: &Glance,
     caller: &Caller,
     parts: &http::request::Parts,
@@ -182,7 +102,7 @@ pub async fn create_record(
     Ok(rec)
 }
 
-async fn list(g: &Glance, caller: &Caller, query: &str) -> ApiResult {
+pub(super) async fn list(g: &Glance, caller: &Caller, query: &str) -> ApiResult {
     g.enforce_own("get_images", caller)?;
     let q = listing::parse(query, g.opts())?;
     let records = repo::all(&g.store).await?;
@@ -219,7 +139,12 @@ async fn list(g: &Glance, caller: &Caller, query: &str) -> ApiResult {
 /// `DELETE /v2/stores/{store}/{id}`: drops the image's data from one store (multiple stores,
 /// admin by default): unknown store or inactive image 409, not in that store 404, the last
 /// copy 403.
-async fn delete_from_store(g: &Glance, caller: &Caller, store: &str, id: &str) -> ApiResult {
+pub(super) async fn delete_from_store(
+    g: &Glance,
+    caller: &Caller,
+    store: &str,
+    id: &str,
+) -> ApiResult {
     if !g.stores.multi() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -304,7 +229,7 @@ async fn delete_from_store(g: &Glance, caller: &Caller, store: &str, id: &str) -
 }
 
 /// `PATCH /v2/images/{id}`.
-async fn update_image(
+pub(super) async fn update_image(
     g: &Glance,
     caller: &Caller,
     id: &str,
@@ -354,7 +279,7 @@ pub async fn read_body(incoming: RequestBody) -> Result<bytes::Bytes, ApiError> 
     }
 }
 
-async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
+pub(super) async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
     g.enforce("delete_image", caller, &rec)?;
     if rec.protected {
@@ -418,7 +343,13 @@ where
 
 /// `PUT`/`DELETE /v2/images/{id}/tags/{tag}`: tags are a set (adding twice is a no-op);
 /// removing an absent tag is 404; at most 128 tags (`image_tag_quota`).
-async fn tag_op(g: &Glance, caller: &Caller, id: &str, tag: &str, add: bool) -> ApiResult {
+pub(super) async fn tag_op(
+    g: &Glance,
+    caller: &Caller,
+    id: &str,
+    tag: &str,
+    add: bool,
+) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
     g.enforce("modify_image", caller, &rec)?;
     let tag = percent_encoding::percent_decode_str(tag)
@@ -456,7 +387,7 @@ async fn tag_op(g: &Glance, caller: &Caller, id: &str, tag: &str, add: bool) -> 
 
 /// `POST .../actions/deactivate|reactivate`: active ⇄ deactivated; repeating is a no-op;
 /// any other status is 403, as upstream.
-async fn activation(g: &Glance, caller: &Caller, id: &str, action: &str) -> ApiResult {
+pub(super) async fn activation(g: &Glance, caller: &Caller, id: &str, action: &str) -> ApiResult {
     let rec = load_visible(g, caller, id).await?;
     g.enforce(action, caller, &rec)?;
     let (from, to) = if action == "deactivate" {
