@@ -1,6 +1,6 @@
-//! Glint's server: the S3 gateway (and, next, the Glance Images API v2) over the
-//! `glint-storage` engine. The binary in `main.rs` is a thin CLI over this library, which the
-//! integration tests start on loopback.
+//! Glint's server: the S3 gateway (`s3`) and the Glance Images API v2 (`glance`), two front
+//! ends over one images domain (`images`) and the `glint-storage` engine. The binary in
+//! `main.rs` is a thin CLI over this library, which the integration tests start on loopback.
 
 pub mod body;
 pub mod config;

@@ -1,5 +1,6 @@
-//! The `glint` command: `serve` runs the S3 gateway (the Glance API joins it next);
-//! `credentials` manages S3 keys; `status`, `scrub` and `gc` are the engine's maintenance calls.
+//! The `glint` command: `serve` runs both APIs (S3 and the Glance Images API) until SIGTERM
+//! or SIGINT; `credentials` manages S3 keys; `scrubber` purges or restores delayed-delete
+//! images; `status`, `scrub` and `gc` are the engine's maintenance calls.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,5 +1,6 @@
-//! The Glance Images API v2 (first slice) end to end on the real server: create, upload
-//! (status machine and checksums), download (Content-MD5, Range, 204), delete, protection.
+//! The Glance Images API v2 end to end on the real server: images, data (status machine,
+//! checksums, ranges, inspection), imports and tasks, members, multiple stores, locations,
+//! policy, quotas, CORS and Keystone-free identity.
 
 use md5::Digest;
 

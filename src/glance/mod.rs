@@ -1,8 +1,9 @@
 //! The Glance Images API v2 front end: versions, healthcheck, images (create, show, list
 //! with upstream's filters and paging, JSON-patch update, delete), data upload/download
 //! with the upstream status machine and one-pass checksums, tags, members, deactivation,
-//! schemas and discovery. Identity is `noauth` for now: the identity headers, or a
-//! `USER:PROJECT[:ROLES]` token, are trusted (see `Caller::from_headers`).
+//! schemas and discovery. Identity comes from Keystone tokens (`keystone.rs`) or, in noauth
+//! mode, from trusted headers or `USER:PROJECT[:ROLES]` tokens (`identity.rs`). What an image
+//! is, who may see or read it, and where records live is the images domain's (`crate::images`).
 
 mod cache;
 mod cors;

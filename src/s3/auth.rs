@@ -1,6 +1,8 @@
 //! Request authentication: AWS Signature Version 4 in the `Authorization` header (every
-//! payload mode) and in presigned URLs. The canonical request is rebuilt from the request as
-//! received; signatures are compared in constant time. Secrets never reach a log line.
+//! payload mode) and in presigned URLs, and Signature Version 2 (header and query). The
+//! canonical request is rebuilt from the request as received; signatures are compared in
+//! constant time. Secrets never reach a log line. What an authenticated caller may do is
+//! decided afterwards, in one place (`authz.rs`).
 
 use std::collections::BTreeMap;
 

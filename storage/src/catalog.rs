@@ -33,25 +33,22 @@ pub enum Catalog {
     Parts,
     Credentials,
     Images,
-    Members,
-    Tags,
     Tasks,
-    /// Small global settings of the front ends.
-    Settings,
 }
 
+/// Families earlier versions created and nothing uses (image members and tags live in the
+/// image record): dropped when a store that has them opens.
+const RETIRED: &[&str] = &["image_members", "image_tags", "settings"];
+
 impl Catalog {
-    pub const ALL: [Catalog; 10] = [
+    pub const ALL: [Catalog; 7] = [
         Catalog::Buckets,
         Catalog::Objects,
         Catalog::Uploads,
         Catalog::Parts,
         Catalog::Credentials,
         Catalog::Images,
-        Catalog::Members,
-        Catalog::Tags,
         Catalog::Tasks,
-        Catalog::Settings,
     ];
 
     pub(crate) fn cf_name(self) -> &'static str {
@@ -62,10 +59,7 @@ impl Catalog {
             Catalog::Parts => "s3_parts",
             Catalog::Credentials => "credentials",
             Catalog::Images => "images",
-            Catalog::Members => "image_members",
-            Catalog::Tags => "image_tags",
             Catalog::Tasks => "tasks",
-            Catalog::Settings => "settings",
         }
     }
 }
@@ -116,7 +110,24 @@ pub(crate) fn open(path: &Path) -> Result<Db> {
     // Lock waits are short: every transaction is a handful of catalog reads and one write.
     txn_opts.set_txn_lock_timeout(5_000);
     std::fs::create_dir_all(path).map_err(|e| crate::StoreError::io(path, e))?;
-    Ok(Db::open_cf_descriptors(&opts, &txn_opts, path, cfs)?)
+    // RocksDB opens a database only with all its families named: retired ones are opened
+    // too, then dropped.
+    let existing = Db::list_cf(&opts, path).unwrap_or_default();
+    let retired: Vec<&str> = RETIRED
+        .iter()
+        .copied()
+        .filter(|r| existing.iter().any(|e| e == r))
+        .collect();
+    cfs.extend(
+        retired
+            .iter()
+            .map(|r| ColumnFamilyDescriptor::new(*r, Options::default())),
+    );
+    let mut db = Db::open_cf_descriptors(&opts, &txn_opts, path, cfs)?;
+    for r in retired {
+        db.drop_cf(r)?;
+    }
+    Ok(db)
 }
 
 pub(crate) fn cf<'a>(db: &'a Db, name: &str) -> &'a ColumnFamily {
@@ -148,4 +159,28 @@ pub(crate) fn scan<D: rocksdb::DBAccess>(
     }
     it.status()?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retired_families_are_dropped_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        // A catalog as an older version left it.
+        let old: Vec<&str> = RETIRED.iter().copied().chain(["images"]).collect();
+        drop(Db::open_cf(&opts, &TransactionDBOptions::default(), dir.path(), &old).unwrap());
+        drop(open(dir.path()).unwrap());
+        let now = Db::list_cf(&opts, dir.path()).unwrap();
+        assert!(
+            RETIRED.iter().all(|r| !now.iter().any(|n| n == r)),
+            "{now:?}"
+        );
+        assert!(now.iter().any(|n| n == "images"));
+        drop(open(dir.path()).unwrap());
+    }
 }
