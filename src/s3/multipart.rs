@@ -367,115 +367,177 @@ async fn parts_of(s3: &S3, upload: &str) -> Result<Vec<(u32, PartRecord)>, S3Err
         .collect()
 }
 
+/// CompleteMultipartUpload: read the manifest, pick the parts it names, check the whole
+/// object against the client's claims, then commit it by concatenating the parts' manifests.
 pub async fn complete(s3: &S3, ctx: &Ctx, az: &Authorized, incoming: RequestBody) -> S3Result {
     let (bucket, key) = names(ctx);
     let upload = upload_id(ctx)?;
     let doc = read_complete_document(incoming, ctx, 4 << 20).await?;
-    let doc = xml::parse(&doc).ok_or_else(S3Error::malformed_xml)?;
-    let el = doc.root();
-    let mut wanted: Vec<(u32, String)> = Vec::new();
-    let mut claimed: BTreeMap<u32, String> = BTreeMap::new();
-    for p in el.children_named("Part") {
-        if let Some((n, v)) = p
-            .child_text("PartNumber")
-            .and_then(|n| n.trim().parse::<u32>().ok())
-            .zip(
-                p.children()
-                    .find(|c| c.name().starts_with("Checksum"))
-                    .map(|c| c.text().trim().to_string()),
-            )
-        {
-            claimed.insert(n, v);
-        }
-        let n: u32 = p
-            .child_text("PartNumber")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(S3Error::malformed_xml)?;
-        let etag = p
-            .child_text("ETag")
-            .ok_or_else(S3Error::malformed_xml)?
-            .trim_matches('"')
-            .to_string();
-        wanted.push((n, etag));
-    }
-    if wanted.is_empty() {
-        return Err(S3Error::malformed_xml().with_message("You must specify at least one part"));
-    }
-    if wanted.windows(2).any(|w| w[0].0 > w[1].0) {
-        return Err(S3Error::invalid_part_order());
-    }
-    // A part number listed twice in a row (a client that re-sent a part and recorded both
-    // answers) means its later entry, as Ceph RGW reads the list (keyed by part number):
-    // the ETag check below then holds it to the part upload that finished last.
-    wanted.reverse();
-    wanted.dedup_by_key(|(n, _)| *n);
-    wanted.reverse();
+    let manifest = Manifest::parse(&doc)?;
     let Some(urec) = az.upload.as_ref() else {
         // A retried Complete of an upload that already completed succeeds again, as in S3:
         // recognised by the object's ETag, which the part ETags determine.
-        return repeat_complete(s3, bucket, key, &wanted)
+        return repeat_complete(s3, bucket, key, &manifest.wanted)
             .await
             .ok_or_else(S3Error::no_such_upload)?;
     };
     let stored: BTreeMap<u32, PartRecord> = parts_of(s3, &upload).await?.into_iter().collect();
-    let mut chosen = Vec::new();
-    for (i, (n, etag)) in wanted.iter().enumerate() {
-        let part = stored
-            .get(n)
-            .filter(|p| p.etag.trim_matches('"') == etag)
-            .ok_or_else(S3Error::invalid_part)?;
-        if i + 1 < wanted.len() && part.size < MIN_PART_SIZE {
-            return Err(S3Error::entity_too_small()
-                .with("ProposedSize", part.size.to_string())
-                .with("MinSizeAllowed", MIN_PART_SIZE.to_string())
-                .with("PartNumber", n.to_string()));
+    let chosen = manifest.choose(&stored)?;
+    let whole = WholeObject::check(ctx, urec, &chosen, &manifest.claimed)?;
+    let rec = whole.record(urec, &chosen);
+    let all_parts: Vec<(u32, String)> = stored.iter().map(|(n, p)| (*n, p.blob.clone())).collect();
+    commit_completion(s3, ctx, &upload, rec, &chosen, all_parts).await?;
+    completed(
+        bucket,
+        key,
+        &whole.etag,
+        &whole.checksums,
+        urec.checksum_type.as_deref(),
+    )
+}
+
+/// A CompleteMultipartUpload document: the parts in order, and any part checksums claimed.
+struct Manifest {
+    wanted: Vec<(u32, String)>,
+    claimed: BTreeMap<u32, String>,
+}
+
+impl Manifest {
+    fn parse(doc: &[u8]) -> Result<Manifest, S3Error> {
+        let doc = xml::parse(doc).ok_or_else(S3Error::malformed_xml)?;
+        let mut wanted: Vec<(u32, String)> = Vec::new();
+        let mut claimed: BTreeMap<u32, String> = BTreeMap::new();
+        for p in doc.root().children_named("Part") {
+            let n: u32 = p
+                .child_text("PartNumber")
+                .and_then(|n| n.trim().parse().ok())
+                .ok_or_else(S3Error::malformed_xml)?;
+            if let Some(c) = p.children().find(|c| c.name().starts_with("Checksum")) {
+                claimed.insert(n, c.text().trim().to_string());
+            }
+            let etag = p
+                .child_text("ETag")
+                .ok_or_else(S3Error::malformed_xml)?
+                .trim_matches('"')
+                .to_string();
+            wanted.push((n, etag));
         }
-        chosen.push((*n, part.clone()));
-    }
-    // `x-amz-checksum-type` on completion must name the type the upload was created with.
-    if let Some(t) = ctx.header("x-amz-checksum-type") {
-        if urec.checksum_type.as_deref() != Some(t.trim().to_ascii_uppercase().as_str()) {
-            return Err(S3Error::bad_digest().with_message(format!(
-                "The upload's checksum type is {}, not {t}.",
-                urec.checksum_type.as_deref().unwrap_or("none")
-            )));
+        if wanted.is_empty() {
+            return Err(S3Error::malformed_xml().with_message("You must specify at least one part"));
         }
+        if wanted.windows(2).any(|w| w[0].0 > w[1].0) {
+            return Err(S3Error::invalid_part_order());
+        }
+        // A part number listed twice in a row (a client that re-sent a part and recorded both
+        // answers) means its later entry, as Ceph RGW reads the list (keyed by part number):
+        // the ETag check then holds it to the part upload that finished last.
+        wanted.reverse();
+        wanted.dedup_by_key(|(n, _)| *n);
+        wanted.reverse();
+        Ok(Manifest { wanted, claimed })
     }
-    let size: u64 = chosen.iter().map(|(_, p)| p.size).sum();
-    if let Some(v) = ctx.header("x-amz-mp-object-size") {
-        let want: u64 = v.trim().parse().map_err(|_| {
-            S3Error::invalid_argument().with_message("x-amz-mp-object-size is not a size")
-        })?;
-        if want != size {
+
+    /// The stored parts the manifest names, each matching its ETag; all but the last at
+    /// least MIN_PART_SIZE.
+    fn choose(
+        &self,
+        stored: &BTreeMap<u32, PartRecord>,
+    ) -> Result<Vec<(u32, PartRecord)>, S3Error> {
+        let mut chosen = Vec::new();
+        for (i, (n, etag)) in self.wanted.iter().enumerate() {
+            let part = stored
+                .get(n)
+                .filter(|p| p.etag.trim_matches('"') == etag)
+                .ok_or_else(S3Error::invalid_part)?;
+            if i + 1 < self.wanted.len() && part.size < MIN_PART_SIZE {
+                return Err(S3Error::entity_too_small()
+                    .with("ProposedSize", part.size.to_string())
+                    .with("MinSizeAllowed", MIN_PART_SIZE.to_string())
+                    .with("PartNumber", n.to_string()));
+            }
+            chosen.push((*n, part.clone()));
+        }
+        Ok(chosen)
+    }
+}
+
+/// The completed object as the parts make it, checked against the client's claims.
+struct WholeObject {
+    size: u64,
+    etag: String,
+    checksums: BTreeMap<String, String>,
+    part_checksums: Vec<String>,
+}
+
+impl WholeObject {
+    fn check(
+        ctx: &Ctx,
+        urec: &UploadRecord,
+        chosen: &[(u32, PartRecord)],
+        claimed: &BTreeMap<u32, String>,
+    ) -> Result<WholeObject, S3Error> {
+        // `x-amz-checksum-type` on completion must name the type the upload was created with.
+        if let Some(t) = ctx.header("x-amz-checksum-type") {
+            if urec.checksum_type.as_deref() != Some(t.trim().to_ascii_uppercase().as_str()) {
+                return Err(S3Error::bad_digest().with_message(format!(
+                    "The upload's checksum type is {}, not {t}.",
+                    urec.checksum_type.as_deref().unwrap_or("none")
+                )));
+            }
+        }
+        let size: u64 = chosen.iter().map(|(_, p)| p.size).sum();
+        if let Some(v) = ctx.header("x-amz-mp-object-size") {
+            let want: u64 = v.trim().parse().map_err(|_| {
+                S3Error::invalid_argument().with_message("x-amz-mp-object-size is not a size")
+            })?;
+            if want != size {
+                return Err(S3Error::invalid_request().with_message(format!(
+                    "The provided x-amz-mp-object-size ({want}) does not match the object's size ({size})."
+                )));
+            }
+        }
+        let mut md5s = Vec::new();
+        for (_, p) in chosen {
+            md5s.extend(hex::decode(p.etag.trim_matches('"')).map_err(|_| S3Error::internal())?);
+        }
+        let etag = format!(
+            "\"{}-{}\"",
+            hex::encode(md5::Md5::digest(&md5s)),
+            chosen.len()
+        );
+        let (checksums, part_checksums) = Self::checksums(ctx, urec, chosen, claimed)?;
+        Ok(WholeObject {
+            size,
+            etag,
+            checksums,
+            part_checksums,
+        })
+    }
+
+    /// The whole object's checksum in the upload's algorithm (checked against the client's
+    /// claim), and each part's; a claim in another algorithm is refused, not skipped.
+    #[allow(clippy::type_complexity)]
+    fn checksums(
+        ctx: &Ctx,
+        urec: &UploadRecord,
+        chosen: &[(u32, PartRecord)],
+        claimed: &BTreeMap<u32, String>,
+    ) -> Result<(BTreeMap<String, String>, Vec<String>), S3Error> {
+        if let Some(other) = CHECKSUM_ALGOS.iter().find(|a| {
+            urec.checksum.as_deref() != Some(**a)
+                && ctx.header(&format!("x-amz-checksum-{a}")).is_some()
+        }) {
             return Err(S3Error::invalid_request().with_message(format!(
-                "The provided x-amz-mp-object-size ({want}) does not match the object's size ({size})."
+                "The upload was created with checksum algorithm {}, not {other}.",
+                urec.checksum.as_deref().unwrap_or("none")
             )));
         }
-    }
-    let mut md5s = Vec::new();
-    for (_, p) in &chosen {
-        md5s.extend(hex::decode(p.etag.trim_matches('"')).map_err(|_| S3Error::internal())?);
-    }
-    let etag = format!(
-        "\"{}-{}\"",
-        hex::encode(md5::Md5::digest(&md5s)),
-        chosen.len()
-    );
-    // A whole-object checksum can only be checked with the algorithm the upload was
-    // created with; a claim in another is refused rather than skipped.
-    if let Some(other) = CHECKSUM_ALGOS.iter().find(|a| {
-        urec.checksum.as_deref() != Some(**a)
-            && ctx.header(&format!("x-amz-checksum-{a}")).is_some()
-    }) {
-        return Err(S3Error::invalid_request().with_message(format!(
-            "The upload was created with checksum algorithm {}, not {other}.",
-            urec.checksum.as_deref().unwrap_or("none")
-        )));
-    }
-    let mut checksums = BTreeMap::new();
-    let mut part_checksums = Vec::new();
-    if let Some(algo) = &urec.checksum {
-        for (n, p) in &chosen {
+        let mut checksums = BTreeMap::new();
+        let mut part_checksums = Vec::new();
+        let Some(algo) = &urec.checksum else {
+            return Ok((checksums, part_checksums));
+        };
+        for (n, p) in chosen {
             match &p.checksum {
                 Some((a, v)) if a == algo => {
                     if claimed.get(n).is_some_and(|c| c != v) {
@@ -490,7 +552,7 @@ pub async fn complete(s3: &S3, ctx: &Ctx, az: &Authorized, incoming: RequestBody
                 }
             }
         }
-        let value = whole_checksum(algo, urec.checksum_type.as_deref(), &chosen)?;
+        let value = whole_checksum(algo, urec.checksum_type.as_deref(), chosen)?;
         if let Some(expected) = ctx.header(&format!("x-amz-checksum-{algo}")) {
             if expected != value {
                 return Err(S3Error::bad_digest().with_message(format!(
@@ -499,32 +561,47 @@ pub async fn complete(s3: &S3, ctx: &Ctx, az: &Authorized, incoming: RequestBody
             }
         }
         checksums.insert(algo.clone(), value);
+        Ok((checksums, part_checksums))
     }
-    let rec = ObjectRecord {
-        blob: String::new(),
-        size,
-        etag: etag.clone(),
-        modified_ms: now_ms(),
-        owner: urec.owner.clone(),
-        acl: urec.acl.clone(),
-        grants: urec.grants.clone(),
-        headers: urec.headers.clone(),
-        meta: urec.meta.clone(),
-        checksums: checksums.clone(),
-        parts: chosen.iter().map(|(_, p)| p.size).collect(),
-        checksum_type: urec.checksum_type.clone(),
-        part_checksums,
-    };
-    let ukey = upload_key(bucket, key, &upload);
+
+    /// The object record (its blob is set when the transaction makes it).
+    fn record(&self, urec: &UploadRecord, chosen: &[(u32, PartRecord)]) -> ObjectRecord {
+        ObjectRecord {
+            blob: String::new(),
+            size: self.size,
+            etag: self.etag.clone(),
+            modified_ms: now_ms(),
+            owner: urec.owner.clone(),
+            acl: urec.acl.clone(),
+            grants: urec.grants.clone(),
+            headers: urec.headers.clone(),
+            meta: urec.meta.clone(),
+            checksums: self.checksums.clone(),
+            parts: chosen.iter().map(|(_, p)| p.size).collect(),
+            checksum_type: urec.checksum_type.clone(),
+            part_checksums: self.part_checksums.clone(),
+        }
+    }
+}
+
+/// In one transaction: the bucket and the upload still exist, the write conditions hold,
+/// the object's blob is the parts' concatenation, the replaced object's blob, every part
+/// (chosen or not) and the upload go.
+async fn commit_completion(
+    s3: &S3,
+    ctx: &Ctx,
+    upload: &str,
+    rec: ObjectRecord,
+    chosen: &[(u32, PartRecord)],
+    all_parts: Vec<(u32, String)>,
+) -> Result<(), S3Error> {
+    let (bucket, key) = names(ctx);
+    let ukey = upload_key(bucket, key, upload);
     let okey = object_key(bucket, key);
     let bname = bucket.to_string();
-    let part_blobs: Vec<(u32, String)> = chosen.iter().map(|(n, p)| (*n, p.blob.clone())).collect();
-    let all_parts: Vec<(u32, String)> = stored.iter().map(|(n, p)| (*n, p.blob.clone())).collect();
-    let upload2 = upload.clone();
-    let cond = (
-        ctx.header("if-match").map(str::to_string),
-        ctx.header("if-none-match").map(str::to_string),
-    );
+    let part_blobs: Vec<String> = chosen.iter().map(|(_, p)| p.blob.clone()).collect();
+    let upload = upload.to_string();
+    let cond = super::object::write_conditions(ctx);
     s3.store
         .transact(move |tx| {
             if tx.get_shared(Catalog::Buckets, bname.as_bytes())?.is_none() {
@@ -533,33 +610,16 @@ pub async fn complete(s3: &S3, ctx: &Ctx, az: &Authorized, incoming: RequestBody
             if tx.get_for_update(Catalog::Uploads, &ukey)?.is_none() {
                 return Ok(Err(S3Error::no_such_upload()));
             }
-            let current = tx.get_for_update(Catalog::Objects, &okey)?;
-            let current: Option<ObjectRecord> = current
+            let current: Option<ObjectRecord> = tx
+                .get_for_update(Catalog::Objects, &okey)?
                 .map(|v| serde_json::from_slice(&v).map_err(|_| bad_record()))
                 .transpose()?;
-            if let Some(m) = &cond.0 {
-                if !current
-                    .as_ref()
-                    .is_some_and(|c| m == "*" || m.trim_matches('"') == c.etag.trim_matches('"'))
-                {
-                    return Ok(Err(if current.is_none() {
-                        S3Error::no_such_key()
-                    } else {
-                        S3Error::precondition_failed()
-                    }));
-                }
-            }
-            if let Some(m) = &cond.1 {
-                if current
-                    .as_ref()
-                    .is_some_and(|c| m == "*" || m.trim_matches('"') == c.etag.trim_matches('"'))
-                {
-                    return Ok(Err(S3Error::precondition_failed()));
-                }
+            if let Err(e) = cond.check(current.as_ref()) {
+                return Ok(Err(e));
             }
             let sources: Vec<(BlobId, Option<std::ops::Range<u64>>)> = part_blobs
                 .iter()
-                .map(|(_, b)| Ok((blob(b)?, None)))
+                .map(|b| Ok((blob(b)?, None)))
                 .collect::<glint_storage::Result<_>>()?;
             let id = tx.concat(&sources)?;
             let mut rec = rec.clone();
@@ -574,19 +634,12 @@ pub async fn complete(s3: &S3, ctx: &Ctx, az: &Authorized, incoming: RequestBody
             }
             for (n, b) in &all_parts {
                 tx.delete_blob(blob(b)?)?;
-                tx.delete(Catalog::Parts, &part_key(&upload2, *n))?;
+                tx.delete(Catalog::Parts, &part_key(&upload, *n))?;
             }
             tx.delete(Catalog::Uploads, &ukey)?;
             Ok(Ok(()))
         })
-        .await??;
-    completed(
-        bucket,
-        key,
-        &etag,
-        &checksums,
-        urec.checksum_type.as_deref(),
-    )
+        .await?
 }
 
 /// The CompleteMultipartUploadResult document (also for a repeated Complete).

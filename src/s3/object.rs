@@ -255,20 +255,38 @@ pub fn collect_metadata(ctx: &Ctx) -> (BTreeMap<String, String>, BTreeMap<String
 }
 
 /// Checks If-Match / If-None-Match of a write against the current record.
-fn write_preconditions(ctx: &Ctx, current: Option<&ObjectRecord>) -> Result<(), S3Error> {
-    if let Some(m) = ctx.header("if-match") {
-        match current {
-            Some(r) if etag_matches(m, &r.etag) => {}
-            Some(_) => return Err(S3Error::precondition_failed().with("Condition", "If-Match")),
-            None => return Err(S3Error::no_such_key()),
-        }
+/// The `If-Match` / `If-None-Match` of a write, detached from the request so that they can
+/// be checked inside the transaction that replaces the object.
+#[derive(Clone, Debug)]
+pub(crate) struct WriteConditions {
+    if_match: Option<String>,
+    if_none_match: Option<String>,
+}
+
+pub(crate) fn write_conditions(ctx: &Ctx) -> WriteConditions {
+    WriteConditions {
+        if_match: ctx.header("if-match").map(str::to_string),
+        if_none_match: ctx.header("if-none-match").map(str::to_string),
     }
-    if let Some(m) = ctx.header("if-none-match") {
-        if current.is_some_and(|r| etag_matches(m, &r.etag)) {
-            return Err(S3Error::precondition_failed().with("Condition", "If-None-Match"));
+}
+
+impl WriteConditions {
+    /// Whether the write may replace `current` (None: no object there).
+    pub(crate) fn check(&self, current: Option<&ObjectRecord>) -> Result<(), S3Error> {
+        if let Some(m) = &self.if_match {
+            match current {
+                Some(r) if etag_matches(m, &r.etag) => {}
+                Some(_) => return Err(S3Error::precondition_failed().with("Condition", "If-Match")),
+                None => return Err(S3Error::no_such_key()),
+            }
         }
+        if let Some(m) = &self.if_none_match {
+            if current.is_some_and(|r| etag_matches(m, &r.etag)) {
+                return Err(S3Error::precondition_failed().with("Condition", "If-None-Match"));
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn etag_matches(header: &str, etag: &str) -> bool {
@@ -337,10 +355,7 @@ where
 {
     let (bucket, okey) = (bucket.to_string(), object_key(bucket, key));
     let value = serde_json::to_vec(&rec).expect("serializable");
-    let cond = (
-        ctx.header("if-match").map(str::to_string),
-        ctx.header("if-none-match").map(str::to_string),
-    );
+    let cond = write_conditions(ctx);
     let result = s3
         .store
         .transact(move |tx| {
@@ -354,7 +369,7 @@ where
                 .get_for_update(Catalog::Objects, &okey)?
                 .map(|v| parse_record(&v))
                 .transpose()?;
-            if let Err(e) = write_preconditions(&Ctx::conditions_only(&cond), current.as_ref()) {
+            if let Err(e) = cond.check(current.as_ref()) {
                 return Ok(Err(e));
             }
             attach(tx)?;
@@ -366,28 +381,6 @@ where
         })
         .await?;
     result
-}
-
-impl Ctx {
-    /// A context carrying only write-precondition headers (for use inside a transaction).
-    fn conditions_only(cond: &(Option<String>, Option<String>)) -> Ctx {
-        let mut headers = http::HeaderMap::new();
-        if let Some(v) = cond.0.as_deref().and_then(|v| v.parse().ok()) {
-            headers.insert("if-match", v);
-        }
-        if let Some(v) = cond.1.as_deref().and_then(|v| v.parse().ok()) {
-            headers.insert("if-none-match", v);
-        }
-        Ctx {
-            method: http::Method::PUT,
-            headers,
-            query: Default::default(),
-            bucket: None,
-            key: None,
-            identity: None,
-            payload: Payload::Unsigned,
-        }
-    }
 }
 
 enum RangeSpec {
@@ -880,10 +873,7 @@ pub async fn copy(s3: &S3, ctx: &Ctx, az: &Authorized) -> S3Result {
     let store = s3.store.clone();
     let (okey, bname) = (object_key(bucket, key), bucket.to_string());
     // If-Match / If-None-Match hold the destination, as for PutObject.
-    let cond = (
-        ctx.header("if-match").map(str::to_string),
-        ctx.header("if-none-match").map(str::to_string),
-    );
+    let cond = write_conditions(ctx);
     let result = store
         .transact(move |tx| {
             if tx.get_shared(Catalog::Buckets, bname.as_bytes())?.is_none() {
@@ -911,7 +901,7 @@ pub async fn copy(s3: &S3, ctx: &Ctx, az: &Authorized) -> S3Result {
             } else {
                 current.map(|v| parse_record(&v)).transpose()?
             };
-            if let Err(e) = write_preconditions(&Ctx::conditions_only(&cond), replaced.as_ref()) {
+            if let Err(e) = cond.check(replaced.as_ref()) {
                 return Ok(Err(e));
             }
             let id = tx.concat(&[(blob_id(&srec)?, None)])?;
