@@ -174,6 +174,26 @@ pub enum ConfigError {
 struct Reader(Ini);
 
 impl Reader {
+    /// A listen address from a host and a port option (IPv6 hosts without brackets too).
+    fn addr(
+        &self,
+        section: &'static str,
+        host_key: &'static str,
+        port_key: &'static str,
+        port: u16,
+    ) -> Result<SocketAddr, ConfigError> {
+        let h: String = self.parse(section, host_key, "0.0.0.0".to_string())?;
+        let p: u16 = self.parse(section, port_key, port)?;
+        format!("{h}:{p}")
+            .parse()
+            .or_else(|_| format!("[{h}]:{p}").parse())
+            .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+                section,
+                key: host_key,
+                reason: e.to_string(),
+            })
+    }
+
     /// An oslo.config boolean: true/false, yes/no, on/off, 1/0, any case.
     fn flag(
         &self,
@@ -363,23 +383,6 @@ impl Config {
 
     fn from_ini(ini: Ini) -> Result<Config, ConfigError> {
         let r = Reader(ini);
-        let addr = |section,
-                    host_key,
-                    port_key,
-                    host: &str,
-                    port: u16|
-         -> Result<SocketAddr, ConfigError> {
-            let h: String = r.parse(section, host_key, host.to_string())?;
-            let p: u16 = r.parse(section, port_key, port)?;
-            format!("{h}:{p}")
-                .parse()
-                .or_else(|_| format!("[{h}]:{p}").parse())
-                .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
-                    section,
-                    key: host_key,
-                    reason: e.to_string(),
-                })
-        };
         let data_dirs: Vec<PathBuf> = r
             .get("glance_store", "filesystem_store_datadirs")
             .unwrap_or_else(|| "var/data".into())
@@ -400,9 +403,9 @@ impl Config {
             data_dirs,
             catalog_dir: r.parse("glint", "catalog_dir", PathBuf::from("var/catalog"))?,
             chunk_size: r.parse("glint", "chunk_size", glint_storage::DEFAULT_CHUNK_SIZE)?,
-            glance_addr: addr("DEFAULT", "bind_host", "bind_port", "0.0.0.0", 9292)?,
+            glance_addr: r.addr("DEFAULT", "bind_host", "bind_port", 9292)?,
             image_size_cap: r.parse("DEFAULT", "image_size_cap", 1u64 << 40)?,
-            s3_addr: addr("glint", "s3_bind_host", "s3_bind_port", "0.0.0.0", 8080)?,
+            s3_addr: r.addr("glint", "s3_bind_host", "s3_bind_port", 8080)?,
             s3_domain: r.get("glint", "s3_domain"),
             s3_region: r
                 .get("glint", "s3_region")
@@ -418,106 +421,120 @@ impl Config {
                 Some(v) => Some(v.trim().to_string()),
                 None => Some("images".into()),
             },
-            limits: {
-                let secs = |section, key, default: u64| -> Result<std::time::Duration, ConfigError> {
-                    let s: u64 = r.parse(section, key, default)?;
-                    if s == 0 {
-                        return Err(ConfigError::Invalid {
-                            section,
-                            key,
-                            reason: "must be at least 1 second".into(),
-                        });
-                    }
-                    Ok(std::time::Duration::from_secs(s))
-                };
-                let d = crate::conn::Limits::default();
-                crate::conn::Limits {
-                    header_timeout: secs("glint", "client_header_timeout", d.header_timeout.as_secs())?,
-                    keepalive_timeout: secs("glint", "keepalive_timeout", d.keepalive_timeout.as_secs())?,
-                    socket_timeout: secs("DEFAULT", "client_socket_timeout", d.socket_timeout.as_secs())?,
-                    max_connections: r.parse("glint", "max_connections", d.max_connections)?.max(1),
-                    keepalive: r.flag("DEFAULT", "http_keepalive", true)?,
-                }
-            },
+            limits: connection_limits(&r)?,
             drain_timeout: std::time::Duration::from_secs(r.parse("glint", "shutdown_timeout", 30)?),
-            glance: GlanceOptions {
-                limit_param_default: r.parse("DEFAULT", "limit_param_default", 25)?,
-                api_limit_max: r.parse("DEFAULT", "api_limit_max", 1000)?,
-                image_member_quota: r.parse("DEFAULT", "image_member_quota", 128)?,
-                image_property_quota: r.parse("DEFAULT", "image_property_quota", 128)?,
-                image_tag_quota: r.parse("DEFAULT", "image_tag_quota", 128)?,
-                user_storage_quota: r.parse("DEFAULT", "user_storage_quota", 0)?,
-                disk_formats: list(
-                    r.get("image_format", "disk_formats"),
-                    "ami,ari,aki,vhd,vhdx,vmdk,raw,qcow2,vdi,iso,ploop",
-                ),
-                container_formats: list(
-                    r.get("image_format", "container_formats"),
-                    "ami,ari,aki,bare,ovf,ova,docker,compressed",
-                ),
-                enabled_import_methods: list(
-                    r.get("DEFAULT", "enabled_import_methods"),
-                    "glance-direct,web-download,copy-image,glint-s3-object",
-                ),
-                schema_file: r.get("glint", "image_schema_file").map(PathBuf::from),
-                import_filter: ImportFilter {
-                    allowed_schemes: list(
-                        r.get("import_filtering_opts", "allowed_schemes"),
-                        "http,https",
-                    ),
-                    disallowed_schemes: list(
-                        r.get("import_filtering_opts", "disallowed_schemes"),
-                        "",
-                    ),
-                    allowed_hosts: list(r.get("import_filtering_opts", "allowed_hosts"), ""),
-                    disallowed_hosts: list(r.get("import_filtering_opts", "disallowed_hosts"), ""),
-                    allowed_ports: ports(&r, "allowed_ports", "80,443")?,
-                    disallowed_ports: ports(&r, "disallowed_ports", "")?,
-                },
-                task_time_to_live: r.parse("task", "task_time_to_live", 48)?,
-                delayed_delete: r.flag("DEFAULT", "delayed_delete", false)?,
-                scrub_time: r.parse("DEFAULT", "scrub_time", 0)?,
-                scrubber_wakeup_time: r.parse("glint", "scrubber_wakeup_time", 300)?,
-                policy_file: r
-                    .get("oslo_policy", "policy_file")
-                    .map(PathBuf::from)
-                    .filter(|p| {
-                        let found = p.exists();
-                        if !found {
-                            tracing::warn!(path = %p.display(), "policy file not found: default rules apply");
-                        }
-                        found
-                    }),
-                notifications_file: match r.get("oslo_messaging_notifications", "driver") {
-                    Some(d) if d == "noop" => None,
-                    _ => r
-                        .get("oslo_messaging_notifications", "jsonl_file")
-                        .map(PathBuf::from),
-                },
-                backends: backends(&r)?,
-                hashing_algorithm: r.parse("DEFAULT", "hashing_algorithm", HashAlgo::Sha512)?,
-                cors: CorsOptions {
-                    allowed_origin: list(r.get("cors", "allowed_origin"), ""),
-                    allow_credentials: r.flag("cors", "allow_credentials", true)?,
-                    expose_headers: list(
-                        r.get("cors", "expose_headers"),
-                        "Content-MD5,X-Image-Meta-Checksum,X-Storage-Token,Accept-Encoding,X-Openstack-Request-Id",
-                    ),
-                    max_age: match r.get("cors", "max_age") {
-                        None => Some(3600),
-                        Some(_) => Some(r.parse("cors", "max_age", 3600)?),
-                    },
-                    allow_methods: list(
-                        r.get("cors", "allow_methods"),
-                        "GET,PUT,POST,DELETE,PATCH",
-                    ),
-                },
-                proxy_headers: r.flag("oslo_middleware", "enable_proxy_headers_parsing", false)?,
-                keystone: keystone_options(&r)?,
-            },
+            glance: glance_options(&r)?,
         })
     }
+}
 
+/// The connection limits of both listeners (`conn.rs`).
+fn connection_limits(r: &Reader) -> Result<crate::conn::Limits, ConfigError> {
+    let secs = |section, key, default: u64| -> Result<std::time::Duration, ConfigError> {
+        let s: u64 = r.parse(section, key, default)?;
+        if s == 0 {
+            return Err(ConfigError::Invalid {
+                section,
+                key,
+                reason: "must be at least 1 second".into(),
+            });
+        }
+        Ok(std::time::Duration::from_secs(s))
+    };
+    let d = crate::conn::Limits::default();
+    Ok(crate::conn::Limits {
+        header_timeout: secs("glint", "client_header_timeout", d.header_timeout.as_secs())?,
+        keepalive_timeout: secs("glint", "keepalive_timeout", d.keepalive_timeout.as_secs())?,
+        socket_timeout: secs("DEFAULT", "client_socket_timeout", d.socket_timeout.as_secs())?,
+        max_connections: r.parse("glint", "max_connections", d.max_connections)?.max(1),
+        keepalive: r.flag("DEFAULT", "http_keepalive", true)?,
+    })
+}
+
+/// What changes the Images API's answers (upstream's names and defaults).
+fn glance_options(r: &Reader) -> Result<GlanceOptions, ConfigError> {
+    Ok(GlanceOptions {
+        limit_param_default: r.parse("DEFAULT", "limit_param_default", 25)?,
+        api_limit_max: r.parse("DEFAULT", "api_limit_max", 1000)?,
+        image_member_quota: r.parse("DEFAULT", "image_member_quota", 128)?,
+        image_property_quota: r.parse("DEFAULT", "image_property_quota", 128)?,
+        image_tag_quota: r.parse("DEFAULT", "image_tag_quota", 128)?,
+        user_storage_quota: r.parse("DEFAULT", "user_storage_quota", 0)?,
+        disk_formats: list(
+            r.get("image_format", "disk_formats"),
+            "ami,ari,aki,vhd,vhdx,vmdk,raw,qcow2,vdi,iso,ploop",
+        ),
+        container_formats: list(
+            r.get("image_format", "container_formats"),
+            "ami,ari,aki,bare,ovf,ova,docker,compressed",
+        ),
+        enabled_import_methods: list(
+            r.get("DEFAULT", "enabled_import_methods"),
+            "glance-direct,web-download,copy-image,glint-s3-object",
+        ),
+        schema_file: r.get("glint", "image_schema_file").map(PathBuf::from),
+        import_filter: import_filter(r)?,
+        task_time_to_live: r.parse("task", "task_time_to_live", 48)?,
+        delayed_delete: r.flag("DEFAULT", "delayed_delete", false)?,
+        scrub_time: r.parse("DEFAULT", "scrub_time", 0)?,
+        scrubber_wakeup_time: r.parse("glint", "scrubber_wakeup_time", 300)?,
+        policy_file: r
+            .get("oslo_policy", "policy_file")
+            .map(PathBuf::from)
+            .filter(|p| {
+                let found = p.exists();
+                if !found {
+                    tracing::warn!(path = %p.display(), "policy file not found: default rules apply");
+                }
+                found
+            }),
+        notifications_file: match r.get("oslo_messaging_notifications", "driver") {
+            Some(d) if d == "noop" => None,
+            _ => r
+                .get("oslo_messaging_notifications", "jsonl_file")
+                .map(PathBuf::from),
+        },
+        backends: backends(r)?,
+        hashing_algorithm: r.parse("DEFAULT", "hashing_algorithm", HashAlgo::Sha512)?,
+        cors: cors_options(r)?,
+        proxy_headers: r.flag("oslo_middleware", "enable_proxy_headers_parsing", false)?,
+        keystone: keystone_options(r)?,
+    })
+}
+
+/// `[import_filtering_opts]`.
+fn import_filter(r: &Reader) -> Result<ImportFilter, ConfigError> {
+    Ok(ImportFilter {
+        allowed_schemes: list(
+            r.get("import_filtering_opts", "allowed_schemes"),
+            "http,https",
+        ),
+        disallowed_schemes: list(r.get("import_filtering_opts", "disallowed_schemes"), ""),
+        allowed_hosts: list(r.get("import_filtering_opts", "allowed_hosts"), ""),
+        disallowed_hosts: list(r.get("import_filtering_opts", "disallowed_hosts"), ""),
+        allowed_ports: ports(r, "allowed_ports", "80,443")?,
+        disallowed_ports: ports(r, "disallowed_ports", "")?,
+    })
+}
+
+/// `[cors]`, with oslo.middleware's defaults.
+fn cors_options(r: &Reader) -> Result<CorsOptions, ConfigError> {
+    Ok(CorsOptions {
+        allowed_origin: list(r.get("cors", "allowed_origin"), ""),
+        allow_credentials: r.flag("cors", "allow_credentials", true)?,
+        expose_headers: list(
+            r.get("cors", "expose_headers"),
+            "Content-MD5,X-Image-Meta-Checksum,X-Storage-Token,Accept-Encoding,X-Openstack-Request-Id",
+        ),
+        max_age: match r.get("cors", "max_age") {
+            None => Some(3600),
+            Some(_) => Some(r.parse("cors", "max_age", 3600)?),
+        },
+        allow_methods: list(r.get("cors", "allow_methods"), "GET,PUT,POST,DELETE,PATCH"),
+    })
+}
+
+impl Config {
     pub fn store_config(&self) -> glint_storage::StoreConfig {
         let dirs = self
             .glance
