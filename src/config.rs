@@ -422,7 +422,11 @@ impl Config {
                 None => Some("images".into()),
             },
             limits: connection_limits(&r)?,
-            drain_timeout: std::time::Duration::from_secs(r.parse("glint", "shutdown_timeout", 30)?),
+            drain_timeout: std::time::Duration::from_secs(r.parse(
+                "glint",
+                "shutdown_timeout",
+                30,
+            )?),
             glance: glance_options(&r)?,
         })
     }
@@ -445,8 +449,14 @@ fn connection_limits(r: &Reader) -> Result<crate::conn::Limits, ConfigError> {
     Ok(crate::conn::Limits {
         header_timeout: secs("glint", "client_header_timeout", d.header_timeout.as_secs())?,
         keepalive_timeout: secs("glint", "keepalive_timeout", d.keepalive_timeout.as_secs())?,
-        socket_timeout: secs("DEFAULT", "client_socket_timeout", d.socket_timeout.as_secs())?,
-        max_connections: r.parse("glint", "max_connections", d.max_connections)?.max(1),
+        socket_timeout: secs(
+            "DEFAULT",
+            "client_socket_timeout",
+            d.socket_timeout.as_secs(),
+        )?,
+        max_connections: r
+            .parse("glint", "max_connections", d.max_connections)?
+            .max(1),
         keepalive: r.flag("DEFAULT", "http_keepalive", true)?,
     })
 }

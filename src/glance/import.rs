@@ -44,90 +44,9 @@ pub async fn start(
     let rec = load_visible(g, caller, id).await?;
     let body = read_json_body(incoming).await?;
     g.enforce("modify_image", caller, &rec)?;
-    for flag in ["all_stores", "all_stores_must_succeed"] {
-        if body.get(flag).is_some_and(|v| !v.is_boolean()) {
-            return Err(ApiError::bad(format!("{flag} must be a boolean")));
-        }
-    }
-    let name = body
-        .get("method")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad("Import request requires a 'method' field."))?;
-    if !g.opts().enabled_import_methods.iter().any(|m| m == name) {
-        return Err(ApiError::bad(format!(
-            "Unknown import method name '{name}'."
-        )));
-    }
-    let uri = body["method"].get("uri").and_then(Value::as_str);
-    // Status preconditions come first (409), as upstream checks them.
-    match (name, rec.status.as_str()) {
-        ("copy-image", "active") => {}
-        ("copy-image", _) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "Only images with status active can be targeted for copying",
-            ))
-        }
-        ("glance-direct", "uploading") => {}
-        ("glance-direct", "queued") => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "Image needs to be staged before 'glance-direct' method can be used",
-            ))
-        }
-        (_, "queued") if name != "glance-direct" => {}
-        (_, status) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("Image with status {status} cannot be target for import"),
-            ))
-        }
-    }
-    if rec.extra.contains_key(LOCK) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "Image is already being imported",
-        ));
-    }
-    if name != "copy-image" && (rec.disk_format.is_none() || rec.container_format.is_none()) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "'disk_format' and 'container_format' need to be set before import",
-        ));
-    }
-    let method = match name {
-        "glance-direct" => Method::GlanceDirect,
-        "web-download" => {
-            let target = match uri {
-                Some(u) => super::uri_filter::check(u, &g.opts().import_filter).await,
-                None => None,
-            };
-            Method::WebDownload(target.ok_or_else(|| {
-                ApiError::bad(format!(
-                    "URI for web-download does not pass filtering: {}",
-                    uri.unwrap_or("None")
-                ))
-            })?)
-        }
-        "copy-image" => {
-            g.enforce("copy_image", caller, &rec)?;
-            // Copying reads the image's bytes: the one read check applies.
-            g.images
-                .readable(caller, &rec.id)
-                .await
-                .map_err(|e| super::image::read_error(e, &rec.id))?;
-            Method::CopyImage
-        }
-        "glint-s3-object" => Method::S3Object {
-            blob: s3_object(g, caller, uri).await?,
-        },
-        other => {
-            return Err(ApiError::bad(format!(
-                "Unknown import method name '{other}'."
-            )))
-        }
-    };
+    let name = method_name(g, &body)?;
+    check_importable(&rec, name)?;
+    let method = resolve_method(g, caller, &rec, name, &body).await?;
     let copying = matches!(method, Method::CopyImage);
     let targets = targets(g, &rec, &body, headers, copying)?;
     if copying && targets.is_empty() {
@@ -187,6 +106,105 @@ pub async fn start(
         }
     });
     accepted()
+}
+
+/// The import method the body names, if enabled (400 otherwise).
+fn method_name<'a>(
+    g: &Glance,
+    body: &'a serde_json::Map<String, Value>,
+) -> Result<&'a str, ApiError> {
+    for flag in ["all_stores", "all_stores_must_succeed"] {
+        if body.get(flag).is_some_and(|v| !v.is_boolean()) {
+            return Err(ApiError::bad(format!("{flag} must be a boolean")));
+        }
+    }
+    let name = body
+        .get("method")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("Import request requires a 'method' field."))?;
+    if !g.opts().enabled_import_methods.iter().any(|m| m == name) {
+        return Err(ApiError::bad(format!(
+            "Unknown import method name '{name}'."
+        )));
+    }
+    Ok(name)
+}
+
+/// Whether the image can take an import by `name` now: its status (409s first, as upstream
+/// checks them), no import under way, formats set.
+fn check_importable(rec: &ImageRecord, name: &str) -> Result<(), ApiError> {
+    let conflict = |m: String| Err(ApiError::new(StatusCode::CONFLICT, m));
+    match (name, rec.status) {
+        ("copy-image", ImageStatus::Active) => {}
+        ("copy-image", _) => {
+            return conflict("Only images with status active can be targeted for copying".into())
+        }
+        ("glance-direct", ImageStatus::Uploading) => {}
+        ("glance-direct", ImageStatus::Queued) => {
+            return conflict(
+                "Image needs to be staged before 'glance-direct' method can be used".into(),
+            )
+        }
+        (_, ImageStatus::Queued) if name != "glance-direct" => {}
+        (_, status) => {
+            return conflict(format!(
+                "Image with status {status} cannot be target for import"
+            ))
+        }
+    }
+    if rec.extra.contains_key(LOCK) {
+        return conflict("Image is already being imported".into());
+    }
+    if name != "copy-image" && (rec.disk_format.is_none() || rec.container_format.is_none()) {
+        return conflict(
+            "'disk_format' and 'container_format' need to be set before import".into(),
+        );
+    }
+    Ok(())
+}
+
+/// What the method needs, checked: a filtered URI, the right to copy, a readable S3 object.
+async fn resolve_method(
+    g: &Glance,
+    caller: &Caller,
+    rec: &ImageRecord,
+    name: &str,
+    body: &serde_json::Map<String, Value>,
+) -> Result<Method, ApiError> {
+    let uri = body["method"].get("uri").and_then(Value::as_str);
+    Ok(match name {
+        "glance-direct" => Method::GlanceDirect,
+        "web-download" => {
+            let target = match uri {
+                Some(u) => super::uri_filter::check(u, &g.opts().import_filter).await,
+                None => None,
+            };
+            Method::WebDownload(target.ok_or_else(|| {
+                ApiError::bad(format!(
+                    "URI for web-download does not pass filtering: {}",
+                    uri.unwrap_or("None")
+                ))
+            })?)
+        }
+        "copy-image" => {
+            g.enforce("copy_image", caller, rec)?;
+            // Copying reads the image's bytes: the one read check applies.
+            g.images
+                .readable(caller, &rec.id)
+                .await
+                .map_err(|e| super::image::read_error(e, &rec.id))?;
+            Method::CopyImage
+        }
+        "glint-s3-object" => Method::S3Object {
+            blob: s3_object(g, caller, uri).await?,
+        },
+        other => {
+            return Err(ApiError::bad(format!(
+                "Unknown import method name '{other}'."
+            )))
+        }
+    })
 }
 
 /// The stores an import fills, first one first: `stores` in the body, or every store with
@@ -261,103 +279,16 @@ async fn run(
     method: Method,
     targets: &[String],
 ) -> Result<String, ApiError> {
-    let declared = image.disk_format.clone().unwrap_or_default();
-    let inspect = image.container_format.as_deref() == Some("bare");
-    let first = targets.first().cloned();
-    let first_is_main = g.stores.is_main(first.as_deref());
-    let unlock = unlock_import;
-    let verdict = |findings: &super::inspect::Findings| -> Result<Option<u64>, ApiError> {
-        if inspect {
-            Ok(findings
-                .verdict(&declared)
-                .map_err(|r| refused(&r))?
-                .virtual_size)
-        } else {
-            Ok(None)
-        }
-    };
+    let job = Job::new(g, image, targets);
     let (size, activated) = match method {
-        Method::GlanceDirect => {
-            let current = load_current(g, &image.id).await?;
-            let staged = current
-                .staged
-                .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "No staged data"))?;
-            let blob: BlobId = staged.blob;
-            let virtual_size = verdict(&staged.findings)?;
-            let meta = (
-                staged.size,
-                staged.md5.clone(),
-                staged.multihash(),
-                virtual_size,
-            );
-            let ok = if first_is_main {
-                // The staged blob is in the main store: the image adopts it.
-                activate(
-                    g,
-                    &image.id,
-                    ImageStatus::Importing,
-                    first,
-                    NewData::Committed(blob),
-                    meta,
-                    unlock,
-                )
-                .await?
-            } else {
-                let copy = copy_blob(&g.store, blob, g.stores.store(first.as_deref())).await?;
-                let ok = activate(
-                    g,
-                    &image.id,
-                    ImageStatus::Importing,
-                    first,
-                    NewData::Fresh(Box::new(copy)),
-                    meta,
-                    unlock,
-                )
-                .await?;
-                if ok {
-                    let _ = g.store.delete(blob).await;
-                }
-                ok
-            };
-            (staged.size, ok)
-        }
+        Method::GlanceDirect => job.staged().await?,
         Method::WebDownload(target) => {
             let limit = size_limit(g, image.owner.as_deref()).await?;
-            let data = fetch(g, g.stores.store(first.as_deref()), &target, limit).await?;
-            let virtual_size = verdict(&data.findings)?;
-            activate_fresh(g, &image.id, first, data, virtual_size).await?
+            let data = fetch(g, g.stores.store(job.first.as_deref()), &target, limit).await?;
+            let virtual_size = job.verdict(&data.findings)?;
+            activate_fresh(g, &image.id, job.first.clone(), data, virtual_size).await?
         }
-        Method::S3Object { blob } => {
-            let limit = size_limit(g, image.owner.as_deref()).await?;
-            let (info, reader) = g.store.read(blob, None).await?;
-            if info.size > limit {
-                return Err(glint_storage::StoreError::TooLarge { limit }.into());
-            }
-            if !first_is_main {
-                // Another backend: the bytes are copied there.
-                let algo = g.opts().hashing_algorithm;
-                let data = ingest(g.stores.store(first.as_deref()), reader, limit, algo).await?;
-                let virtual_size = verdict(&data.findings)?;
-                activate_fresh(g, &image.id, first, data, virtual_size).await?
-            } else {
-                // Hash and inspect by reading the object once; the image then shares its
-                // chunks through a clone (metadata only).
-                let (size, d, findings) =
-                    hash_blob(reader, image_digests(g.opts().hashing_algorithm)).await?;
-                let virtual_size = verdict(&findings)?;
-                let ok = adopt_main_blob(
-                    g,
-                    &image.id,
-                    ImageStatus::Importing,
-                    first,
-                    blob,
-                    (size, &d, virtual_size),
-                    unlock,
-                )
-                .await?;
-                (size, ok)
-            }
-        }
+        Method::S3Object { blob } => job.s3_object(blob).await?,
         Method::CopyImage => {
             for t in targets {
                 copy_to(g, &image.id, t).await?;
@@ -382,6 +313,118 @@ async fn run(
         copy_to(g, &image.id, t).await?;
     }
     Ok(format!("Copied {} MiB", size >> 20))
+}
+
+/// One import under way: the image, the store its data goes to first, and how the data is
+/// judged (bare images are inspected against their `disk_format`).
+struct Job<'a> {
+    g: &'a Glance,
+    image: &'a ImageRecord,
+    first: Option<String>,
+    first_is_main: bool,
+}
+
+impl<'a> Job<'a> {
+    fn new(g: &'a Glance, image: &'a ImageRecord, targets: &[String]) -> Job<'a> {
+        let first = targets.first().cloned();
+        Job {
+            g,
+            image,
+            first_is_main: g.stores.is_main(first.as_deref()),
+            first,
+        }
+    }
+
+    /// The virtual size the inspector found, or the refusal (a bare image whose data does
+    /// not match its disk format, or fails the safety checks).
+    fn verdict(&self, findings: &super::inspect::Findings) -> Result<Option<u64>, ApiError> {
+        if self.image.container_format.as_deref() != Some("bare") {
+            return Ok(None);
+        }
+        let declared = self.image.disk_format.as_deref().unwrap_or_default();
+        Ok(findings
+            .verdict(declared)
+            .map_err(|r| refused(&r))?
+            .virtual_size)
+    }
+
+    /// glance-direct: the image adopts its staged blob (copied first when its data goes to
+    /// another store).
+    async fn staged(&self) -> Result<(u64, bool), ApiError> {
+        let (g, id) = (self.g, &self.image.id);
+        let staged = load_current(g, id)
+            .await?
+            .staged
+            .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "No staged data"))?;
+        let blob: BlobId = staged.blob;
+        let meta = (
+            staged.size,
+            staged.md5.clone(),
+            staged.multihash(),
+            self.verdict(&staged.findings)?,
+        );
+        let first = self.first.clone();
+        if self.first_is_main {
+            let ok = activate(
+                g,
+                id,
+                ImageStatus::Importing,
+                first,
+                NewData::Committed(blob),
+                meta,
+                unlock_import,
+            )
+            .await?;
+            return Ok((staged.size, ok));
+        }
+        let copy = copy_blob(&g.store, blob, g.stores.store(first.as_deref())).await?;
+        let ok = activate(
+            g,
+            id,
+            ImageStatus::Importing,
+            first,
+            NewData::Fresh(Box::new(copy)),
+            meta,
+            unlock_import,
+        )
+        .await?;
+        if ok {
+            let _ = g.store.delete(blob).await;
+        }
+        Ok((staged.size, ok))
+    }
+
+    /// glint-s3-object: in the main store the image shares the object's chunks through a
+    /// clone (the object is read once, to hash and inspect it); another store gets a copy.
+    async fn s3_object(&self, blob: BlobId) -> Result<(u64, bool), ApiError> {
+        let (g, image) = (self.g, self.image);
+        let limit = size_limit(g, image.owner.as_deref()).await?;
+        let (info, reader) = g.store.read(blob, None).await?;
+        if info.size > limit {
+            return Err(glint_storage::StoreError::TooLarge { limit }.into());
+        }
+        let first = self.first.clone();
+        if !self.first_is_main {
+            let algo = g.opts().hashing_algorithm;
+            let data = ingest(g.stores.store(first.as_deref()), reader, limit, algo).await?;
+            let virtual_size = self.verdict(&data.findings)?;
+            return activate_fresh(g, &image.id, first, data, virtual_size).await;
+        }
+        let (size, d, findings) =
+            hash_blob(reader, image_digests(g.opts().hashing_algorithm)).await?;
+        let virtual_size = self.verdict(&findings)?;
+        let ok = adopt_main_blob(
+            g,
+            &image.id,
+            ImageStatus::Importing,
+            first,
+            blob,
+            (size, &d, virtual_size),
+            unlock_import,
+        )
+        .await?;
+        Ok((size, ok))
+    }
 }
 
 /// Streams a blob from one engine into another. The image's digests and format are already
