@@ -104,131 +104,149 @@ async fn open_store(cfg: &Config) -> Result<Store, Box<dyn std::error::Error + S
     Ok(tokio::task::spawn_blocking(move || Store::open(sc)).await??)
 }
 
-async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run(cli: Cli) -> Result<(), Error> {
     let cfg = match &cli.config {
         Some(p) => Config::load(p)?,
         None => Config::defaults(),
     };
     match cli.command {
-        Command::Serve => {
-            let running = glint::start(cfg).await?;
-            println!("Glint S3 gateway on http://{}", running.s3_addr);
-            use tokio::signal::unix::{signal, SignalKind};
-            let (mut term, mut int) = (
-                signal(SignalKind::terminate())?,
-                signal(SignalKind::interrupt())?,
-            );
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            tracing::info!(
-                "stopping: requests in flight may finish; a second signal exits at once"
-            );
-            // A second signal: no more waiting.
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-                tracing::warn!("second signal: exiting at once");
-                std::process::exit(130);
-            });
-            if running.shutdown().await {
-                tracing::info!("stopped cleanly");
-            }
-        }
-        Command::Credentials { action } => {
-            let store = open_store(&cfg).await?;
-            match action {
-                CredentialAction::Create {
-                    project,
-                    access_key,
-                    secret_key,
-                } => {
-                    let (a, s) = match (access_key, secret_key) {
-                        (Some(a), Some(s)) => {
-                            glint::credentials::put(&store, &a, &s, &project).await?;
-                            (a, s)
-                        }
-                        _ => glint::credentials::create(&store, &project).await?,
-                    };
-                    println!("access_key {a}\nsecret_key {s}\nproject {project}");
-                }
-                CredentialAction::List => {
-                    for (a, p) in glint::credentials::list(&store).await? {
-                        println!("{a}\t{p}");
-                    }
-                }
-            }
-        }
+        Command::Serve => serve(cfg).await,
+        Command::Credentials { action } => credentials(&cfg, action).await,
         Command::Status => {
             let store = open_store(&cfg).await?;
             println!("blobs: {}", store.list_blobs().await?.len());
             println!("chunk files: {}", store.chunk_file_count()?);
+            Ok(())
         }
-        Command::Scrub { repair, no_data } => {
-            let store = open_store(&cfg).await?;
-            let report = store
-                .scrub(ScrubOptions {
-                    verify_data: !no_data,
-                    repair,
-                    ..ScrubOptions::default()
-                })
-                .await?;
-            println!("{report:#?}");
-            if !report.damaged_blobs.is_empty() {
-                println!(
-                    "damaged: {} blobs reference corrupt or missing chunks; reads of them fail where they meet the damage. A write of the same bytes (re-upload) heals a corrupt chunk.",
-                    report.damaged_blobs.len()
-                );
-                for name in glint::damage::describe(&store, &report.damaged_blobs).await? {
-                    println!("  {name}");
-                }
-            }
-            let unrepairable = !report.corrupt.is_empty() || !report.missing.is_empty();
-            if unrepairable || (!report.is_clean() && !repair) {
-                return Err(if unrepairable {
-                    "scrub found damaged data (listed above)".into()
-                } else {
-                    "scrub found problems (run with --repair to fix counts and orphans)".into()
-                });
-            }
-        }
+        Command::Scrub { repair, no_data } => scrub(&cfg, repair, no_data).await,
         Command::Scrubber {
             scrubber_config,
             restore,
             daemon,
-        } => {
-            let (scrub_time, wakeup) = match scrubber_config {
-                Some(p) => glint::config::scrubber_times(&p, &cfg)?,
-                None => (cfg.glance.scrub_time, cfg.glance.scrubber_wakeup_time),
-            };
-            let store = open_store(&cfg).await?;
-            let stores = glint::images::stores::Stores::open(store, &cfg).await?;
-            if let Some(id) = restore {
-                if !glint::glance::scrubber::restore(&stores, &id).await? {
-                    return Err(format!("image {id} is not pending_delete").into());
-                }
-                println!("restored {id}");
-                return Ok(());
-            }
-            loop {
-                let pass =
-                    glint::glance::scrubber::scrub_once(&stores, Duration::from_secs(scrub_time))
-                        .await?;
-                println!("purged {} images, {} waiting", pass.purged, pass.waiting);
-                if !daemon {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_secs(wakeup.max(1))).await;
-            }
-        }
+        } => scrubber(&cfg, scrubber_config, restore, daemon).await,
         Command::Gc { grace_secs } => {
             let store = open_store(&cfg).await?;
             let removed = store.gc(Duration::from_secs(grace_secs)).await?;
             println!("removed {removed} unreferenced chunks");
+            Ok(())
+        }
+    }
+}
+
+/// Serves until SIGTERM or SIGINT, then stops in order (a second signal exits at once).
+async fn serve(cfg: Config) -> Result<(), Error> {
+    let running = glint::start(cfg).await?;
+    println!("Glint S3 gateway on http://{}", running.s3_addr);
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = (
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+    );
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping: requests in flight may finish; a second signal exits at once");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("second signal: exiting at once");
+        std::process::exit(130);
+    });
+    if running.shutdown().await {
+        tracing::info!("stopped cleanly");
+    }
+    Ok(())
+}
+
+async fn credentials(cfg: &Config, action: CredentialAction) -> Result<(), Error> {
+    let store = open_store(cfg).await?;
+    match action {
+        CredentialAction::Create {
+            project,
+            access_key,
+            secret_key,
+        } => {
+            let (a, s) = match (access_key, secret_key) {
+                (Some(a), Some(s)) => {
+                    glint::credentials::put(&store, &a, &s, &project).await?;
+                    (a, s)
+                }
+                _ => glint::credentials::create(&store, &project).await?,
+            };
+            println!("access_key {a}\nsecret_key {s}\nproject {project}");
+        }
+        CredentialAction::List => {
+            for (a, p) in glint::credentials::list(&store).await? {
+                println!("{a}\t{p}");
+            }
         }
     }
     Ok(())
+}
+
+/// The engine's fsck, naming what damaged data belongs to; non-zero exit when damage
+/// remains (or problems, without --repair).
+async fn scrub(cfg: &Config, repair: bool, no_data: bool) -> Result<(), Error> {
+    let store = open_store(cfg).await?;
+    let report = store
+        .scrub(ScrubOptions {
+            verify_data: !no_data,
+            repair,
+            ..ScrubOptions::default()
+        })
+        .await?;
+    println!("{report:#?}");
+    if !report.damaged_blobs.is_empty() {
+        println!(
+            "damaged: {} blobs reference corrupt or missing chunks; reads of them fail where they meet the damage. A write of the same bytes (re-upload) heals a corrupt chunk.",
+            report.damaged_blobs.len()
+        );
+        for name in glint::damage::describe(&store, &report.damaged_blobs).await? {
+            println!("  {name}");
+        }
+    }
+    let unrepairable = !report.corrupt.is_empty() || !report.missing.is_empty();
+    if unrepairable {
+        return Err("scrub found damaged data (listed above)".into());
+    }
+    if !report.is_clean() && !repair {
+        return Err("scrub found problems (run with --repair to fix counts and orphans)".into());
+    }
+    Ok(())
+}
+
+/// The image scrubber: purge due pending_delete images (once or as a daemon), or restore one.
+async fn scrubber(
+    cfg: &Config,
+    scrubber_config: Option<PathBuf>,
+    restore: Option<String>,
+    daemon: bool,
+) -> Result<(), Error> {
+    let (scrub_time, wakeup) = match scrubber_config {
+        Some(p) => glint::config::scrubber_times(&p, cfg)?,
+        None => (cfg.glance.scrub_time, cfg.glance.scrubber_wakeup_time),
+    };
+    let store = open_store(cfg).await?;
+    let stores = glint::images::stores::Stores::open(store, cfg).await?;
+    if let Some(id) = restore {
+        if !glint::glance::scrubber::restore(&stores, &id).await? {
+            return Err(format!("image {id} is not pending_delete").into());
+        }
+        println!("restored {id}");
+        return Ok(());
+    }
+    loop {
+        let pass =
+            glint::glance::scrubber::scrub_once(&stores, Duration::from_secs(scrub_time)).await?;
+        println!("purged {} images, {} waiting", pass.purged, pass.waiting);
+        if !daemon {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(wakeup.max(1))).await;
+    }
 }

@@ -146,86 +146,117 @@ async fn serve<H, F>(
             }
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let limits = registry.limits().clone();
-        let bg = background.clone();
-        background.spawn(async move {
-            let state = guard.state.clone();
-            let body_timeout = limits.socket_timeout;
-            let service_state = state.clone();
-            let service = service_fn(move |req: Request<Incoming>| {
-                let span = tracing::info_span!("request", api, method = %req.method(), path = %req.uri().path(), peer = %peer);
-                let in_flight = InFlight::start(service_state.clone());
-                let sent_body = declares_body(req.headers());
-                let fut = handler(RequestBody::wrap(req, body_timeout));
-                // Boxed: hyper keeps the service's future inline in each connection's state,
-                // and a request handler's state machine is large. Measured with 5,000 idle
-                // connections: 1.3 KB of RSS each boxed, 4.0 KB inline.
-                Box::pin(
-                    async move {
-                        // A bug that panics in one request answers 500 on that request; the
-                        // connection and the process carry on (no state is shared mutably
-                        // across requests outside the engine's own transactions).
-                        let resp = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
-                            Ok(r) => r,
-                            Err(_) => {
-                                tracing::error!("request handler panicked; answered 500");
-                                panic_response(api)
-                            }
-                        };
-                        let mut resp = resp.map(|inner| {
-                            BodyExt::boxed(TrackedBody {
-                                inner,
-                                _in_flight: in_flight,
-                            })
-                        });
-                        // An error answered to a request with a body may leave part of that body
-                        // unread: it drains in the background (request_body.rs) but only within
-                        // bounds, so tell the client not to reuse the connection.
-                        if sent_body
-                            && (resp.status().is_client_error() || resp.status().is_server_error())
-                        {
-                            resp.headers_mut().insert(
-                                http::header::CONNECTION,
-                                http::HeaderValue::from_static("close"),
-                            );
-                        }
-                        tracing::info!(status = resp.status().as_u16(), "done");
-                        Ok::<_, std::convert::Infallible>(resp)
-                    }
-                    .instrument(span),
-                )
-            });
-            let io = GuardedIo::new(stream, state.clone(), limits.socket_timeout);
-            let connection = http1::Builder::new()
-                .keep_alive(limits.keepalive)
-                .serve_connection(TokioIo::new(io), service);
-            let mut connection = std::pin::pin!(connection);
-            let watchdog = conn::watchdog(state, limits);
-            let mut watchdog = std::pin::pin!(watchdog);
-            let mut stopping = false;
-            loop {
-                tokio::select! {
-                    r = connection.as_mut() => {
-                        if let Err(e) = r {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    _ = watchdog.as_mut(), if !stopping => {
-                        tracing::debug!(api, %peer, "connection closed: idle, slow or evicted");
-                        break;
-                    }
-                    // A stop: an idle connection closes now, a busy one after its response.
-                    _ = bg.stopping(), if !stopping => {
-                        stopping = true;
-                        connection.as_mut().graceful_shutdown();
-                    }
-                }
-            }
-            drop(guard);
-        });
+        let (handler, limits) = (handler.clone(), registry.limits().clone());
+        background.spawn(serve_connection(
+            stream,
+            peer,
+            api,
+            handler,
+            guard,
+            limits,
+            background.clone(),
+        ));
     }
+}
+
+/// One connection: HTTP/1.1 until the client leaves, its watchdog closes it (idle, slow,
+/// evicted), or a stop lets it finish its current response.
+async fn serve_connection<H, F>(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    api: &'static str,
+    handler: Arc<H>,
+    guard: conn::ConnGuard,
+    limits: Limits,
+    bg: Background,
+) where
+    H: Fn(Request<RequestBody>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let state = guard.state.clone();
+    let body_timeout = limits.socket_timeout;
+    let service_state = state.clone();
+    let service = service_fn(move |req: Request<Incoming>| {
+        let span = tracing::info_span!("request", api, method = %req.method(), path = %req.uri().path(), peer = %peer);
+        let in_flight = InFlight::start(service_state.clone());
+        let sent_body = declares_body(req.headers());
+        let fut = handler(RequestBody::wrap(req, body_timeout));
+        // Boxed: hyper keeps the service's future inline in each connection's state, and a
+        // request handler's state machine is large. Measured with 5,000 idle connections:
+        // 1.3 KB of RSS each boxed, 4.0 KB inline.
+        Box::pin(answer(api, fut, in_flight, sent_body).instrument(span))
+    });
+    let io = GuardedIo::new(stream, state.clone(), limits.socket_timeout);
+    let connection = http1::Builder::new()
+        .keep_alive(limits.keepalive)
+        .serve_connection(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    let watchdog = conn::watchdog(state, limits);
+    let mut watchdog = std::pin::pin!(watchdog);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            r = connection.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = watchdog.as_mut(), if !stopping => {
+                tracing::debug!(api, %peer, "connection closed: idle, slow or evicted");
+                break;
+            }
+            // A stop: an idle connection closes now, a busy one after its response.
+            _ = bg.stopping(), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+    drop(guard);
+}
+
+/// A request's answer as hyper sends it: the handler's response (500 if it panicked) with a
+/// body that ends the request's in-flight mark when written.
+async fn answer<F>(
+    api: &'static str,
+    fut: F,
+    in_flight: InFlight,
+    sent_body: bool,
+) -> Result<
+    Response<http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>>,
+    std::convert::Infallible,
+>
+where
+    F: Future<Output = Response<Body>>,
+{
+    // A bug that panics in one request answers 500 on that request; the connection and the
+    // process carry on (no state is shared mutably across requests outside the engine's own
+    // transactions).
+    let resp = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!("request handler panicked; answered 500");
+            panic_response(api)
+        }
+    };
+    let mut resp = resp.map(|inner| {
+        BodyExt::boxed(TrackedBody {
+            inner,
+            _in_flight: in_flight,
+        })
+    });
+    // An error answered to a request with a body may leave part of that body unread: it
+    // drains in the background (request_body.rs) but only within bounds, so tell the client
+    // not to reuse the connection.
+    if sent_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    tracing::info!(status = resp.status().as_u16(), "done");
+    Ok(resp)
 }
 
 /// The answer to a request whose handler panicked, in its protocol's error form.

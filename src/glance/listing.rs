@@ -77,9 +77,7 @@ pub fn parse(raw_query: &str, opts: &GlanceOptions) -> Result<Query, ApiError> {
         filters: Vec::new(),
         passthrough: Vec::new(),
     };
-    let mut sort_keys: Vec<String> = Vec::new();
-    let mut sort_dirs: Vec<Dir> = Vec::new();
-    let mut new_sort: Option<String> = None;
+    let mut sort = SortParams::default();
     for (k, v) in &params {
         if k != "marker" {
             q.passthrough.push((k.clone(), v.clone()));
@@ -95,17 +93,7 @@ pub fn parse(raw_query: &str, opts: &GlanceOptions) -> Result<Query, ApiError> {
                 q.limit = (n as usize).min(opts.api_limit_max);
             }
             "marker" => q.marker = Some(v.clone()),
-            "sort_key" => {
-                for key in v.split(',') {
-                    sort_keys.push(sort_key(key.trim())?);
-                }
-            }
-            "sort_dir" => {
-                for d in v.split(',') {
-                    sort_dirs.push(sort_dir(d.trim())?);
-                }
-            }
-            "sort" => new_sort = Some(v.clone()),
+            "sort_key" | "sort_dir" | "sort" => sort.add(k, v)?,
             "visibility" => {
                 if !["public", "private", "shared", "community", "all"].contains(&v.as_str()) {
                     return Err(ApiError::bad(format!("Invalid visibility value: {v}")));
@@ -119,80 +107,119 @@ pub fn parse(raw_query: &str, opts: &GlanceOptions) -> Result<Query, ApiError> {
                 q.member_status = v.clone();
             }
             "os_hidden" => q.os_hidden = boolean(k, v)?,
-            "protected" => q.filters.push(Filter::Protected(boolean(k, v)?)),
-            "size_min" | "size_max" => {
-                let n: u64 = v.parse().map_err(|_| {
-                    ApiError::bad(format!(
-                        "Unable to filter on a range with a non-numeric value: {k}={v}"
-                    ))
-                })?;
-                q.filters.push(if k == "size_min" {
-                    Filter::SizeMin(n)
-                } else {
-                    Filter::SizeMax(n)
-                });
-            }
-            "created_at" | "updated_at" => {
-                let (op, when) = date_filter(v)?;
-                q.filters.push(Filter::Date(k.clone(), op, when));
-            }
-            "changes-since" => {
-                return Err(ApiError::bad(
-                    "The 'changes-since' filter is no longer available on v2.",
-                ))
-            }
-            "tag" => q.filters.push(Filter::Tag(v.clone())),
-            key if IN_FILTERS.contains(&key) => {
-                let values = match v.split_once(':') {
-                    Some(("in", list)) => split_in_list(list)?,
-                    Some((op, _)) if is_operator(op) => {
-                        return Err(ApiError::bad(format!(
-                            "Unable to filter by unknown operator '{op}'."
-                        )))
-                    }
-                    _ => vec![v.clone()],
-                };
-                q.filters.push(Filter::OneOf(key.to_string(), values));
-            }
-            key => q
-                .filters
-                .push(Filter::OneOf(key.to_string(), vec![v.clone()])),
+            key => q.filters.push(filter(key, v)?),
         }
     }
-    if let Some(spec) = new_sort {
-        if !sort_keys.is_empty() || !sort_dirs.is_empty() {
-            return Err(ApiError::bad(
-                "The 'sort' parameter cannot be used with 'sort_key' or 'sort_dir'.",
-            ));
-        }
-        for item in spec.split(',') {
-            let (key, dir) = match item.split_once(':') {
-                Some((k, d)) => (k.trim(), sort_dir(d.trim())?),
-                None => (item.trim(), Dir::Desc),
-            };
-            q.sort.push((sort_key(key)?, dir));
-        }
-    } else {
-        match sort_dirs.len() {
-            0 | 1 => {
-                let dir = sort_dirs.first().copied().unwrap_or(Dir::Desc);
-                q.sort = sort_keys.into_iter().map(|k| (k, dir)).collect();
-            }
-            n if n == sort_keys.len() => q.sort = sort_keys.into_iter().zip(sort_dirs).collect(),
-            _ => {
-                return Err(ApiError::bad(
-                    "Number of sort dirs does not match the number of sort keys",
-                ))
-            }
-        }
-    }
-    // Upstream's tie-breaks: created_at then id, newest first.
-    for key in ["created_at", "id"] {
-        if !q.sort.iter().any(|(k, _)| k == key) {
-            q.sort.push((key.to_string(), Dir::Desc));
-        }
-    }
+    q.sort = sort.resolve()?;
     Ok(q)
+}
+
+/// A filter parameter other than the listing's own (limit, marker, sort, visibility,
+/// member status, os_hidden).
+fn filter(k: &str, v: &str) -> Result<Filter, ApiError> {
+    Ok(match k {
+        "protected" => Filter::Protected(boolean(k, v)?),
+        "size_min" | "size_max" => {
+            let n: u64 = v.parse().map_err(|_| {
+                ApiError::bad(format!(
+                    "Unable to filter on a range with a non-numeric value: {k}={v}"
+                ))
+            })?;
+            if k == "size_min" {
+                Filter::SizeMin(n)
+            } else {
+                Filter::SizeMax(n)
+            }
+        }
+        "created_at" | "updated_at" => {
+            let (op, when) = date_filter(v)?;
+            Filter::Date(k.to_string(), op, when)
+        }
+        "changes-since" => {
+            return Err(ApiError::bad(
+                "The 'changes-since' filter is no longer available on v2.",
+            ))
+        }
+        "tag" => Filter::Tag(v.to_string()),
+        key if IN_FILTERS.contains(&key) => {
+            let values = match v.split_once(':') {
+                Some(("in", list)) => split_in_list(list)?,
+                Some((op, _)) if is_operator(op) => {
+                    return Err(ApiError::bad(format!(
+                        "Unable to filter by unknown operator '{op}'."
+                    )))
+                }
+                _ => vec![v.to_string()],
+            };
+            Filter::OneOf(key.to_string(), values)
+        }
+        key => Filter::OneOf(key.to_string(), vec![v.to_string()]),
+    })
+}
+
+/// Both sort syntaxes as given: `sort_key` / `sort_dir` lists, or `sort=key:dir,…`.
+#[derive(Default)]
+struct SortParams {
+    keys: Vec<String>,
+    dirs: Vec<Dir>,
+    new_style: Option<String>,
+}
+
+impl SortParams {
+    fn add(&mut self, k: &str, v: &str) -> Result<(), ApiError> {
+        match k {
+            "sort_key" => {
+                for key in v.split(',') {
+                    self.keys.push(sort_key(key.trim())?);
+                }
+            }
+            "sort_dir" => {
+                for d in v.split(',') {
+                    self.dirs.push(sort_dir(d.trim())?);
+                }
+            }
+            _ => self.new_style = Some(v.to_string()),
+        }
+        Ok(())
+    }
+
+    /// The sort order, with upstream's tie-breaks (created_at then id, newest first).
+    fn resolve(self) -> Result<Vec<(String, Dir)>, ApiError> {
+        let mut sort = Vec::new();
+        if let Some(spec) = self.new_style {
+            if !self.keys.is_empty() || !self.dirs.is_empty() {
+                return Err(ApiError::bad(
+                    "The 'sort' parameter cannot be used with 'sort_key' or 'sort_dir'.",
+                ));
+            }
+            for item in spec.split(',') {
+                let (key, dir) = match item.split_once(':') {
+                    Some((k, d)) => (k.trim(), sort_dir(d.trim())?),
+                    None => (item.trim(), Dir::Desc),
+                };
+                sort.push((sort_key(key)?, dir));
+            }
+        } else {
+            match self.dirs.len() {
+                0 | 1 => {
+                    let dir = self.dirs.first().copied().unwrap_or(Dir::Desc);
+                    sort = self.keys.into_iter().map(|k| (k, dir)).collect();
+                }
+                n if n == self.keys.len() => sort = self.keys.into_iter().zip(self.dirs).collect(),
+                _ => {
+                    return Err(ApiError::bad(
+                        "Number of sort dirs does not match the number of sort keys",
+                    ))
+                }
+            }
+        }
+        for key in ["created_at", "id"] {
+            if !sort.iter().any(|(k, _)| k == key) {
+                sort.push((key.to_string(), Dir::Desc));
+            }
+        }
+        Ok(sort)
+    }
 }
 
 fn is_operator(op: &str) -> bool {

@@ -111,65 +111,14 @@ impl ImageRecord {
                 None => return Err(schema_error("id", value)),
             },
             "name" => self.name = string_or_null(value, key, 255)?,
-            "visibility" => {
-                let vis = match value.as_str() {
-                    Some(v) if VISIBILITIES.contains(&v) => v.to_string(),
-                    _ => return Err(schema_error(key, value)),
-                };
-                let action = match vis.as_str() {
-                    "public" => Some("publicize_image"),
-                    "community" => Some("communitize_image"),
-                    _ => None,
-                };
-                if let Some(action) = action.filter(|_| vis != self.visibility) {
-                    let target = super::image_target(self, caller);
-                    if !rules.policy.allows(action, caller, &target) {
-                        return Err(ApiError::forbidden(format!(
-                            "You are not authorized to complete {action} action."
-                        )));
-                    }
-                }
-                self.visibility = vis;
+            "visibility" => self.set_visibility(value, caller, rules)?,
+            "protected" => {
+                self.protected = value.as_bool().ok_or_else(|| schema_error(key, value))?
             }
-            "protected" | "os_hidden" => {
-                let b = value.as_bool().ok_or_else(|| schema_error(key, value))?;
-                if key == "protected" {
-                    self.protected = b
-                } else {
-                    self.os_hidden = b
-                }
+            "os_hidden" => {
+                self.os_hidden = value.as_bool().ok_or_else(|| schema_error(key, value))?
             }
-            "disk_format" | "container_format" => {
-                let allowed = if key == "disk_format" {
-                    &rules.opts.disk_formats
-                } else {
-                    &rules.opts.container_formats
-                };
-                let v = match value {
-                    Value::Null => None,
-                    Value::String(s) if allowed.iter().any(|a| a == s) => Some(s.clone()),
-                    _ => return Err(schema_error(key, value)),
-                };
-                if !rules.creating
-                    && !matches!(self.status, ImageStatus::Queued | ImageStatus::Importing)
-                {
-                    let current = if key == "disk_format" {
-                        &self.disk_format
-                    } else {
-                        &self.container_format
-                    };
-                    if *current != v {
-                        return Err(ApiError::forbidden(format!(
-                            "Attribute {key} can be only replaced for a queued image."
-                        )));
-                    }
-                }
-                if key == "disk_format" {
-                    self.disk_format = v
-                } else {
-                    self.container_format = v
-                }
-            }
+            "disk_format" | "container_format" => self.set_format(key, value, rules)?,
             "min_disk" | "min_ram" => {
                 let n = value
                     .as_i64()
@@ -181,71 +130,146 @@ impl ImageRecord {
                     self.min_ram = n
                 }
             }
-            "owner" => {
-                let owner = string_or_null(value, key, 255)?;
-                let target = super::image_target(self, caller);
-                if owner != self.owner && !rules.policy.allows("set_image_owner", caller, &target) {
-                    return Err(ApiError::forbidden(if rules.creating {
-                        "You are not permitted to create images owned by another project."
-                    } else {
-                        "Attribute 'owner' can only be changed by an administrator."
-                    }));
-                }
-                self.owner = owner;
-            }
-            "tags" => {
-                let tags = value.as_array().ok_or_else(|| schema_error(key, value))?;
-                let mut set: Vec<String> = Vec::new();
-                for t in tags {
-                    let t = t
-                        .as_str()
-                        .filter(|t| t.chars().count() <= 255)
-                        .ok_or_else(|| schema_error(key, value))?;
-                    if !set.iter().any(|x| x == t) {
-                        set.push(t.to_string());
-                    }
-                }
-                if set.len() > rules.opts.image_tag_quota {
-                    return Err(ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!(
-                            "Maximum number of tags exceeded ({})",
-                            rules.opts.image_tag_quota
-                        ),
-                    ));
-                }
-                self.tags = set;
-            }
-            k => {
-                check_writable(k)?;
-                if k.chars().count() > 255 {
-                    return Err(ApiError::bad(
-                        "Provided object does not match schema 'image': property names are limited to 255 characters",
-                    ));
-                }
-                let s = rules.schema.validate_extra(k, value)?;
-                match s {
-                    Some(s) => {
-                        if !self.extra.contains_key(k)
-                            && self.extra.len() >= rules.opts.image_property_quota
-                        {
-                            return Err(ApiError::new(
-                                StatusCode::PAYLOAD_TOO_LARGE,
-                                format!(
-                                    "Maximum number of image properties exceeded ({})",
-                                    rules.opts.image_property_quota
-                                ),
-                            ));
-                        }
-                        self.extra.insert(k.to_string(), s);
-                    }
-                    // A schema property that allows null: null removes it.
-                    None => {
-                        self.extra.remove(k);
-                    }
-                }
+            "owner" => self.set_owner(value, caller, rules)?,
+            "tags" => self.set_tags(value, rules)?,
+            k => self.set_extra(k, value, rules)?,
+        }
+        Ok(())
+    }
+
+    /// `visibility`; making an image public or community is a policy decision of its own.
+    fn set_visibility(
+        &mut self,
+        value: &Value,
+        caller: &Caller,
+        rules: &EditRules<'_>,
+    ) -> Result<(), ApiError> {
+        let vis = match value.as_str() {
+            Some(v) if VISIBILITIES.contains(&v) => v.to_string(),
+            _ => return Err(schema_error("visibility", value)),
+        };
+        let action = match vis.as_str() {
+            "public" => Some("publicize_image"),
+            "community" => Some("communitize_image"),
+            _ => None,
+        };
+        if let Some(action) = action.filter(|_| vis != self.visibility) {
+            let target = super::image_target(self, caller);
+            if !rules.policy.allows(action, caller, &target) {
+                return Err(ApiError::forbidden(format!(
+                    "You are not authorized to complete {action} action."
+                )));
             }
         }
+        self.visibility = vis;
+        Ok(())
+    }
+
+    /// `disk_format` / `container_format`: one of the configured formats, frozen once the
+    /// image has data.
+    fn set_format(
+        &mut self,
+        key: &str,
+        value: &Value,
+        rules: &EditRules<'_>,
+    ) -> Result<(), ApiError> {
+        let allowed = if key == "disk_format" {
+            &rules.opts.disk_formats
+        } else {
+            &rules.opts.container_formats
+        };
+        let v = match value {
+            Value::Null => None,
+            Value::String(s) if allowed.iter().any(|a| a == s) => Some(s.clone()),
+            _ => return Err(schema_error(key, value)),
+        };
+        let slot = if key == "disk_format" {
+            &mut self.disk_format
+        } else {
+            &mut self.container_format
+        };
+        let frozen =
+            !rules.creating && !matches!(self.status, ImageStatus::Queued | ImageStatus::Importing);
+        if frozen && *slot != v {
+            return Err(ApiError::forbidden(format!(
+                "Attribute {key} can be only replaced for a queued image."
+            )));
+        }
+        *slot = v;
+        Ok(())
+    }
+
+    /// `owner`: changing it is for whom `set_image_owner` allows.
+    fn set_owner(
+        &mut self,
+        value: &Value,
+        caller: &Caller,
+        rules: &EditRules<'_>,
+    ) -> Result<(), ApiError> {
+        let owner = string_or_null(value, "owner", 255)?;
+        let target = super::image_target(self, caller);
+        if owner != self.owner && !rules.policy.allows("set_image_owner", caller, &target) {
+            return Err(ApiError::forbidden(if rules.creating {
+                "You are not permitted to create images owned by another project."
+            } else {
+                "Attribute 'owner' can only be changed by an administrator."
+            }));
+        }
+        self.owner = owner;
+        Ok(())
+    }
+
+    /// `tags`: strings of at most 255 characters, duplicates dropped, within the quota.
+    fn set_tags(&mut self, value: &Value, rules: &EditRules<'_>) -> Result<(), ApiError> {
+        let tags = value
+            .as_array()
+            .ok_or_else(|| schema_error("tags", value))?;
+        let mut set: Vec<String> = Vec::new();
+        for t in tags {
+            let t = t
+                .as_str()
+                .filter(|t| t.chars().count() <= 255)
+                .ok_or_else(|| schema_error("tags", value))?;
+            if !set.iter().any(|x| x == t) {
+                set.push(t.to_string());
+            }
+        }
+        if set.len() > rules.opts.image_tag_quota {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "Maximum number of tags exceeded ({})",
+                    rules.opts.image_tag_quota
+                ),
+            ));
+        }
+        self.tags = set;
+        Ok(())
+    }
+
+    /// Any other property: writable, named within 255 characters, valid under the schema's
+    /// extra properties, within the property quota; null removes a nullable one.
+    fn set_extra(&mut self, k: &str, value: &Value, rules: &EditRules<'_>) -> Result<(), ApiError> {
+        check_writable(k)?;
+        if k.chars().count() > 255 {
+            return Err(ApiError::bad(
+                "Provided object does not match schema 'image': property names are limited to 255 characters",
+            ));
+        }
+        let Some(s) = rules.schema.validate_extra(k, value)? else {
+            self.extra.remove(k);
+            return Ok(());
+        };
+        if !self.extra.contains_key(k) && self.extra.len() >= rules.opts.image_property_quota {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "Maximum number of image properties exceeded ({})",
+                    rules.opts.image_property_quota
+                ),
+            ));
+        }
+        self.extra.insert(k.to_string(), s);
         Ok(())
     }
 }
