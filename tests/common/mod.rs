@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod glance;
 
 use std::time::SystemTime;
 
@@ -20,9 +21,12 @@ pub const ALT_AK: &str = "ALTACCESSKEY";
 pub const ALT_SK: &str = "alt-secret-key";
 
 pub struct Server {
+    /// The S3 listener's URL.
     pub base: String,
+    /// The Images API listener's URL.
     pub glance: String,
     pub store: glint_storage::Store,
+    pub stores: std::sync::Arc<glint::images::stores::Stores>,
     pub _dir: tempfile::TempDir,
     pub http: reqwest::Client,
 }
@@ -50,6 +54,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut glint::config::Config)) -> Serv
         base: format!("http://{}", running.s3_addr),
         glance: format!("http://{}", running.glance_addr),
         store: running.store,
+        stores: running.stores,
         _dir: dir,
         http: reqwest::Client::new(),
     }
