@@ -91,7 +91,7 @@ pub async fn start(
         store: store.clone(),
         cfg: cfg.clone(),
         image_stores: stores.clone(),
-        images: images::ImageRepo::new(store.clone(), policy.clone()),
+        images: images::ImageRepo::new(stores.clone(), policy.clone()),
     });
     let limits = listener_limits(&cfg.limits);
     let background = shutdown::Background::new();

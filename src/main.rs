@@ -232,7 +232,7 @@ async fn scrubber(
         None => (cfg.glance.scrub_time, cfg.glance.scrubber_wakeup_time),
     };
     let store = open_store(cfg).await?;
-    let stores = glint::images::stores::Stores::open(store, cfg).await?;
+    let stores = std::sync::Arc::new(glint::images::stores::Stores::open(store, cfg).await?);
     if let Some(id) = restore {
         if !glint::glance::scrubber::restore(&stores, &id).await? {
             return Err(format!("image {id} is not pending_delete").into());

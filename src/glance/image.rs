@@ -91,8 +91,7 @@ pub async fn create_record(
         rec.set_property(k, v, caller, &rules)?;
     }
     g.enforce("add_image", caller, &rec)?;
-    let new = rec.clone();
-    let created = g.store.transact(move |tx| repo::insert(tx, &new)).await?;
+    let created = g.images.create(&rec).await?;
     if !created {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -104,33 +103,23 @@ pub async fn create_record(
 
 pub(super) async fn list(g: &Glance, caller: &Caller, query: &str) -> ApiResult {
     g.enforce_own("get_images", caller)?;
-    let q = listing::parse(query, g.opts())?;
-    let records = repo::all(&g.store).await?;
-    let marker = match &q.marker {
-        None => None,
-        Some(m) => Some(
-            records
-                .iter()
-                .find(|r| r.id == *m && r.visible_to(caller))
-                .ok_or_else(|| ApiError::bad(format!("marker {m} could not be found")))?,
-        ),
-    };
-    let mut images: Vec<&ImageRecord> = records
-        .iter()
-        .filter(|r| q.matches(r, caller))
-        .filter(|r| marker.is_none_or(|m| q.compare(r, m) == std::cmp::Ordering::Greater))
-        .collect();
-    images.sort_by(|a, b| q.compare(a, b));
-    let full_page = q.limit > 0 && images.len() >= q.limit;
-    images.truncate(q.limit);
+    let request = listing::parse(query, g.opts())?;
+    let page = g
+        .images
+        .list(caller, &request.query)
+        .await?
+        .ok_or_else(|| {
+            let marker = request.query.marker.as_deref().unwrap_or_default();
+            ApiError::bad(format!("marker {marker} could not be found"))
+        })?;
     let mut out = serde_json::json!({
-        "images": images.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
-        "first": q.first_link(),
+        "images": page.images.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+        "first": request.first_link(),
         "schema": "/v2/schemas/images",
     });
-    if full_page {
-        if let Some(last) = images.last() {
-            out["next"] = Value::String(q.next_link(&last.id));
+    if page.full {
+        if let Some(last) = page.images.last() {
+            out["next"] = Value::String(request.next_link(&last.id));
         }
     }
     Ok(json(StatusCode::OK, &out))
@@ -222,7 +211,7 @@ pub(super) async fn delete_from_store(
             "The image changed meanwhile",
         )),
         Some(elsewhere) => {
-            super::scrubber::delete_elsewhere(&g.stores, elsewhere).await;
+            g.stores.delete_elsewhere(elsewhere).await;
             no_content()
         }
     }
@@ -289,29 +278,12 @@ pub(super) async fn delete(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
         ));
     }
     g.notifier.image("image.delete", &rec);
-    let key = rec.id.clone();
-    let delayed = g.opts().delayed_delete;
-    let main_id = g.stores.default_id().map(str::to_string);
-    let elsewhere = g
-        .store
-        .transact(move |tx| {
-            let Some(mut cur) = repo::read_locked(tx, &key)? else {
-                return Ok(Vec::new());
-            };
-            if delayed
-                && cur.blob.is_some()
-                && cur.status.become_(ImageStatus::PendingDelete).is_ok()
-            {
-                // Delayed delete: gone from the API now, the scrubber purges the data later.
-                cur.deleted_at = Some(now());
-                repo::write(tx, &mut cur)?;
-                Ok(Vec::new())
-            } else {
-                super::scrubber::purge(tx, &cur, main_id.as_deref())
-            }
-        })
-        .await?;
-    super::scrubber::delete_elsewhere(&g.stores, elsewhere).await;
+    let mode = if g.opts().delayed_delete {
+        repo::DeleteMode::Delayed
+    } else {
+        repo::DeleteMode::Now
+    };
+    g.images.delete(&rec.id, mode).await?;
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
         .body(body::empty())
@@ -324,21 +296,10 @@ pub async fn update<F>(g: &Glance, id: &str, change: F) -> Result<ImageRecord, A
 where
     F: Fn(&mut ImageRecord) -> Result<(), ApiError> + Send + 'static,
 {
-    let key = id.to_string();
-    let outcome = g
-        .store
-        .transact(move |tx| {
-            let Some(mut rec) = repo::read_locked(tx, &key)? else {
-                return Ok(Err(ApiError::not_found(&key)));
-            };
-            if let Err(e) = change(&mut rec) {
-                return Ok(Err(e));
-            }
-            repo::write(tx, &mut rec)?;
-            Ok(Ok(rec))
-        })
-        .await?;
-    outcome
+    g.images
+        .update(id, change)
+        .await?
+        .unwrap_or_else(|| Err(ApiError::not_found(id)))
 }
 
 /// `PUT`/`DELETE /v2/images/{id}/tags/{tag}`: tags are a set (adding twice is a no-op);

@@ -1,86 +1,35 @@
-//! `GET /v2/images`: upstream's filters, sorting and marker pagination (API.md §6).
-//! The query is parsed into a `Query` first, so every malformed parameter is a 400 before
-//! anything is read.
-
-use crate::images::ImageStatus;
-use std::cmp::Ordering;
+//! `GET /v2/images`: upstream's query language (API.md §6: filters, sorting, marker
+//! pagination) parsed into the domain's [`ListQuery`], so every malformed parameter is a 400
+//! before anything is read; the listing itself is `ImageRepo::list`. Also the page's links.
 
 use time::OffsetDateTime;
 
-use super::record::{ImageRecord, Member};
-use super::{ApiError, Caller};
+use super::ApiError;
 use crate::config::GlanceOptions;
+use crate::images::listing::{
+    DateField, DateOp, Dir, Filter, ListQuery, MemberStatus, SortKey, Visibility,
+};
 pub use crate::images::record::parse_time;
 
-const SORT_KEYS: &[&str] = &[
-    "name",
-    "status",
-    "container_format",
-    "disk_format",
-    "size",
-    "id",
-    "created_at",
-    "updated_at",
-];
 /// Filters that accept `in:a,b` and compare against one base attribute.
 const IN_FILTERS: &[&str] = &["name", "id", "status", "container_format", "disk_format"];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dir {
-    Asc,
-    Desc,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DateOp {
-    Eq,
-    Neq,
-    Gt,
-    Gte,
-    Lt,
-    Lte,
-}
-
+/// A parsed listing request: what to list, and the request's parameters minus `marker`
+/// (to build the page's `first` and `next` links).
 #[derive(Debug)]
-enum Filter {
-    /// Base attribute (as its JSON value) or custom property equals one of the values.
-    OneOf(String, Vec<String>),
-    Date(String, DateOp, OffsetDateTime),
-    SizeMin(u64),
-    SizeMax(u64),
-    Tag(String),
-    Protected(bool),
-}
-
-#[derive(Debug)]
-pub struct Query {
-    pub limit: usize,
-    pub marker: Option<String>,
-    sort: Vec<(String, Dir)>,
-    visibility: Option<String>,
-    member_status: String,
-    os_hidden: bool,
-    filters: Vec<Filter>,
-    /// The request's parameters minus `marker`, to build `first` and `next`.
+pub struct Request {
+    pub query: ListQuery,
     passthrough: Vec<(String, String)>,
 }
 
-pub fn parse(raw_query: &str, opts: &GlanceOptions) -> Result<Query, ApiError> {
+pub fn parse(raw_query: &str, opts: &GlanceOptions) -> Result<Request, ApiError> {
     let params = crate::http_util::query_params(raw_query);
-    let mut q = Query {
-        limit: opts.limit_param_default,
-        marker: None,
-        sort: Vec::new(),
-        visibility: None,
-        member_status: "accepted".into(),
-        os_hidden: false,
-        filters: Vec::new(),
-        passthrough: Vec::new(),
-    };
+    let mut q = ListQuery::new(opts.limit_param_default);
+    let mut passthrough = Vec::new();
     let mut sort = SortParams::default();
     for (k, v) in &params {
         if k != "marker" {
-            q.passthrough.push((k.clone(), v.clone()));
+            passthrough.push((k.clone(), v.clone()));
         }
         match k.as_str() {
             "limit" => {
@@ -94,24 +43,39 @@ pub fn parse(raw_query: &str, opts: &GlanceOptions) -> Result<Query, ApiError> {
             }
             "marker" => q.marker = Some(v.clone()),
             "sort_key" | "sort_dir" | "sort" => sort.add(k, v)?,
-            "visibility" => {
-                if !["public", "private", "shared", "community", "all"].contains(&v.as_str()) {
-                    return Err(ApiError::bad(format!("Invalid visibility value: {v}")));
-                }
-                q.visibility = Some(v.clone());
-            }
-            "member_status" => {
-                if !["accepted", "pending", "rejected", "all"].contains(&v.as_str()) {
-                    return Err(ApiError::bad(format!("Invalid status value: {v}")));
-                }
-                q.member_status = v.clone();
-            }
+            "visibility" => q.visibility = Some(visibility(v)?),
+            "member_status" => q.member_status = member_status(v)?,
             "os_hidden" => q.os_hidden = boolean(k, v)?,
             key => q.filters.push(filter(key, v)?),
         }
     }
     q.sort = sort.resolve()?;
-    Ok(q)
+    q.resolve_sort();
+    Ok(Request {
+        query: q,
+        passthrough,
+    })
+}
+
+fn visibility(v: &str) -> Result<Visibility, ApiError> {
+    Ok(match v {
+        "public" => Visibility::Public,
+        "private" => Visibility::Private,
+        "shared" => Visibility::Shared,
+        "community" => Visibility::Community,
+        "all" => Visibility::All,
+        _ => return Err(ApiError::bad(format!("Invalid visibility value: {v}"))),
+    })
+}
+
+fn member_status(v: &str) -> Result<MemberStatus, ApiError> {
+    Ok(match v {
+        "accepted" => MemberStatus::Accepted,
+        "pending" => MemberStatus::Pending,
+        "rejected" => MemberStatus::Rejected,
+        "all" => MemberStatus::All,
+        _ => return Err(ApiError::bad(format!("Invalid status value: {v}"))),
+    })
 }
 
 /// A filter parameter other than the listing's own (limit, marker, sort, visibility,
@@ -133,7 +97,12 @@ fn filter(k: &str, v: &str) -> Result<Filter, ApiError> {
         }
         "created_at" | "updated_at" => {
             let (op, when) = date_filter(v)?;
-            Filter::Date(k.to_string(), op, when)
+            let field = if k == "created_at" {
+                DateField::CreatedAt
+            } else {
+                DateField::UpdatedAt
+            };
+            Filter::Date(field, op, when)
         }
         "changes-since" => {
             return Err(ApiError::bad(
@@ -160,7 +129,7 @@ fn filter(k: &str, v: &str) -> Result<Filter, ApiError> {
 /// Both sort syntaxes as given: `sort_key` / `sort_dir` lists, or `sort=key:dir,…`.
 #[derive(Default)]
 struct SortParams {
-    keys: Vec<String>,
+    keys: Vec<SortKey>,
     dirs: Vec<Dir>,
     new_style: Option<String>,
 }
@@ -183,8 +152,8 @@ impl SortParams {
         Ok(())
     }
 
-    /// The sort order, with upstream's tie-breaks (created_at then id, newest first).
-    fn resolve(self) -> Result<Vec<(String, Dir)>, ApiError> {
+    /// The sort order as requested (the tie-breaks come from `ListQuery::resolve_sort`).
+    fn resolve(self) -> Result<Vec<(SortKey, Dir)>, ApiError> {
         let mut sort = Vec::new();
         if let Some(spec) = self.new_style {
             if !self.keys.is_empty() || !self.dirs.is_empty() {
@@ -213,11 +182,6 @@ impl SortParams {
                 }
             }
         }
-        for key in ["created_at", "id"] {
-            if !sort.iter().any(|(k, _)| k == key) {
-                sort.push((key.to_string(), Dir::Desc));
-            }
-        }
         Ok(sort)
     }
 }
@@ -226,12 +190,8 @@ fn is_operator(op: &str) -> bool {
     ["eq", "neq", "gt", "gte", "lt", "lte", "in"].contains(&op)
 }
 
-fn sort_key(key: &str) -> Result<String, ApiError> {
-    if SORT_KEYS.contains(&key) {
-        Ok(key.to_string())
-    } else {
-        Err(ApiError::bad(format!("Invalid sort key: {key}.")))
-    }
+fn sort_key(key: &str) -> Result<SortKey, ApiError> {
+    SortKey::parse(key).ok_or_else(|| ApiError::bad(format!("Invalid sort key: {key}.")))
 }
 
 fn sort_dir(d: &str) -> Result<Dir, ApiError> {
@@ -310,62 +270,7 @@ fn date_filter(v: &str) -> Result<(DateOp, OffsetDateTime), ApiError> {
     ))
 }
 
-impl Query {
-    /// Whether `rec` belongs on this listing for `caller` (visibility, membership, filters).
-    pub fn matches(&self, rec: &ImageRecord, caller: &Caller) -> bool {
-        if matches!(
-            rec.status,
-            ImageStatus::Deleted | ImageStatus::Killed | ImageStatus::PendingDelete
-        ) || rec.os_hidden != self.os_hidden
-        {
-            return false;
-        }
-        self.visible(rec, caller) && self.filters.iter().all(|f| filter_matches(f, rec))
-    }
-
-    fn member_ok(&self, m: Option<&Member>) -> bool {
-        m.is_some_and(|m| self.member_status == "all" || m.status == self.member_status)
-    }
-
-    fn visible(&self, rec: &ImageRecord, caller: &Caller) -> bool {
-        let own = rec.is_owner(caller);
-        let shared_with_me =
-            rec.visibility == "shared" && self.member_ok(rec.member(caller.project.as_deref()));
-        if caller.is_admin() {
-            return match self.visibility.as_deref() {
-                None | Some("all") => true,
-                Some(v) => rec.visibility == v,
-            };
-        }
-        match self.visibility.as_deref() {
-            None => own || rec.visibility == "public" || shared_with_me,
-            Some("all") => {
-                own || matches!(rec.visibility.as_str(), "public" | "community") || shared_with_me
-            }
-            Some("public") => rec.visibility == "public",
-            Some("community") => rec.visibility == "community",
-            Some("private") => rec.visibility == "private" && own,
-            Some("shared") => rec.visibility == "shared" && (own || shared_with_me),
-            Some(_) => false,
-        }
-    }
-
-    /// Orders by the requested keys (nulls first, as SQL sorts them ascending).
-    pub fn compare(&self, a: &ImageRecord, b: &ImageRecord) -> Ordering {
-        for (key, dir) in &self.sort {
-            let ord = sort_value(a, key).cmp(&sort_value(b, key));
-            let ord = if *dir == Dir::Desc {
-                ord.reverse()
-            } else {
-                ord
-            };
-            if ord != Ordering::Equal {
-                return ord;
-            }
-        }
-        Ordering::Equal
-    }
-
+impl Request {
     /// `/v2/images?<the request's query without marker>`.
     pub fn first_link(&self) -> String {
         link(&self.passthrough, None)
@@ -391,82 +296,6 @@ fn link(params: &[(String, String)], marker: Option<&str>) -> String {
         "/v2/images".into()
     } else {
         format!("/v2/images?{}", parts.join("&"))
-    }
-}
-
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum SortValue<'a> {
-    Null,
-    Num(u64),
-    Text(&'a str),
-}
-
-fn sort_value<'a>(r: &'a ImageRecord, key: &str) -> SortValue<'a> {
-    let text = |s: &'a Option<String>| s.as_deref().map_or(SortValue::Null, SortValue::Text);
-    match key {
-        "name" => text(&r.name),
-        "status" => SortValue::Text(r.status.as_str()),
-        "container_format" => text(&r.container_format),
-        "disk_format" => text(&r.disk_format),
-        "size" => r.size.map_or(SortValue::Null, SortValue::Num),
-        "id" => SortValue::Text(&r.id),
-        "created_at" => SortValue::Text(&r.created_at),
-        _ => SortValue::Text(&r.updated_at),
-    }
-}
-
-/// A base attribute as the query compares it (its JSON text), else a custom property.
-fn attribute<'a>(r: &'a ImageRecord, key: &str) -> Option<std::borrow::Cow<'a, str>> {
-    use std::borrow::Cow;
-    let text = |v: &'a Option<String>| v.as_deref().map(Cow::Borrowed);
-    let num = |v: Option<u64>| v.map(|n| Cow::Owned(n.to_string()));
-    match key {
-        "id" => Some(Cow::Borrowed(&r.id)),
-        "name" => text(&r.name),
-        "status" => Some(Cow::Borrowed(r.status.as_str())),
-        "visibility" => Some(Cow::Borrowed(&r.visibility)),
-        "owner" => text(&r.owner),
-        "checksum" => text(&r.checksum),
-        "os_hash_algo" => text(&r.os_hash_algo),
-        "os_hash_value" => text(&r.os_hash_value),
-        "disk_format" => text(&r.disk_format),
-        "container_format" => text(&r.container_format),
-        "size" => num(r.size),
-        "virtual_size" => num(r.virtual_size),
-        "min_disk" => Some(Cow::Owned(r.min_disk.to_string())),
-        "min_ram" => Some(Cow::Owned(r.min_ram.to_string())),
-        "os_hidden" => Some(Cow::Owned(r.os_hidden.to_string())),
-        _ => r.extra.get(key).map(|v| Cow::Borrowed(v.as_str())),
-    }
-}
-
-fn filter_matches(f: &Filter, r: &ImageRecord) -> bool {
-    match f {
-        Filter::OneOf(key, values) => {
-            attribute(r, key).is_some_and(|a| values.iter().any(|v| *v == a))
-        }
-        Filter::Date(key, op, when) => {
-            let stamp = if key == "created_at" {
-                &r.created_at
-            } else {
-                &r.updated_at
-            };
-            let Some(t) = parse_time(stamp) else {
-                return false;
-            };
-            match op {
-                DateOp::Eq => t == *when,
-                DateOp::Neq => t != *when,
-                DateOp::Gt => t > *when,
-                DateOp::Gte => t >= *when,
-                DateOp::Lt => t < *when,
-                DateOp::Lte => t <= *when,
-            }
-        }
-        Filter::SizeMin(n) => r.size.is_some_and(|s| s >= *n),
-        Filter::SizeMax(n) => r.size.is_some_and(|s| s <= *n),
-        Filter::Tag(t) => r.tags.contains(t),
-        Filter::Protected(want) => r.protected == *want,
     }
 }
 
@@ -500,7 +329,9 @@ mod tests {
         ] {
             assert!(parse(q, &opts).is_err(), "{q}");
         }
-        let q = parse("limit=100000&sort=name:asc,size", &opts).unwrap();
+        let q = parse("limit=100000&sort=name:asc,size", &opts)
+            .unwrap()
+            .query;
         assert_eq!(q.limit, 1000);
         assert_eq!(q.sort.len(), 4);
     }

@@ -76,7 +76,7 @@ impl Glance {
             .map_err(SchemaError::Notifications)?;
         Ok(Glance {
             background,
-            images: crate::images::ImageRepo::new(store.clone(), policy.clone()),
+            images: crate::images::ImageRepo::new(stores.clone(), policy.clone()),
             store,
             stores,
             cfg,

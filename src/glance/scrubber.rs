@@ -10,10 +10,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use glint_storage::BlobId;
-
 use super::listing::parse_time;
-use super::record::ImageRecord;
 use super::stores::Stores;
 
 /// What one pass did.
@@ -25,7 +22,10 @@ pub struct ScrubPass {
 }
 
 /// Purges every `pending_delete` image deleted at least `scrub_time` ago.
-pub async fn scrub_once(stores: &Stores, scrub_time: Duration) -> glint_storage::Result<ScrubPass> {
+pub async fn scrub_once(
+    stores: &Arc<Stores>,
+    scrub_time: Duration,
+) -> glint_storage::Result<ScrubPass> {
     let store = stores.main();
     let now = time::OffsetDateTime::now_utc();
     let mut pass = ScrubPass::default();
@@ -43,7 +43,7 @@ pub async fn scrub_once(stores: &Stores, scrub_time: Duration) -> glint_storage:
             continue;
         }
         let id = rec.id.clone();
-        let main_id = stores.default_id().map(str::to_string);
+        let all_stores = stores.clone();
         let purged = store
             .transact(move |tx| {
                 let Some(cur) =
@@ -51,48 +51,16 @@ pub async fn scrub_once(stores: &Stores, scrub_time: Duration) -> glint_storage:
                 else {
                     return Ok(None);
                 };
-                purge(tx, &cur, main_id.as_deref()).map(Some)
+                repo::purge(tx, &cur, &all_stores).map(Some)
             })
             .await?;
         if let Some(elsewhere) = purged {
-            delete_elsewhere(stores, elsewhere).await;
+            stores.delete_elsewhere(elsewhere).await;
             tracing::info!(image = %rec.id, "scrubber purged the image");
             pass.purged += 1;
         }
     }
     Ok(pass)
-}
-
-/// Deletes an image record and its data in the main store (the staged data too) in `tx`;
-/// returns the blobs other backends hold, for `delete_elsewhere` once `tx` has committed
-/// (`main_id`: the default backend's id, whose data is in the main store).
-pub fn purge(
-    tx: &mut glint_storage::Tx<'_>,
-    rec: &ImageRecord,
-    main_id: Option<&str>,
-) -> glint_storage::Result<Vec<(String, BlobId)>> {
-    let mut elsewhere = Vec::new();
-    if let Some(b) = rec.staged.as_ref().map(|s| s.blob) {
-        tx.delete_blob(b)?;
-    }
-    for (store, blob) in rec.locations() {
-        match store {
-            Some(s) if Some(s) != main_id => elsewhere.push((s.to_string(), blob)),
-            _ => tx.delete_blob(blob)?,
-        }
-    }
-    repo::remove(tx, &rec.id)?;
-    Ok(elsewhere)
-}
-
-/// Deletes blobs in other backends after the image record that named them is gone (a
-/// failure leaves an orphan that `Stores::reconcile` removes at the next start).
-pub async fn delete_elsewhere(stores: &Stores, blobs: Vec<(String, BlobId)>) {
-    for (store, blob) in blobs {
-        if let Err(e) = stores.store(Some(&store)).delete(blob).await {
-            tracing::warn!(%store, %blob, error = %e, "backend blob left for reconciliation");
-        }
-    }
 }
 
 /// Brings a `pending_delete` image back to `active`; false when there is no such image.

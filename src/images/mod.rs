@@ -7,6 +7,7 @@
 pub mod access;
 pub mod caller;
 pub mod inspect;
+pub mod listing;
 pub mod policy;
 pub mod record;
 pub mod repo;

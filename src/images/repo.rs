@@ -9,12 +9,15 @@
 
 use std::sync::Arc;
 
-use glint_storage::{Catalog, Store, StoreError, Tx};
+use glint_storage::{BlobId, Catalog, Store, StoreError, Tx};
 
 use super::access::{check_download, may_see, Denied};
 use super::caller::Caller;
+use super::listing::{ListQuery, Page};
 use super::policy::Policy;
 use super::record::{now, valid_uuid, ImageRecord};
+use super::status::ImageStatus;
+use super::stores::Stores;
 
 /// The record format this build writes (and the newest it reads).
 pub const FORMAT: u32 = 1;
@@ -95,6 +98,38 @@ pub fn remove(tx: &Tx<'_>, id: &str) -> glint_storage::Result<()> {
     tx.delete(Catalog::Images, id.as_bytes())
 }
 
+/// Inside a transaction: deletes an image record and its data in the main store (staged
+/// data too); returns the blobs other backends hold, for `Stores::delete_elsewhere` once
+/// `tx` has committed.
+pub fn purge(
+    tx: &mut Tx<'_>,
+    rec: &ImageRecord,
+    stores: &Stores,
+) -> glint_storage::Result<Vec<(String, BlobId)>> {
+    let mut elsewhere = Vec::new();
+    if let Some(b) = rec.staged.as_ref().map(|s| s.blob) {
+        tx.delete_blob(b)?;
+    }
+    for (store, blob) in rec.locations() {
+        match store {
+            Some(s) if !stores.is_main(Some(s)) => elsewhere.push((s.to_string(), blob)),
+            _ => tx.delete_blob(blob)?,
+        }
+    }
+    remove(tx, &rec.id)?;
+    Ok(elsewhere)
+}
+
+/// How `ImageRepo::delete` removes an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteMode {
+    /// Record and data go now.
+    Now,
+    /// `delayed_delete`: an image with data becomes `pending_delete` (gone from the API, its
+    /// bytes kept until the scrubber purges them); one without data goes now.
+    Delayed,
+}
+
 /// Why a read through the repository failed.
 #[derive(Debug)]
 pub enum ReadError {
@@ -111,13 +146,20 @@ impl From<StoreError> for ReadError {
 /// The image records with the policy that decides who may see and read them.
 #[derive(Clone)]
 pub struct ImageRepo {
+    /// The main store: its catalog holds the records.
     store: Store,
+    /// Every backend an image's data may be in.
+    stores: Arc<Stores>,
     policy: Arc<Policy>,
 }
 
 impl ImageRepo {
-    pub fn new(store: Store, policy: Arc<Policy>) -> ImageRepo {
-        ImageRepo { store, policy }
+    pub fn new(stores: Arc<Stores>, policy: Arc<Policy>) -> ImageRepo {
+        ImageRepo {
+            store: stores.main().clone(),
+            stores,
+            policy,
+        }
     }
 
     pub fn policy(&self) -> &Policy {
@@ -141,6 +183,76 @@ impl ImageRepo {
             .ok_or(ReadError::Denied(Denied::NotFound))?;
         check_download(&self.policy, caller, &rec).map_err(ReadError::Denied)?;
         Ok(rec)
+    }
+
+    /// Stores a new image; false when its id is taken.
+    pub async fn create(&self, rec: &ImageRecord) -> Result<bool, StoreError> {
+        let new = rec.clone();
+        self.store.transact(move |tx| insert(tx, &new)).await
+    }
+
+    /// Applies `change` to the image under its lock (read, change, write in one
+    /// transaction). `change` may refuse with the caller's own error, which leaves the record
+    /// untouched. None when there is no such image.
+    pub async fn update<E, F>(
+        &self,
+        id: &str,
+        change: F,
+    ) -> Result<Option<Result<ImageRecord, E>>, StoreError>
+    where
+        E: Send + 'static,
+        F: Fn(&mut ImageRecord) -> Result<(), E> + Send + 'static,
+    {
+        let key = id.to_string();
+        self.store
+            .transact(move |tx| {
+                let Some(mut rec) = read_locked(tx, &key)? else {
+                    return Ok(None);
+                };
+                if let Err(e) = change(&mut rec) {
+                    return Ok(Some(Err(e)));
+                }
+                write(tx, &mut rec)?;
+                Ok(Some(Ok(rec)))
+            })
+            .await
+    }
+
+    /// Deletes the image (the front end has checked `delete_image` and protection): the
+    /// record and its data in one transaction, then the copies in other backends.
+    pub async fn delete(&self, id: &str, mode: DeleteMode) -> Result<(), StoreError> {
+        let key = id.to_string();
+        let stores = self.stores.clone();
+        let elsewhere = self
+            .store
+            .transact(move |tx| {
+                let Some(mut cur) = read_locked(tx, &key)? else {
+                    return Ok(Vec::new());
+                };
+                if mode == DeleteMode::Delayed
+                    && cur.blob.is_some()
+                    && cur.status.become_(ImageStatus::PendingDelete).is_ok()
+                {
+                    cur.deleted_at = Some(now());
+                    write(tx, &mut cur)?;
+                    Ok(Vec::new())
+                } else {
+                    purge(tx, &cur, &stores)
+                }
+            })
+            .await?;
+        self.stores.delete_elsewhere(elsewhere).await;
+        Ok(())
+    }
+
+    /// One page of the listing `query` asks for, as `caller` sees it (the front end has
+    /// already applied `get_images`). None when the marker is not an image `caller` sees.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: &ListQuery,
+    ) -> Result<Option<Page>, StoreError> {
+        Ok(query.page(all(&self.store).await?, caller))
     }
 
     /// The images `caller` may see, in id order.

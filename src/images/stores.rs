@@ -114,6 +114,16 @@ impl Stores {
         id.is_none() || id == self.default_id.as_deref()
     }
 
+    /// Deletes blobs in other backends after the image record that named them is gone (a
+    /// failure leaves an orphan that `reconcile` removes at the next start).
+    pub async fn delete_elsewhere(&self, blobs: Vec<(String, BlobId)>) {
+        for (store, blob) in blobs {
+            if let Err(e) = self.store(Some(&store)).delete(blob).await {
+                tracing::warn!(%store, %blob, error = %e, "backend blob left for reconciliation");
+            }
+        }
+    }
+
     /// Deletes blobs of other backends that no image names (left by a crash between a
     /// backend commit and the image record's).
     pub async fn reconcile(&self) -> Result<usize, glint_storage::StoreError> {
