@@ -10,7 +10,7 @@ async fn members_share_an_image() {
     let owner = "demo:demo";
     let other = "alt:alt";
     let r = s
-        .as_(owner, reqwest::Method::POST, "/v2/images")
+        .glance(owner, reqwest::Method::POST, "/v2/images")
         .json(&serde_json::json!({"name": "sh", "visibility": "private"}))
         .send()
         .await
@@ -19,7 +19,7 @@ async fn members_share_an_image() {
     let id2 = id2["id"].as_str().unwrap().to_string();
     let members = format!("/v2/images/{id2}/members");
     let add = |tok: &'static str| {
-        s.as_(tok, reqwest::Method::POST, &members)
+        s.glance(tok, reqwest::Method::POST, &members)
             .json(&serde_json::json!({"member": "alt"}))
             .send()
     };
@@ -29,7 +29,7 @@ async fn members_share_an_image() {
         "private images have no members"
     );
     let r = s
-        .as_(owner, reqwest::Method::PATCH, &format!("/v2/images/{id2}"))
+        .glance(owner, reqwest::Method::PATCH, &format!("/v2/images/{id2}"))
         .header("content-type", V21)
         .body(r#"[{"op":"replace","path":"/visibility","value":"shared"}]"#)
         .send()
@@ -46,7 +46,7 @@ async fn members_share_an_image() {
     assert_eq!(add(owner).await.unwrap().status().as_u16(), 409);
     // Pending: visible by id, not in the member's default list.
     let show = s
-        .as_(other, reqwest::Method::GET, &format!("/v2/images/{id2}"))
+        .glance(other, reqwest::Method::GET, &format!("/v2/images/{id2}"))
         .send()
         .await
         .unwrap();
@@ -63,7 +63,7 @@ async fn members_share_an_image() {
         1
     );
     let status = |tok: &'static str, st: &'static str| {
-        s.as_(tok, reqwest::Method::PUT, &format!("{members}/alt"))
+        s.glance(tok, reqwest::Method::PUT, &format!("{members}/alt"))
             .json(&serde_json::json!({"status": st}))
             .send()
     };
@@ -82,7 +82,7 @@ async fn members_share_an_image() {
         1
     );
     let del = s
-        .as_(other, reqwest::Method::DELETE, &format!("{members}/alt"))
+        .glance(other, reqwest::Method::DELETE, &format!("{members}/alt"))
         .send()
         .await
         .unwrap();
@@ -92,13 +92,13 @@ async fn members_share_an_image() {
         "the member cannot remove itself"
     );
     let del = s
-        .as_(owner, reqwest::Method::DELETE, &format!("{members}/alt"))
+        .glance(owner, reqwest::Method::DELETE, &format!("{members}/alt"))
         .send()
         .await
         .unwrap();
     assert_eq!(del.status().as_u16(), 204);
     let show = s
-        .as_(other, reqwest::Method::GET, &format!("/v2/images/{id2}"))
+        .glance(other, reqwest::Method::GET, &format!("/v2/images/{id2}"))
         .send()
         .await
         .unwrap();
@@ -125,7 +125,7 @@ async fn policy_file_overrides_the_defaults() {
     let id = img["id"].as_str().unwrap().to_string();
     assert_eq!(s.upload(&id, image_data(100)).await, 204);
     let reader = s
-        .as_(
+        .glance(
             "r:p1:reader",
             reqwest::Method::GET,
             &format!("/v2/images/{id}/file"),
@@ -149,7 +149,7 @@ async fn policy_file_overrides_the_defaults() {
         "delete_image is closed to everyone"
     );
     let admin_del = s
-        .as_(
+        .glance(
             "admin:admin",
             reqwest::Method::DELETE,
             &format!("/v2/images/{id}"),

@@ -352,14 +352,14 @@ async fn user_storage_quota_is_413() {
     );
     // Another project has its own quota.
     let r = s
-        .as_("u:p2", reqwest::Method::POST, "/v2/images")
+        .glance("u:p2", reqwest::Method::POST, "/v2/images")
         .json(&serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
         .send()
         .await
         .unwrap();
     let other: serde_json::Value = r.json().await.unwrap();
     let put = s
-        .as_(
+        .glance(
             "u:p2",
             reqwest::Method::PUT,
             &format!("/v2/images/{}/file", other["id"].as_str().unwrap()),

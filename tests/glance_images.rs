@@ -362,7 +362,7 @@ async fn listing_filters_sorting_paging() {
         "changes-since=2020-01-01",
     ] {
         let r = s
-            .as_(me, reqwest::Method::GET, &format!("/v2/images?{bad}"))
+            .glance(me, reqwest::Method::GET, &format!("/v2/images?{bad}"))
             .send()
             .await
             .unwrap();

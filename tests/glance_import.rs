@@ -55,14 +55,7 @@ async fn stage_then_glance_direct_import() {
         chunks,
         "the staged blob is adopted, not copied"
     );
-    let body = s
-        .req(reqwest::Method::GET, &format!("/v2/images/{id}/file"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let body = s.get_bytes(&format!("/v2/images/{id}/file")).await;
     assert_eq!(body.as_ref(), data.as_slice());
     let tasks: serde_json::Value = s.get_json(&format!("/v2/images/{id}/tasks")).await;
     assert_eq!(tasks["tasks"][0]["status"], "success");
@@ -193,7 +186,7 @@ async fn legacy_tasks_api() {
     let s = start_glance(1 << 30).await;
     let admin = "admin:admin";
     let r = s
-        .as_(admin, reqwest::Method::GET, "/v2/tasks")
+        .glance(admin, reqwest::Method::GET, "/v2/tasks")
         .send()
         .await
         .unwrap();
@@ -205,7 +198,7 @@ async fn legacy_tasks_api() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 403, "tasks_api_access is admin-only");
     let post = |body: serde_json::Value| {
-        s.as_(admin, reqwest::Method::POST, "/v2/tasks")
+        s.glance(admin, reqwest::Method::POST, "/v2/tasks")
             .json(&body)
             .send()
     };
@@ -222,7 +215,7 @@ async fn legacy_tasks_api() {
         "loopback URIs do not pass the default filter"
     );
     let r = s
-        .as_(
+        .glance(
             admin,
             reqwest::Method::DELETE,
             "/v2/tasks/00000000-0000-4000-8000-000000000000",
@@ -297,7 +290,7 @@ async fn multiple_stores() {
         "copy_image is admin-only"
     );
     let r = s
-        .as_("admin:admin", reqwest::Method::POST, &import)
+        .glance("admin:admin", reqwest::Method::POST, &import)
         .json(&copy)
         .send()
         .await
@@ -307,7 +300,7 @@ async fn multiple_stores() {
     assert_eq!(img["status"], "active");
     assert!(img.get("os_glance_import_task").is_none());
     let r = s
-        .as_("admin:admin", reqwest::Method::POST, &import)
+        .glance("admin:admin", reqwest::Method::POST, &import)
         .json(&copy)
         .send()
         .await
@@ -315,21 +308,13 @@ async fn multiple_stores() {
     assert_eq!(r.status().as_u16(), 400, "fast has it already");
     for prefer in ["fast", "cheap"] {
         let body = s
-            .req(
-                reqwest::Method::GET,
-                &format!("/v2/images/{id}/file?prefer={prefer}"),
-            )
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+            .get_bytes(&format!("/v2/images/{id}/file?prefer={prefer}"))
+            .await;
         assert_eq!(body.as_ref(), data.as_slice());
     }
     // Dropping one store's copy; never the last one.
     let drop_from = |store: &str| {
-        s.as_(
+        s.glance(
             "admin:admin",
             reqwest::Method::DELETE,
             &format!("/v2/stores/{store}/{id}"),

@@ -285,16 +285,7 @@ async fn sigterm_lets_an_upload_in_flight_finish_refuses_new_connections_and_exi
         "the upload in flight completed"
     );
     // The process exits 0 within the drain time.
-    let exit = loop {
-        if let Some(s) = g.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(20),
-            "still running"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = exit_within(&mut g.child, signalled, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit:?}");
     // Acknowledged means stored: the image is active after a restart, with its checksum,
     // and the store closed cleanly (no recovery scan).
@@ -322,17 +313,24 @@ async fn a_second_signal_exits_at_once_and_the_next_start_recovers() {
     );
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let signalled = Instant::now();
-    let exit = loop {
-        if let Some(s) = g.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(3),
-            "the second signal did not end it"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let exit = exit_within(&mut g.child, signalled, Duration::from_secs(3)).await;
     assert_eq!(exit.code(), Some(130));
     let g2 = spawn_in(g.dir.clone(), "", "", None);
     assert_eq!(image(&g2, &id).await["status"], "queued");
+}
+
+/// The child's exit status, once it has exited; fails the test when that takes longer than
+/// `limit` after `since`.
+async fn exit_within(
+    child: &mut std::process::Child,
+    since: Instant,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(since.elapsed() < limit, "still running after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

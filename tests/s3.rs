@@ -562,20 +562,8 @@ async fn s3_object_becomes_an_image_without_a_copy() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 202);
-    let mut img = serde_json::Value::Null;
-    for _ in 0..200 {
-        img = glance(reqwest::Method::GET, &format!("/v2/images/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if img["status"] == "active" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let img =
+        common::glance::wait_for_as(&s, Some("u:proj"), &id, |i| i["status"] == "active").await;
     assert_eq!(img["status"], "active");
     assert_eq!(img["checksum"], hex::encode(md5::Md5::digest(&data)));
     s.store.settle().await;

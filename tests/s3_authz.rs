@@ -714,21 +714,10 @@ async fn every_path_to_image_bytes_obeys_the_policy() {
                 .unwrap();
             assert_eq!(status(r), want, "{rule}: S3-object import by {who}");
             if want == 202 {
-                let mut img = serde_json::Value::Null;
-                for _ in 0..100 {
-                    img = s
-                        .glance(who, reqwest::Method::GET, &format!("/v2/images/{target}"))
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
-                    if img["status"] == "active" {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
+                let img = common::glance::wait_for_as(&s, Some(who), &target, |i| {
+                    i["status"] == "active"
+                })
+                .await;
                 assert_eq!(img["size"], 1 << 20, "{img}");
             }
         }

@@ -31,13 +31,6 @@ impl Server {
             .header("x-roles", "member,reader")
     }
 
-    /// A request as another identity (noauth token `USER:PROJECT[:ROLES]`).
-    pub fn as_(&self, token: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{}", self.glance, path))
-            .header("x-auth-token", token)
-    }
-
     pub async fn patch(
         &self,
         id: &str,
@@ -57,7 +50,7 @@ impl Server {
 
     pub async fn list(&self, token: &str, query: &str) -> serde_json::Value {
         let r = self
-            .as_(token, reqwest::Method::GET, &format!("/v2/images?{query}"))
+            .glance(token, reqwest::Method::GET, &format!("/v2/images?{query}"))
             .send()
             .await
             .unwrap();
@@ -80,6 +73,17 @@ impl Server {
         self.get_json(&format!("/v2/images/{id}")).await
     }
 
+    /// The image as `token` sees it (an error body when it may not).
+    pub async fn show_as(&self, token: &str, id: &str) -> serde_json::Value {
+        self.glance(token, reqwest::Method::GET, &format!("/v2/images/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default()
+    }
+
     /// The JSON body of a GET.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.req(reqwest::Method::GET, path)
@@ -87,6 +91,17 @@ impl Server {
             .await
             .unwrap()
             .json()
+            .await
+            .unwrap()
+    }
+
+    /// The body of a GET (image data).
+    pub async fn get_bytes(&self, path: &str) -> bytes::Bytes {
+        self.req(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
             .await
             .unwrap()
     }
@@ -134,8 +149,24 @@ pub async fn wait_for(
     id: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
+    wait_for_as(s, None, id, done).await
+}
+
+/// `wait_for` as the identity of a noauth token (None: the harness's default member of p1).
+pub async fn wait_for_as(
+    s: &Server,
+    token: Option<&str>,
+    id: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let show = || async {
+        match token {
+            Some(t) => s.show_as(t, id).await,
+            None => s.show(id).await,
+        }
+    };
     for _ in 0..200 {
-        let img = s.show(id).await;
+        let img = show().await;
         if done(&img) {
             return img;
         }
@@ -143,7 +174,7 @@ pub async fn wait_for(
     }
     panic!(
         "image {id} never reached the expected state: {}",
-        s.show(id).await
+        show().await
     );
 }
 
