@@ -219,18 +219,36 @@ async fn when_every_connection_is_busy_a_new_one_gets_503() {
     );
     let public = [("x-amz-acl", "public-read-write")];
     assert_eq!(g.signed_with("PUT", "/busy", &public, vec![]).await.0, 200);
-    // Two uploads whose bodies never finish keep both connections busy.
+    // Two uploads whose bodies never finish keep both connections busy. Each asks for
+    // `100 Continue`, which hyper sends once the handler reads the body: by then the request
+    // is in flight (a fixed sleep was not enough on a loaded CI box, and the third connection
+    // then evicted a connection still reading its head).
     let mut busy = Vec::new();
     for i in 0..2 {
         let mut c = TcpStream::connect(g.s3).unwrap();
         c.write_all(
-            format!("PUT /busy/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab")
-                .as_bytes(),
+            format!(
+                "PUT /busy/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\
+                 Expect: 100-continue\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut got = Vec::new();
+        let mut b = [0u8; 1];
+        while !got.ends_with(b"\r\n\r\n") {
+            assert_eq!(c.read(&mut b).unwrap(), 1, "closed before 100 Continue");
+            got.push(b[0]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 100"),
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
+        c.write_all(b"ab").unwrap();
         busy.push(c);
     }
-    std::thread::sleep(Duration::from_millis(500));
     let mut third = TcpStream::connect(g.s3).unwrap();
     third
         .set_read_timeout(Some(Duration::from_secs(5)))
