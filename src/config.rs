@@ -41,6 +41,11 @@ pub struct GlanceOptions {
     pub user_storage_quota: u64,
     pub disk_formats: Vec<String>,
     pub container_formats: Vec<String>,
+    /// `[image_format] require_image_format_match`: data of a bare image must be what its
+    /// `disk_format` says (upstream's default); off, a mismatch is accepted without a
+    /// virtual size. Unsafe data (backing files, data files, VMDK extents) is refused
+    /// either way.
+    pub require_image_format_match: bool,
     pub enabled_import_methods: Vec<String>,
     /// Operator-defined image properties (`schema-image.json`), merged into the image schema.
     pub schema_file: Option<PathBuf>,
@@ -478,6 +483,7 @@ fn glance_options(r: &Reader) -> Result<GlanceOptions, ConfigError> {
             r.get("image_format", "container_formats"),
             "ami,ari,aki,bare,ovf,ova,docker,compressed",
         ),
+        require_image_format_match: r.flag("image_format", "require_image_format_match", true)?,
         enabled_import_methods: list(
             r.get("DEFAULT", "enabled_import_methods"),
             "glance-direct,web-download,copy-image,glint-s3-object",

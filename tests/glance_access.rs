@@ -159,3 +159,66 @@ async fn policy_file_overrides_the_defaults() {
         .unwrap();
     assert_eq!(admin_del.status().as_u16(), 403);
 }
+
+/// The cache API as upstream orders its checks: a named image is looked up first (404 for
+/// anyone who cannot see it), then `cache_image` / `cache_delete` (admin), then queueing
+/// wants an active image (400).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_api_checks_the_image_then_the_policy_then_its_status() {
+    let s = start_glance(1 << 30).await;
+    let admin = "admin:admin";
+    let (_, img) = s
+        .create(serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+        .await;
+    let id = img["id"].as_str().unwrap().to_string();
+    let missing = "11111111-2222-4333-8444-555555555555";
+    let status = |token: &'static str, m: reqwest::Method, path: String| {
+        let req = s.glance(token, m, &path);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let put = reqwest::Method::PUT;
+    let del = reqwest::Method::DELETE;
+    assert_eq!(
+        status("u:p1", put.clone(), format!("/v2/cache/{missing}")).await,
+        404
+    );
+    assert_eq!(
+        status("u:p2", put.clone(), format!("/v2/cache/{id}")).await,
+        404,
+        "not visible"
+    );
+    assert_eq!(
+        status("u:p1", put.clone(), format!("/v2/cache/{id}")).await,
+        403
+    );
+    assert_eq!(
+        status(admin, put.clone(), format!("/v2/cache/{id}")).await,
+        400,
+        "only active images can be queued"
+    );
+    assert_eq!(s.upload(&id, image_data(1000)).await, 204);
+    assert_eq!(status(admin, put, format!("/v2/cache/{id}")).await, 202);
+    assert_eq!(
+        status("u:p1", del.clone(), format!("/v2/cache/{id}")).await,
+        403
+    );
+    assert_eq!(
+        status(admin, del.clone(), format!("/v2/cache/{id}")).await,
+        204
+    );
+    assert_eq!(
+        status(admin, del.clone(), format!("/v2/cache/{missing}")).await,
+        404
+    );
+    let clear = s
+        .glance(admin, del, "/v2/cache")
+        .header("x-image-cache-clear-target", "CACHE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        clear.status().as_u16(),
+        204,
+        "the target is case-insensitive"
+    );
+}

@@ -219,17 +219,18 @@ async fn failed_uploads_return_to_queued_and_leave_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn format_inspection_of_qemu_img_files() {
+/// Disk images made by qemu-img in a temporary directory: a plain qcow2, qcow2 with a
+/// backing file and with a data file, sparse and flat VMDKs (the flat one's extent pointing
+/// at /etc/passwd), VHDX, VDI and VHD. None when qemu-img is not installed.
+fn disk_images() -> Option<tempfile::TempDir> {
     let Ok(out) = std::process::Command::new("qemu-img")
         .arg("--version")
         .output()
     else {
         eprintln!("SKIPPED: qemu-img is not installed");
-        return;
+        return None;
     };
     assert!(out.status.success());
-    let s = start_glance(1 << 30).await;
     let dir = tempfile::tempdir().unwrap();
     let qemu = |args: &[&str]| {
         let st = std::process::Command::new("qemu-img")
@@ -285,21 +286,18 @@ async fn format_inspection_of_qemu_img_files() {
         .unwrap()
         .replace("flat-flat.vmdk", "/etc/passwd");
     std::fs::write(dir.path().join("flat.vmdk"), flat).unwrap();
-    let cases: &[(&str, &str, u16, Option<u64>)] = &[
-        ("ok.qcow2", "qcow2", 204, Some(32 << 20)),
-        ("ok.qcow2", "vmdk", 415, None),
-        ("ok.qcow2", "raw", 204, None),
-        ("backing.qcow2", "qcow2", 415, None),
-        ("backing.qcow2", "raw", 415, None),
-        ("datafile.qcow2", "qcow2", 415, None),
-        ("flat.vmdk", "vmdk", 415, None),
-        ("sparse.vmdk", "vmdk", 204, Some(4 << 20)),
-        ("d.vhdx", "vhdx", 204, Some(8 << 20)),
-        ("d.vdi", "vdi", 204, Some(8 << 20)),
-        ("d.vhd", "vhd", 204, None),
-    ];
+    Some(dir)
+}
+
+/// Uploads each file as a bare image of the given disk format and checks the answer, the
+/// status it leaves and the virtual size recorded (None: not checked).
+async fn upload_cases(
+    s: &common::Server,
+    dir: &std::path::Path,
+    cases: &[(&str, &str, u16, Option<u64>)],
+) {
     for (file, fmt, want, vsize) in cases {
-        let data = std::fs::read(dir.path().join(file)).unwrap();
+        let data = std::fs::read(dir.join(file)).unwrap();
         let (_, img) = s
             .create(serde_json::json!({"disk_format": fmt, "container_format": "bare"}))
             .await;
@@ -322,12 +320,60 @@ async fn format_inspection_of_qemu_img_files() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn format_inspection_of_qemu_img_files() {
+    let Some(dir) = disk_images() else { return };
+    let s = start_glance(1 << 30).await;
+    let cases: &[(&str, &str, u16, Option<u64>)] = &[
+        ("ok.qcow2", "qcow2", 204, Some(32 << 20)),
+        ("ok.qcow2", "vmdk", 415, None),
+        ("ok.qcow2", "raw", 204, None),
+        ("backing.qcow2", "qcow2", 415, None),
+        ("backing.qcow2", "raw", 415, None),
+        ("datafile.qcow2", "qcow2", 415, None),
+        ("flat.vmdk", "vmdk", 415, None),
+        ("sparse.vmdk", "vmdk", 204, Some(4 << 20)),
+        ("d.vhdx", "vhdx", 204, Some(8 << 20)),
+        ("d.vdi", "vdi", 204, Some(8 << 20)),
+        ("d.vhd", "vhd", 204, None),
+    ];
+    upload_cases(&s, dir.path(), cases).await;
     // Not inspected unless the container is bare.
     let (_, img) = s
         .create(serde_json::json!({"disk_format": "vmdk", "container_format": "ovf"}))
         .await;
     let data = std::fs::read(dir.path().join("ok.qcow2")).unwrap();
     assert_eq!(s.upload(img["id"].as_str().unwrap(), data).await, 204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_format_match_a_mismatch_passes_and_unsafe_data_still_does_not() {
+    let Some(dir) = disk_images() else { return };
+    let s = start_glance_with(1 << 30, |c| c.glance.require_image_format_match = false).await;
+    upload_cases(
+        &s,
+        dir.path(),
+        &[
+            ("ok.qcow2", "qcow2", 204, Some(32 << 20)),
+            ("ok.qcow2", "vmdk", 204, None),
+            ("d.vhdx", "vdi", 204, None),
+            ("backing.qcow2", "vmdk", 415, None),
+            ("backing.qcow2", "qcow2", 415, None),
+            ("datafile.qcow2", "vhdx", 415, None),
+            ("flat.vmdk", "qcow2", 415, None),
+        ],
+    )
+    .await;
+    // A mismatch records no virtual size.
+    let (_, img) = s
+        .create(serde_json::json!({"disk_format": "vmdk", "container_format": "bare"}))
+        .await;
+    let id = img["id"].as_str().unwrap().to_string();
+    let data = std::fs::read(dir.path().join("ok.qcow2")).unwrap();
+    assert_eq!(s.upload(&id, data).await, 204);
+    assert!(s.show(&id).await["virtual_size"].is_null());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

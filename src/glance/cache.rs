@@ -10,6 +10,7 @@ use serde_json::json;
 use super::image::load_visible;
 use super::{json, ApiError, ApiResult, Caller, Glance};
 use crate::body;
+use crate::images::ImageStatus;
 
 pub async fn route(
     g: &Glance,
@@ -32,6 +33,22 @@ pub async fn route(
             ))
         }
     };
+    // Upstream looks a named image up before the policy check on PUT and DELETE (an image
+    // the caller cannot see is 404 whoever asks), and after it for the nodes listing.
+    if let (&Method::PUT | &Method::DELETE, [id]) = (method, rest) {
+        let image = load_visible(g, caller, id).await?;
+        g.enforce_own(action, caller)?;
+        if method == Method::PUT && image.status != ImageStatus::Active {
+            return Err(ApiError::bad(
+                "Only images with status active can be targeted for queueing",
+            ));
+        }
+        return empty(if method == Method::PUT {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::NO_CONTENT
+        });
+    }
     g.enforce_own(action, caller)?;
     match (method, rest) {
         (&Method::GET, []) => Ok(json(
@@ -42,20 +59,13 @@ pub async fn route(
             load_visible(g, caller, id).await?;
             Ok(json(StatusCode::OK, &json!([])))
         }
-        (&Method::PUT, [id]) => {
-            load_visible(g, caller, id).await?;
-            empty(StatusCode::ACCEPTED)
-        }
-        (&Method::DELETE, [id]) => {
-            load_visible(g, caller, id).await?;
-            empty(StatusCode::NO_CONTENT)
-        }
         (&Method::DELETE, []) => {
             let target = headers
                 .get("x-image-cache-clear-target")
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if !["", "cache", "queue"].contains(&target) {
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if !["", "cache", "queue"].contains(&target.as_str()) {
                 return Err(ApiError::bad(
                     "If provided 'x-image-cache-clear-target' must be 'cache', 'queue' or empty string.",
                 ));

@@ -300,7 +300,10 @@ pub async fn upload(
     let mut virtual_size = None;
     if rec.container_format.as_deref() == Some("bare") {
         let declared = rec.disk_format.clone().unwrap_or_default();
-        match data.findings.verdict(&declared) {
+        match data
+            .findings
+            .verdict_with(&declared, g.opts().require_image_format_match)
+        {
             Ok(v) => virtual_size = v.virtual_size,
             Err(refusal) => {
                 tracing::warn!(image = %rec.id, %refusal, "upload refused by format inspection");

@@ -30,6 +30,7 @@ pub fn noauth_caller(headers: &http::HeaderMap, request_id: &str) -> Caller {
             user: Some(h("x-user-id").unwrap_or_else(|| format!("user-{project}"))),
             project: Some(project),
             roles: roles_from("member"),
+            ..Default::default()
         };
     }
     let token = h("x-auth-token")
@@ -51,6 +52,7 @@ pub fn noauth_caller(headers: &http::HeaderMap, request_id: &str) -> Caller {
             user: Some(parts[0].to_string()),
             project: Some(parts[1].to_string()),
             roles: roles_from(&default),
+            ..Default::default()
         };
     }
     Caller {
@@ -58,6 +60,7 @@ pub fn noauth_caller(headers: &http::HeaderMap, request_id: &str) -> Caller {
         user: Some("admin".into()),
         project: Some("admin".into()),
         roles: roles_from("admin"),
+        ..Default::default()
     }
 }
 #[cfg(test)]

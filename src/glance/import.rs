@@ -343,7 +343,7 @@ impl<'a> Job<'a> {
         }
         let declared = self.image.disk_format.as_deref().unwrap_or_default();
         Ok(findings
-            .verdict(declared)
+            .verdict_with(declared, self.g.opts().require_image_format_match)
             .map_err(|r| refused(&r))?
             .virtual_size)
     }

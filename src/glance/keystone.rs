@@ -34,9 +34,8 @@ fn lifetime(token: &Value) -> Option<Duration> {
 const CACHE_LIMIT: usize = 10_000;
 
 struct Cached {
-    user: Option<String>,
-    project: Option<String>,
-    roles: Vec<String>,
+    /// The token's identity and scope (without a request id).
+    caller: Caller,
     until: Instant,
 }
 
@@ -97,18 +96,14 @@ impl Keystone {
             if c.until > Instant::now() {
                 return Ok(Caller {
                     request_id: request_id.to_string(),
-                    user: c.user.clone(),
-                    project: c.project.clone(),
-                    roles: c.roles.clone(),
+                    ..c.caller.clone()
                 });
             }
         }
         let validated = self.validate(token).await?;
         let caller = Caller {
             request_id: request_id.to_string(),
-            user: validated.user.clone(),
-            project: validated.project.clone(),
-            roles: validated.roles.clone(),
+            ..validated.caller.clone()
         };
         let mut cache = self.cache.lock().expect("token cache");
         if cache.len() >= CACHE_LIMIT {
@@ -159,10 +154,18 @@ impl Keystone {
             .unwrap_or_default();
         let cache_for = Duration::from_secs(self.opts.token_cache_time);
         let until = lifetime(token).map_or(cache_for, |left| left.min(cache_for));
+        // Scope as keystonemiddleware passes it on (X-System-Scope, X-Domain-Id): a
+        // system-scoped token names `"system": {"all": true}`, a domain-scoped one a domain.
+        let system_scope = (token["system"]["all"] == Value::Bool(true)).then(|| "all".to_string());
         Cached {
-            user: s(&token["user"]["id"]),
-            project: s(&token["project"]["id"]),
-            roles: expand_roles(roles),
+            caller: Caller {
+                user: s(&token["user"]["id"]),
+                project: s(&token["project"]["id"]),
+                roles: expand_roles(roles),
+                system_scope,
+                domain: s(&token["domain"]["id"]),
+                ..Default::default()
+            },
             until: Instant::now() + until,
         }
     }

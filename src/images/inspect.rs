@@ -45,6 +45,15 @@ impl Findings {
     /// any safe data, formats the inspector does not know accept raw-looking data, every
     /// other format must match).
     pub fn verdict(&self, declared: &str) -> Result<Verdict, Refusal> {
+        self.verdict_with(declared, true)
+    }
+
+    /// `verdict` with `[image_format] require_image_format_match` as configured: when false,
+    /// data of another format than declared is accepted without a virtual size, as upstream
+    /// does. Unlike upstream (which skips the safety check when the format does not match),
+    /// unsafe data is refused whatever was declared: a qcow2 with a backing file must not
+    /// pass as a VMDK because the operator relaxed format matching.
+    pub fn verdict_with(&self, declared: &str, require_match: bool) -> Result<Verdict, Refusal> {
         let Some(found) = self.format.as_deref() else {
             // Nothing to inspect: no format, no virtual size (as upstream).
             return Ok(Verdict { virtual_size: None });
@@ -67,6 +76,10 @@ impl Findings {
             d if d == found => Ok(Verdict {
                 virtual_size: self.virtual_size,
             }),
+            _ if !require_match => {
+                tracing::warn!(declared, found, "image data does not match its disk_format; accepted (require_image_format_match = False)");
+                Ok(Verdict { virtual_size: None })
+            }
             _ => Err(mismatch()),
         }
     }

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::caller::Caller;
+use super::caller::{Caller, Scope};
 use super::record::ImageRecord;
 
 /// The fields image rules see: the owner as `project_id`, the caller's project as
@@ -154,8 +154,14 @@ impl Policy {
     }
 
     /// Whether `caller` may do `action` on `target`. An unknown action falls back to
-    /// `default`, as oslo.policy does.
+    /// `default`, as oslo.policy does. Every API rule of upstream's defaults is registered
+    /// with `scope_types=['project']` and oslo.policy enforces scope (`enforce_scope`, on by
+    /// default): a system- or domain-scoped token is refused them whatever the rule text
+    /// says, an operator's override included (an override changes the check, not the scope).
     pub fn allows(&self, action: &str, caller: &Caller, target: &Target) -> bool {
+        if caller.scope() != Scope::Project && project_scoped(action) {
+            return false;
+        }
         let rule = self.rules.get(action).or_else(|| self.rules.get("default"));
         rule.is_some_and(|r| self.eval(r, caller, target, 0))
     }
@@ -195,10 +201,29 @@ impl Policy {
     }
 }
 
+/// The rules upstream registers without a scope: the building blocks other rules refer to.
+/// Every other rule (all API actions) is project-scoped.
+const SCOPE_FREE: &[&str] = &[
+    "context_is_admin",
+    "default",
+    "admin_or_member",
+    "admin_or_reader",
+    "service_api",
+    "manage_image_cache",
+    "metadef_default",
+    "metadef_admin",
+];
+
+fn project_scoped(action: &str) -> bool {
+    !SCOPE_FREE.contains(&action)
+}
+
 fn credential(c: &Caller, key: &str) -> Option<String> {
     match key {
         "project_id" | "tenant" | "tenant_id" => c.project.clone(),
         "user_id" | "user" => c.user.clone(),
+        "system_scope" => c.system_scope.clone(),
+        "domain_id" | "project_domain_id" if c.project.is_none() => c.domain.clone(),
         _ => None,
     }
 }
@@ -379,6 +404,7 @@ mod tests {
             user: Some("u".into()),
             project: Some(project.into()),
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..Default::default()
         }
     }
 

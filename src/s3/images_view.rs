@@ -26,6 +26,7 @@ pub async fn handle(s3: &S3, ctx: &Ctx) -> S3Result {
         user: None,
         project: Some(project.to_string()),
         roles: vec!["member".into(), "reader".into()],
+        ..Default::default()
     };
     match (&ctx.method, ctx.key.as_deref()) {
         (&Method::GET, None) if ctx.has("location") => super::xml_response(

@@ -80,10 +80,11 @@ def keystone():
             pass
 
 
-def token(ks, user, project):
+def token(ks, user, project, scope=None):
+    """A token of `user` scoped to `project`, or to `scope` (e.g. {"system": {"all": True}})."""
     body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": user, "domain": {"id": "default"}, "password": PASS}}},
-        "scope": {"project": {"name": project, "domain": {"id": "default"}}}}}
+        "scope": scope or {"project": {"name": project, "domain": {"id": "default"}}}}}
     req = urllib.request.Request(ks["auth_url"] + "/auth/tokens", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(req) as r:
@@ -123,6 +124,52 @@ def test_tokens_are_validated_by_keystone(keystone):
     admin = token(keystone, "admin", "admin")
     assert call(keystone, "GET", "/v2/tasks", admin)[0] == 200
     assert call(keystone, "DELETE", "/v2/images/" + img["id"], demo)[0] == 204
+
+
+# What upstream Glance 33 answers a system-scoped admin token (secure RBAC, enforce_scope):
+# every API rule is registered with scope_types=['project'], so the project APIs refuse it
+# (403), and a refused per-image action is answered as if the image did not exist (404).
+# Calls without a policy (versions, schemas, import info) still work.
+SYSTEM_SCOPE_CASES = [
+    ("GET", "/v2/schemas/image", None, 200),
+    ("GET", "/v2/info/import", None, 200),
+    ("POST", "/v2/images", {"name": "sys"}, 403),
+    ("GET", "/v2/images", None, 403),
+    ("GET", "/v2/images/{id}", None, 404),
+    ("PATCH", "/v2/images/{id}", [], 404),
+    ("GET", "/v2/images/{id}/file", None, 404),
+    ("GET", "/v2/images/{id}/members", None, 404),
+    ("POST", "/v2/images/{id}/actions/deactivate", None, 404),
+    ("DELETE", "/v2/images/{id}", None, 404),
+    ("GET", "/v2/tasks", None, 403),
+    ("GET", "/v2/cache", None, 403),
+]
+
+
+def test_a_system_scoped_token_is_refused_the_project_apis(keystone):
+    admin = token(keystone, "admin", "admin")
+    st, _, img = call(keystone, "POST", "/v2/images", admin, {"name": "pub", "visibility": "public"})
+    assert st == 201
+    system = token(keystone, "admin", None, {"system": {"all": True}})
+    got = []
+    for method, path, body, want in SYSTEM_SCOPE_CASES:
+        path = path.format(id=img["id"])
+        if method == "PATCH":
+            req = urllib.request.Request(keystone["endpoint"] + path, method="PATCH", data=b"[]", headers={
+                "X-Auth-Token": system, "Content-Type": "application/openstack-images-v2.1-json-patch"})
+            try:
+                with urllib.request.urlopen(req) as r:
+                    st = r.status
+            except urllib.error.HTTPError as e:
+                st = e.code
+        else:
+            st = call(keystone, method, path, system, body)[0]
+        got.append((method, path, st, want))
+    wrong = [g for g in got if g[2] != g[3]]
+    assert not wrong, wrong
+    # The image is untouched, and project tokens still work.
+    assert call(keystone, "GET", "/v2/images/" + img["id"], admin)[2]["status"] == "queued"
+    assert call(keystone, "DELETE", "/v2/images/" + img["id"], admin)[0] == 204
 
 
 def osc(ks, user, project, *args):
