@@ -56,11 +56,32 @@ enum Command {
         #[arg(long)]
         daemon: bool,
     },
+    /// Metadata definitions: load upstream's definition files (`glance-manage
+    /// db_load_metadefs`), export them, or remove them all. Run while the server is stopped.
+    Metadefs {
+        #[command(subcommand)]
+        action: MetadefsAction,
+    },
     /// Remove unreferenced chunks and temp files older than the grace period.
     Gc {
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum MetadefsAction {
+    /// Load every *.json definition file of DIR (e.g. /etc/glance/metadefs); a namespace
+    /// that exists is skipped unless --overwrite.
+    Load {
+        dir: std::path::PathBuf,
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Write every namespace to DIR, one file each, in the same format.
+    Export { dir: std::path::PathBuf },
+    /// Delete every namespace, its contents, and every resource type.
+    Unload,
 }
 
 #[derive(Subcommand)]
@@ -126,6 +147,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             restore,
             daemon,
         } => scrubber(&cfg, scrubber_config, restore, daemon).await,
+        Command::Metadefs { action } => metadefs(&cfg, action).await,
         Command::Gc { grace_secs } => {
             let store = open_store(&cfg).await?;
             let removed = store.gc(Duration::from_secs(grace_secs)).await?;
@@ -133,6 +155,31 @@ async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+async fn metadefs(cfg: &Config, action: MetadefsAction) -> Result<(), Error> {
+    use glint::images::metadefs::files;
+    let store = open_store(cfg).await?;
+    match action {
+        MetadefsAction::Load { dir, overwrite } => {
+            let done = files::load(&store, &dir, overwrite).await?;
+            println!(
+                "loaded {} namespaces from {} ({} already present, skipped)",
+                done.namespaces,
+                dir.display(),
+                done.skipped
+            );
+        }
+        MetadefsAction::Export { dir } => {
+            let n = files::export(&store, &dir).await?;
+            println!("exported {n} namespaces to {}", dir.display());
+        }
+        MetadefsAction::Unload => {
+            let n = files::unload(&store).await?;
+            println!("removed {n} metadata definition records");
+        }
+    }
+    Ok(())
 }
 
 /// Serves until SIGTERM or SIGINT, then stops in order (a second signal exits at once).

@@ -7,7 +7,7 @@
 use http::{HeaderMap, Method, Response, StatusCode};
 use serde_json::json;
 
-use super::image::load_visible;
+use super::image::{load_listed, load_visible};
 use super::{json, ApiError, ApiResult, Caller, Glance};
 use crate::body;
 use crate::images::ImageStatus;
@@ -36,7 +36,7 @@ pub async fn route(
     // Upstream looks a named image up before the policy check on PUT and DELETE (an image
     // the caller cannot see is 404 whoever asks), and after it for the nodes listing.
     if let (&Method::PUT | &Method::DELETE, [id]) = (method, rest) {
-        let image = load_visible(g, caller, id).await?;
+        let image = load_listed(g, caller, id).await?;
         g.enforce_own(action, caller)?;
         if method == Method::PUT && image.status != ImageStatus::Active {
             return Err(ApiError::bad(

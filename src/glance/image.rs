@@ -23,6 +23,16 @@ pub async fn load_visible(g: &Glance, caller: &Caller, id: &str) -> Result<Image
         .map_err(|e| read_error(e, id))
 }
 
+/// The image as upstream's database layer shows it to `caller` (owner, public, community,
+/// member, admin), before any policy: the handlers that look an image up first and apply
+/// their own rule after it (the cache API, the members listing) start here.
+pub async fn load_listed(g: &Glance, caller: &Caller, id: &str) -> Result<ImageRecord, ApiError> {
+    repo::get(&g.store, id)
+        .await?
+        .filter(|r| r.visible_to(caller))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Image {id} not found.")))
+}
+
 /// The Images API's answer to a refused or failed read through the image repository.
 pub fn read_error(e: repo::ReadError, id: &str) -> ApiError {
     match e {

@@ -4,7 +4,7 @@
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::image::{load_visible, update};
+use super::image::{load_listed, load_visible, update};
 use super::record::{now, Member};
 use super::{json, read_json_body, ApiError, ApiResult, Caller, Glance};
 use crate::request_body::RequestBody;
@@ -64,6 +64,14 @@ fn not_allowed_to_create(id: &str) -> ApiError {
 
 /// The owner (and admins) see every member; a member project sees its own entry.
 pub async fn list(g: &Glance, caller: &Caller, id: &str) -> ApiResult {
+    // As upstream: the image as the catalog shows it to the caller, then "shared only"
+    // (403), then the policy (404 for an image get_image hides, e.g. from a system scope).
+    let listed = load_listed(g, caller, id).await?;
+    if listed.visibility != "shared" {
+        return Err(ApiError::forbidden(format!(
+            "Not allowed to list members for image {id}: Only shared images have members."
+        )));
+    }
     let rec = load_visible(g, caller, id).await?;
     g.enforce("get_members", caller, &rec)?;
     let owner_view = caller.is_admin() || rec.is_owner(caller);

@@ -8,6 +8,7 @@ pub mod access;
 pub mod caller;
 pub mod inspect;
 pub mod listing;
+pub mod metadefs;
 pub mod policy;
 pub mod record;
 pub mod repo;

@@ -34,6 +34,8 @@ pub enum Catalog {
     Credentials,
     Images,
     Tasks,
+    /// Metadata definitions (namespaces and what they hold, resource types).
+    Metadefs,
 }
 
 /// Families earlier versions created and nothing uses (image members and tags live in the
@@ -41,7 +43,7 @@ pub enum Catalog {
 const RETIRED: &[&str] = &["image_members", "image_tags", "settings"];
 
 impl Catalog {
-    pub const ALL: [Catalog; 7] = [
+    pub const ALL: [Catalog; 8] = [
         Catalog::Buckets,
         Catalog::Objects,
         Catalog::Uploads,
@@ -49,6 +51,7 @@ impl Catalog {
         Catalog::Credentials,
         Catalog::Images,
         Catalog::Tasks,
+        Catalog::Metadefs,
     ];
 
     pub(crate) fn cf_name(self) -> &'static str {
@@ -60,6 +63,7 @@ impl Catalog {
             Catalog::Credentials => "credentials",
             Catalog::Images => "images",
             Catalog::Tasks => "tasks",
+            Catalog::Metadefs => "metadefs",
         }
     }
 }

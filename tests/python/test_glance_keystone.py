@@ -126,23 +126,30 @@ def test_tokens_are_validated_by_keystone(keystone):
     assert call(keystone, "DELETE", "/v2/images/" + img["id"], demo)[0] == 204
 
 
-# What upstream Glance 33 answers a system-scoped admin token (secure RBAC, enforce_scope):
-# every API rule is registered with scope_types=['project'], so the project APIs refuse it
-# (403), and a refused per-image action is answered as if the image did not exist (404).
-# Calls without a policy (versions, schemas, import info) still work.
+# What upstream Glance 33 answered a system-scoped admin token on 2026-12-02 (real Keystone,
+# secure RBAC, enforce_scope; recorded with ../shared/peers/glance-ref): every API rule is
+# registered with scope_types=['project'], so the project APIs refuse it (403), and a refused
+# per-image action is answered as if the image did not exist (404). Calls without a policy
+# (schemas, import info, usage) still work. The image is public: listing its members is 403
+# for anyone who can see it ("Only shared images have members"), before any policy.
 SYSTEM_SCOPE_CASES = [
     ("GET", "/v2/schemas/image", None, 200),
     ("GET", "/v2/info/import", None, 200),
     ("POST", "/v2/images", {"name": "sys"}, 403),
     ("GET", "/v2/images", None, 403),
     ("GET", "/v2/images/{id}", None, 404),
-    ("PATCH", "/v2/images/{id}", [], 404),
+    ("PATCH", "/v2/images/{id}", [{"op": "replace", "path": "/name", "value": "x"}], 404),
     ("GET", "/v2/images/{id}/file", None, 404),
-    ("GET", "/v2/images/{id}/members", None, 404),
+    ("GET", "/v2/images/{id}/members", None, 403),
+    ("PUT", "/v2/images/{id}/tags/x", None, 404),
+    ("GET", "/v2/images/{id}/tasks", None, 404),
+    ("GET", "/v2/info/usage", None, 200),
     ("POST", "/v2/images/{id}/actions/deactivate", None, 404),
     ("DELETE", "/v2/images/{id}", None, 404),
     ("GET", "/v2/tasks", None, 403),
     ("GET", "/v2/cache", None, 403),
+    ("PUT", "/v2/cache/{id}", None, 403),
+    ("PUT", "/v2/cache/11111111-2222-4333-8444-555555555555", None, 404),
 ]
 
 
@@ -155,7 +162,7 @@ def test_a_system_scoped_token_is_refused_the_project_apis(keystone):
     for method, path, body, want in SYSTEM_SCOPE_CASES:
         path = path.format(id=img["id"])
         if method == "PATCH":
-            req = urllib.request.Request(keystone["endpoint"] + path, method="PATCH", data=b"[]", headers={
+            req = urllib.request.Request(keystone["endpoint"] + path, method="PATCH", data=json.dumps(body).encode(), headers={
                 "X-Auth-Token": system, "Content-Type": "application/openstack-images-v2.1-json-patch"})
             try:
                 with urllib.request.urlopen(req) as r:

@@ -1,0 +1,104 @@
+//! What a metadata-definitions catalog holds, as upstream Glance models it: namespaces (named
+//! groups of definitions with a visibility, an owner and a protected flag), and in each
+//! namespace its properties (JSON-schema property definitions), objects (named groups of
+//! properties), tags, and associations with resource types (`OS::Glance::Image`,
+//! `OS::Nova::Flavor`, …, each with an optional property-name prefix).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The record format this build writes (and the newest it reads).
+pub const FORMAT: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Namespace {
+    #[serde(default)]
+    pub format: u32,
+    pub namespace: String,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    /// `public` or `private`.
+    pub visibility: String,
+    pub protected: bool,
+    pub owner: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A property definition: its name and its JSON-schema object (type, title, enum, …) as
+/// given, which is what the API answers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Property {
+    #[serde(default)]
+    pub format: u32,
+    pub name: String,
+    pub schema: Map<String, Value>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Object {
+    #[serde(default)]
+    pub format: u32,
+    pub name: String,
+    pub description: Option<String>,
+    pub required: Vec<String>,
+    /// Property name → its JSON-schema object.
+    pub properties: Map<String, Value>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Tag {
+    #[serde(default)]
+    pub format: u32,
+    pub name: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A kind of resource definitions apply to; created when first associated.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ResourceType {
+    #[serde(default)]
+    pub format: u32,
+    pub name: String,
+    pub protected: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A namespace's association with a resource type.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Association {
+    #[serde(default)]
+    pub format: u32,
+    /// The resource type's name.
+    pub name: String,
+    pub prefix: Option<String>,
+    pub properties_target: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The kinds of records a namespace holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Property,
+    Object,
+    Tag,
+    Association,
+}
+
+impl Kind {
+    pub(super) fn tag(self) -> u8 {
+        match self {
+            Kind::Property => b'p',
+            Kind::Object => b'o',
+            Kind::Tag => b't',
+            Kind::Association => b'a',
+        }
+    }
+}
