@@ -74,19 +74,3 @@ pub fn info(g: &Glance, caller: &Caller, method: &Method, what: &str) -> ApiResu
         )),
     }
 }
-
-/// Metadata definitions (API.md §17): Glint loads none, so the listings are empty (with
-/// upstream's shapes); everything else under `/v2/metadefs` is 404.
-pub fn metadefs(what: &str) -> ApiResult {
-    match what {
-        "namespaces" => Ok(json(
-            StatusCode::OK,
-            &json!({"namespaces": [], "first": "/v2/metadefs/namespaces", "schema": "/v2/schemas/metadefs/namespaces"}),
-        )),
-        "resource_types" => Ok(json(StatusCode::OK, &json!({"resource_types": []}))),
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "The resource could not be found.",
-        )),
-    }
-}

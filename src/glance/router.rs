@@ -176,7 +176,9 @@ pub async fn v2(
             image::delete_from_store(g, caller, store, id).await
         }
         (_, ["cache", ..]) => cache::route(g, caller, m, &segs[1..], &parts.headers).await,
-        (&Method::GET, ["metadefs", what]) => discovery::metadefs(what),
+        (_, ["metadefs", rest @ ..]) => {
+            super::metadefs::route(g, caller, m, rest, query, incoming).await
+        }
         (&Method::POST, ["images"]) => image::create(g, caller, parts, incoming).await,
         (&Method::GET, ["images"]) => image::list(g, caller, parts.uri.query().unwrap_or("")).await,
         (_, ["images"]) => Err(ApiError::method_not_allowed("GET, POST")),

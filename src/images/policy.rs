@@ -23,6 +23,16 @@ pub fn image_target(rec: &ImageRecord, caller: &Caller) -> Target {
     t
 }
 
+/// The fields metadef rules see: the namespace's owner as `project_id`, its visibility.
+pub fn namespace_target(owner: Option<&str>, visibility: &str) -> Target {
+    let mut t = Target::new();
+    if let Some(o) = owner {
+        t.insert("project_id", o.to_string());
+    }
+    t.insert("visibility", visibility.to_string());
+    t
+}
+
 /// The defaults (glance/policies/*.py of Glance 33, secure RBAC with scope enforcement).
 const DEFAULTS: &[(&str, &str)] = &[
     ("context_is_admin", "role:admin"),
@@ -64,7 +74,41 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("cache_clean", "rule:context_is_admin"),
     ("cache_prune", "rule:context_is_admin"),
     ("list_cached_nodes", "rule:context_is_admin"),
+    // Metadata definitions (glance/policies/metadef.py): reading needs a reader of the
+    // owning project or a public namespace; every change is admin-only.
+    ("metadef_default", ""),
+    ("metadef_admin", "rule:context_is_admin"),
+    ("get_metadef_namespace", METADEF_READ),
+    ("get_metadef_namespaces", "rule:context_is_admin or (role:reader and project_id:%(project_id)s)"),
+    ("modify_metadef_namespace", "rule:metadef_admin"),
+    ("add_metadef_namespace", "rule:metadef_admin"),
+    ("delete_metadef_namespace", "rule:metadef_admin"),
+    ("get_metadef_object", METADEF_READ),
+    ("get_metadef_objects", METADEF_READ),
+    ("modify_metadef_object", "rule:metadef_admin"),
+    ("add_metadef_object", "rule:metadef_admin"),
+    ("delete_metadef_object", "rule:metadef_admin"),
+    ("list_metadef_resource_types", METADEF_READ),
+    ("get_metadef_resource_type", METADEF_READ),
+    ("add_metadef_resource_type_association", "rule:metadef_admin"),
+    ("remove_metadef_resource_type_association", "rule:metadef_admin"),
+    ("get_metadef_property", METADEF_READ),
+    ("get_metadef_properties", METADEF_READ),
+    ("modify_metadef_property", "rule:metadef_admin"),
+    ("add_metadef_property", "rule:metadef_admin"),
+    ("remove_metadef_property", "rule:metadef_admin"),
+    ("get_metadef_tag", METADEF_READ),
+    ("get_metadef_tags", METADEF_READ),
+    ("modify_metadef_tag", "rule:metadef_admin"),
+    ("add_metadef_tag", "rule:metadef_admin"),
+    ("add_metadef_tags", "rule:metadef_admin"),
+    ("delete_metadef_tag", "rule:metadef_admin"),
+    ("delete_metadef_tags", "rule:metadef_admin"),
 ];
+
+/// Upstream's ADMIN_OR_PROJECT_READER_GET_NAMESPACE.
+const METADEF_READ: &str =
+    "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))";
 
 #[derive(Debug, Clone, PartialEq)]
 enum Rule {

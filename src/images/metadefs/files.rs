@@ -10,7 +10,9 @@ use std::path::Path;
 use glint_storage::{Catalog, Store, StoreError};
 use serde_json::{json, Map, Value};
 
-use super::model::{Association, Kind, Namespace, Object, Property, ResourceType, Tag, FORMAT};
+use super::model::{
+    position, Association, Kind, Namespace, Object, Property, ResourceType, Tag, FORMAT,
+};
 use super::repo;
 use crate::images::record::now;
 
@@ -40,15 +42,76 @@ pub struct Definition {
     pub tags: Vec<Tag>,
 }
 
+/// The fields of upstream's PropertyType model: a property definition keeps these and
+/// drops anything else, as upstream's API does.
+const PROPERTY_FIELDS: &[&str] = &[
+    "name",
+    "type",
+    "title",
+    "description",
+    "operators",
+    "default",
+    "readonly",
+    "minimum",
+    "maximum",
+    "enum",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "confidential",
+    "items",
+    "uniqueItems",
+    "minItems",
+    "maxItems",
+    "additionalItems",
+];
+
+/// A property definition as upstream stores and answers it: known fields only, and
+/// `default` as text (upstream's model types it so: a file's `"default": 80` reads `"80"`).
+pub fn property_type(v: &Value) -> Map<String, Value> {
+    let Some(m) = v.as_object() else {
+        return Map::new();
+    };
+    m.iter()
+        .filter(|(k, _)| PROPERTY_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| {
+            let v = match (k.as_str(), v) {
+                ("default", Value::Number(n)) => Value::String(n.to_string()),
+                ("default", Value::Bool(b)) => {
+                    Value::String(if *b { "True" } else { "False" }.into())
+                }
+                _ => v.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+fn property_types(v: Option<&Value>) -> Map<String, Value> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), Value::Object(property_type(v))))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
 /// Parses one definition document (upstream's file format, which is also the body of
-/// `POST /v2/metadefs/namespaces`); `default_owner` when it names none.
-pub fn parse(doc: &Value, default_owner: Option<&str>) -> Result<Definition, String> {
+/// `POST /v2/metadefs/namespaces`); `default_owner` when it names none. `stamped`: the
+/// records carry an `updated_at` (created through the API) or none (loaded from a file).
+pub fn parse(
+    doc: &Value,
+    default_owner: Option<&str>,
+    stamped: bool,
+) -> Result<Definition, String> {
     let name = text(doc, "namespace").ok_or("no \"namespace\"")?;
     let stamp = now();
+    let updated = stamped.then(|| stamp.clone());
     let namespace = Namespace {
         format: FORMAT,
         namespace: name,
@@ -61,7 +124,7 @@ pub fn parse(doc: &Value, default_owner: Option<&str>) -> Result<Definition, Str
             .unwrap_or(false),
         owner: text(doc, "owner").or(default_owner.map(str::to_string)),
         created_at: stamp.clone(),
-        updated_at: stamp.clone(),
+        updated_at: updated.clone(),
     };
     let list = |key: &str| {
         doc.get(key)
@@ -71,14 +134,16 @@ pub fn parse(doc: &Value, default_owner: Option<&str>) -> Result<Definition, Str
     };
     let associations = list("resource_type_associations")
         .iter()
-        .map(|a| {
+        .enumerate()
+        .map(|(i, a)| {
             Ok(Association {
                 format: FORMAT,
+                position: position(i),
                 name: text(a, "name").ok_or("a resource type association without a name")?,
                 prefix: text(a, "prefix"),
                 properties_target: text(a, "properties_target"),
                 created_at: stamp.clone(),
-                updated_at: stamp.clone(),
+                updated_at: updated.clone(),
             })
         })
         .collect::<Result<_, String>>()?;
@@ -90,18 +155,20 @@ pub fn parse(doc: &Value, default_owner: Option<&str>) -> Result<Definition, Str
                 .map(|(k, v)| Property {
                     format: FORMAT,
                     name: k.clone(),
-                    schema: v.as_object().cloned().unwrap_or_default(),
+                    schema: property_type(v),
                     created_at: stamp.clone(),
-                    updated_at: stamp.clone(),
+                    updated_at: updated.clone(),
                 })
                 .collect()
         })
         .unwrap_or_default();
     let objects = list("objects")
         .iter()
-        .map(|o| {
+        .enumerate()
+        .map(|(i, o)| {
             Ok(Object {
                 format: FORMAT,
+                position: position(i),
                 name: text(o, "name").ok_or("an object without a name")?,
                 description: text(o, "description"),
                 required: o
@@ -113,24 +180,22 @@ pub fn parse(doc: &Value, default_owner: Option<&str>) -> Result<Definition, Str
                             .collect()
                     })
                     .unwrap_or_default(),
-                properties: o
-                    .get("properties")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default(),
+                properties: property_types(o.get("properties")),
                 created_at: stamp.clone(),
-                updated_at: stamp.clone(),
+                updated_at: updated.clone(),
             })
         })
         .collect::<Result<_, String>>()?;
     let tags = list("tags")
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(i, t)| {
             Ok(Tag {
                 format: FORMAT,
+                position: position(i),
                 name: text(t, "name").ok_or("a tag without a name")?,
                 created_at: stamp.clone(),
-                updated_at: stamp.clone(),
+                updated_at: updated.clone(),
             })
         })
         .collect::<Result<_, String>>()?;
@@ -167,6 +232,7 @@ pub async fn store_definition(
                         tx,
                         &ResourceType {
                             format: FORMAT,
+                            position: a.position,
                             name: a.name.clone(),
                             protected: true,
                             created_at: a.created_at.clone(),
@@ -209,7 +275,8 @@ pub async fn load(store: &Store, dir: &Path, overwrite: bool) -> Result<Loaded, 
         let raw = std::fs::read(&f).map_err(|e| FilesError::Io(name.clone(), e))?;
         let doc: Value = serde_json::from_slice(&raw)
             .map_err(|e| FilesError::Invalid(name.clone(), e.to_string()))?;
-        let def = parse(&doc, Some("admin")).map_err(|e| FilesError::Invalid(name.clone(), e))?;
+        let def =
+            parse(&doc, Some("admin"), false).map_err(|e| FilesError::Invalid(name.clone(), e))?;
         if store_definition(store, def, overwrite).await? {
             done.namespaces += 1;
         } else {

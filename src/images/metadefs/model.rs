@@ -22,7 +22,8 @@ pub struct Namespace {
     pub protected: bool,
     pub owner: Option<String>,
     pub created_at: String,
-    pub updated_at: String,
+    /// None until changed through the API (definitions loaded from files have none).
+    pub updated_at: Option<String>,
 }
 
 /// A property definition: its name and its JSON-schema object (type, title, enum, …) as
@@ -34,29 +35,38 @@ pub struct Property {
     pub name: String,
     pub schema: Map<String, Value>,
     pub created_at: String,
-    pub updated_at: String,
+    /// None until changed through the API (definitions loaded from files have none).
+    pub updated_at: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Object {
     #[serde(default)]
     pub format: u32,
+    /// Creation order (lists answer in it, as upstream's database ids order them).
+    #[serde(default)]
+    pub position: u64,
     pub name: String,
     pub description: Option<String>,
     pub required: Vec<String>,
     /// Property name → its JSON-schema object.
     pub properties: Map<String, Value>,
     pub created_at: String,
-    pub updated_at: String,
+    /// None until changed through the API (definitions loaded from files have none).
+    pub updated_at: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Tag {
     #[serde(default)]
     pub format: u32,
+    /// Creation order (lists answer in it, as upstream's database ids order them).
+    #[serde(default)]
+    pub position: u64,
     pub name: String,
     pub created_at: String,
-    pub updated_at: String,
+    /// None until changed through the API (definitions loaded from files have none).
+    pub updated_at: Option<String>,
 }
 
 /// A kind of resource definitions apply to; created when first associated.
@@ -64,10 +74,14 @@ pub struct Tag {
 pub struct ResourceType {
     #[serde(default)]
     pub format: u32,
+    /// Creation order (lists answer in it, as upstream's database ids order them).
+    #[serde(default)]
+    pub position: u64,
     pub name: String,
     pub protected: bool,
     pub created_at: String,
-    pub updated_at: String,
+    /// None until changed through the API (definitions loaded from files have none).
+    pub updated_at: Option<String>,
 }
 
 /// A namespace's association with a resource type.
@@ -75,12 +89,25 @@ pub struct ResourceType {
 pub struct Association {
     #[serde(default)]
     pub format: u32,
+    /// Creation order (lists answer in it, as upstream's database ids order them).
+    #[serde(default)]
+    pub position: u64,
     /// The resource type's name.
     pub name: String,
     pub prefix: Option<String>,
     pub properties_target: Option<String>,
     pub created_at: String,
-    pub updated_at: String,
+    /// None until changed through the API (definitions loaded from files have none).
+    pub updated_at: Option<String>,
+}
+
+/// A position after every earlier one: nanoseconds since the epoch, plus `offset` for the
+/// records created together.
+pub fn position(offset: usize) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos + offset as u64
 }
 
 /// The kinds of records a namespace holds.
@@ -90,6 +117,16 @@ pub enum Kind {
     Object,
     Tag,
     Association,
+}
+
+impl Namespace {
+    /// Whether the catalog shows it to `caller` at all (upstream's database layer: admins
+    /// see every namespace, others the public ones and their project's own).
+    pub fn visible_to(&self, caller: &crate::images::Caller) -> bool {
+        caller.is_admin()
+            || self.visibility == "public"
+            || (self.owner.is_some() && self.owner == caller.project)
+    }
 }
 
 impl Kind {

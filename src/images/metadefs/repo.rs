@@ -92,7 +92,8 @@ pub async fn namespace(store: &Store, ns: &str) -> Result<Option<Namespace>, Sto
         .transpose()
 }
 
-/// The records of one kind in namespace `ns`, in name order.
+/// The records of one kind in namespace `ns`, in name order (callers that answer lists
+/// order them by `position`).
 pub async fn items<T: DeserializeOwned>(
     store: &Store,
     ns: &str,
@@ -191,6 +192,20 @@ pub fn delete_items(tx: &Tx<'_>, ns: &str, kind: Option<Kind>) -> glint_storage:
 pub fn delete_namespace(tx: &Tx<'_>, ns: &str) -> glint_storage::Result<()> {
     delete_items(tx, ns, None)?;
     tx.delete(Catalog::Metadefs, &namespace_key(ns))
+}
+
+/// Inside a transaction: moves everything in namespace `old` to namespace `new` (the
+/// namespace record itself is the caller's to write).
+pub fn rename_namespace(tx: &Tx<'_>, old: &str, new: &str) -> glint_storage::Result<()> {
+    let from = contents_prefix(old);
+    let to = contents_prefix(new);
+    for (k, v) in tx.scan(Catalog::Metadefs, &from, None, usize::MAX)? {
+        let mut moved = to.clone();
+        moved.extend_from_slice(&k[from.len()..]);
+        tx.put(Catalog::Metadefs, &moved, &v)?;
+        tx.delete(Catalog::Metadefs, &k)?;
+    }
+    tx.delete(Catalog::Metadefs, &namespace_key(old))
 }
 
 pub fn resource_type_locked(
