@@ -20,6 +20,7 @@ pub async fn route(
     m: &Method,
     rest: &[&str],
     query: &str,
+    headers: &http::HeaderMap,
     incoming: RequestBody,
 ) -> ApiResult {
     let decoded: Vec<String> = rest
@@ -45,6 +46,29 @@ pub async fn route(
         (&Method::GET, ["namespaces", ns, what @ ("properties" | "objects" | "tags"), name]) => {
             item(g, caller, ns, what, name).await
         }
+        (
+            &Method::POST,
+            ["namespaces", ns, what @ ("properties" | "objects" | "resource_types")],
+        ) => {
+            let body = read_json_body(incoming).await?;
+            super::metadef_items::create(g, caller, ns, what, body).await
+        }
+        (&Method::POST, ["namespaces", ns, "tags"]) => {
+            let append = super::metadef_items::append_header(headers);
+            let body = read_json_body(incoming).await?;
+            super::metadef_items::create_tags(g, caller, ns, body, append).await
+        }
+        (&Method::POST, ["namespaces", ns, "tags", tag]) => {
+            super::metadef_items::create_tag(g, caller, ns, tag).await
+        }
+        (&Method::PUT, ["namespaces", ns, what @ ("properties" | "objects" | "tags"), name]) => {
+            let body = read_json_body(incoming).await?;
+            super::metadef_items::update(g, caller, ns, what, name, body).await
+        }
+        (
+            &Method::DELETE,
+            ["namespaces", ns, what @ ("properties" | "objects" | "tags" | "resource_types"), name],
+        ) => super::metadef_items::delete(g, caller, ns, what, name).await,
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "The resource could not be found.",
@@ -56,6 +80,12 @@ fn hidden() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "The resource could not be found.")
 }
 
+pub(super) fn protected(what: &str, name: &str) -> ApiError {
+    ApiError::forbidden(format!(
+        "Metadata definition {what} {name} is protected and cannot be deleted."
+    ))
+}
+
 fn no_namespace(ns: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -65,7 +95,7 @@ fn no_namespace(ns: &str) -> ApiError {
 
 /// `action` on `ns` (None: on the catalog as a whole), with upstream's answer to a refusal:
 /// 403, unless the caller may not even read it, then 404.
-fn enforce(
+pub(super) fn enforce(
     g: &Glance,
     caller: &Caller,
     action: &str,
@@ -94,7 +124,7 @@ fn enforce(
 
 /// The namespace if the caller may read it: missing is "not found" by name, one the catalog
 /// or `get_metadef_namespace` hides is a bare 404.
-async fn readable(g: &Glance, caller: &Caller, ns: &str) -> Result<Namespace, ApiError> {
+pub(super) async fn readable(g: &Glance, caller: &Caller, ns: &str) -> Result<Namespace, ApiError> {
     let rec = repo::namespace(&g.store, ns)
         .await?
         .ok_or_else(|| no_namespace(ns))?;
@@ -106,7 +136,7 @@ async fn readable(g: &Glance, caller: &Caller, ns: &str) -> Result<Namespace, Ap
 }
 
 /// Sets `key` unless the value is null (upstream leaves unset fields out).
-fn put(out: &mut Map<String, Value>, key: &str, v: impl Into<Value>) {
+pub(super) fn put(out: &mut Map<String, Value>, key: &str, v: impl Into<Value>) {
     let v = v.into();
     if !v.is_null() {
         out.insert(key.to_string(), v);
@@ -135,7 +165,7 @@ fn finish_namespace(mut o: Map<String, Value>, name: &str) -> Value {
     Value::Object(o)
 }
 
-fn association_json(a: &Association) -> Value {
+pub(super) fn association_json(a: &Association) -> Value {
     let mut o = Map::new();
     o.insert("name".into(), json!(a.name));
     put(&mut o, "prefix", json!(a.prefix));
@@ -145,7 +175,7 @@ fn association_json(a: &Association) -> Value {
     Value::Object(o)
 }
 
-fn object_json(ns: &str, ob: &Object) -> Value {
+pub(super) fn object_json(ns: &str, ob: &Object) -> Value {
     let mut o = Map::new();
     o.insert("name".into(), json!(ob.name));
     o.insert("required".into(), json!(ob.required));
@@ -377,7 +407,7 @@ async fn show(g: &Glance, caller: &Caller, ns: &str) -> ApiResult {
         );
     }
     let mut tags: Vec<Tag> = repo::items(&g.store, ns, Kind::Tag).await?;
-    tags.sort_by_key(|x| x.position);
+    tags.sort_by_key(|x| std::cmp::Reverse(x.position));
     if !tags.is_empty() {
         o.insert(
             "tags".into(),
@@ -505,9 +535,7 @@ async fn delete(g: &Glance, caller: &Caller, ns: &str) -> ApiResult {
     let n = readable(g, caller, ns).await?;
     enforce(g, caller, "delete_metadef_namespace", Some(&n))?;
     if n.protected {
-        return Err(ApiError::forbidden(format!(
-            "Namespace {ns} is protected and cannot be deleted."
-        )));
+        return Err(protected("namespace", ns));
     }
     let key = ns.to_string();
     g.store
@@ -547,7 +575,8 @@ async fn contents(g: &Glance, caller: &Caller, ns: &str, what: &str) -> ApiResul
         "tags" => {
             enforce(g, caller, "get_metadef_tags", Some(&n))?;
             let mut tags: Vec<Tag> = repo::items(&g.store, ns, Kind::Tag).await?;
-            tags.sort_by_key(|x| x.position);
+            // Newest first, as upstream's tag listing sorts.
+            tags.sort_by_key(|x| std::cmp::Reverse(x.position));
             json!({"tags": tags.iter().map(|t| json!({"name": t.name})).collect::<Vec<_>>()})
         }
         _ => return Err(hidden()),
@@ -607,9 +636,7 @@ async fn delete_contents(g: &Glance, caller: &Caller, ns: &str, what: &str) -> A
     };
     enforce(g, caller, rule, Some(&n))?;
     if n.protected {
-        return Err(ApiError::forbidden(format!(
-            "Namespace {ns} is protected and cannot be deleted."
-        )));
+        return Err(protected("namespace", ns));
     }
     let key = ns.to_string();
     g.store

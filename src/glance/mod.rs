@@ -19,6 +19,7 @@ mod keystone;
 mod listing;
 mod locations;
 mod members;
+mod metadef_items;
 mod metadefs;
 mod notify;
 mod patch;

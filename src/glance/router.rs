@@ -177,7 +177,7 @@ pub async fn v2(
         }
         (_, ["cache", ..]) => cache::route(g, caller, m, &segs[1..], &parts.headers).await,
         (_, ["metadefs", rest @ ..]) => {
-            super::metadefs::route(g, caller, m, rest, query, incoming).await
+            super::metadefs::route(g, caller, m, rest, query, &parts.headers, incoming).await
         }
         (&Method::POST, ["images"]) => image::create(g, caller, parts, incoming).await,
         (&Method::GET, ["images"]) => image::list(g, caller, parts.uri.query().unwrap_or("")).await,
