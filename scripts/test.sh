@@ -23,4 +23,26 @@ venv=$GLINT_CACHE_DIR/venv
   || echo "note: the OpenStack clients did not install; their tests will skip"
 command -v qemu-img >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -q qemu-utils >/dev/null; } || true
 command -v curl >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -q curl >/dev/null; }
+# Upstream's standard metadata definitions, from the glance wheel on PyPI (never committed).
+metadefs=$GLINT_CACHE_DIR/glance-33.0.0-metadefs
+if [ ! -d "$metadefs" ]; then
+  wheel_dir=$(mktemp -d)
+  if "$venv/bin/pip" download -q --no-deps glance==33.0.0 -d "$wheel_dir" >/dev/null 2>&1; then
+    "$venv/bin/python" - "$wheel_dir" "$metadefs" <<'PY'
+import glob, os, sys, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "glance-*.whl"))[0]
+os.makedirs(sys.argv[2] + ".tmp", exist_ok=True)
+with zipfile.ZipFile(wheel) as z:
+    for n in z.namelist():
+        if "/data/etc/glance/metadefs/" in n and n.endswith(".json"):
+            with open(os.path.join(sys.argv[2] + ".tmp", os.path.basename(n)), "wb") as f:
+                f.write(z.read(n))
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+PY
+  else
+    echo "note: glance's wheel did not download; the metadefs client tests will skip"
+  fi
+  rm -rf "$wheel_dir"
+fi
+[ -d "$metadefs" ] && export GLINT_METADEFS_DIR=$metadefs
 PATH="$venv/bin:$PATH" GLINT_BIN="$CARGO_TARGET_DIR/debug/glint" "$venv/bin/pytest" -q -rs tests/python

@@ -118,10 +118,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn open_store(cfg: &Config) -> Result<Store, Box<dyn std::error::Error + Send + Sync>> {
-    for d in &cfg.data_dirs {
+    // The store's own directories (with enabled_backends, the default backend's).
+    let sc = cfg.store_config();
+    for d in &sc.data_dirs {
         std::fs::create_dir_all(d)?;
     }
-    let sc = cfg.store_config();
     Ok(tokio::task::spawn_blocking(move || Store::open(sc)).await??)
 }
 

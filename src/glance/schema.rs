@@ -17,7 +17,43 @@ const MEMBER: &str = include_str!("schemas/member.json");
 const MEMBERS: &str = include_str!("schemas/members.json");
 const TASK: &str = include_str!("schemas/task.json");
 const TASKS: &str = include_str!("schemas/tasks.json");
-const METADEF_NAMESPACE: &str = include_str!("schemas/metadefs-namespace.json");
+/// The metadefs schemas, as upstream Glance 33 serves them at `/v2/schemas/metadefs/*`.
+const METADEF_SCHEMAS: &[(&str, &str)] = &[
+    (
+        "metadefs/namespace",
+        include_str!("schemas/metadefs-namespace.json"),
+    ),
+    (
+        "metadefs/namespaces",
+        include_str!("schemas/metadefs-namespaces.json"),
+    ),
+    (
+        "metadefs/resource_type",
+        include_str!("schemas/metadefs-resource_type.json"),
+    ),
+    (
+        "metadefs/resource_types",
+        include_str!("schemas/metadefs-resource_types.json"),
+    ),
+    (
+        "metadefs/property",
+        include_str!("schemas/metadefs-property.json"),
+    ),
+    (
+        "metadefs/properties",
+        include_str!("schemas/metadefs-properties.json"),
+    ),
+    (
+        "metadefs/object",
+        include_str!("schemas/metadefs-object.json"),
+    ),
+    (
+        "metadefs/objects",
+        include_str!("schemas/metadefs-objects.json"),
+    ),
+    ("metadefs/tag", include_str!("schemas/metadefs-tag.json")),
+    ("metadefs/tags", include_str!("schemas/metadefs-tags.json")),
+];
 /// The extra properties every packaged Glance ships; `[glint] image_schema_file` overrides.
 pub const DEFAULT_EXTRA_PROPERTIES: &str = include_str!("../../etc/schema-image.json");
 
@@ -93,7 +129,9 @@ impl ImageSchema {
         documents.insert("members", parse(MEMBERS));
         documents.insert("task", parse(TASK));
         documents.insert("tasks", parse(TASKS));
-        documents.insert("metadefs/namespace", parse(METADEF_NAMESPACE));
+        for (name, doc) in METADEF_SCHEMAS {
+            documents.insert(name, parse(doc));
+        }
         Ok(ImageSchema { documents, extras })
     }
 

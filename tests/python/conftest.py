@@ -44,6 +44,12 @@ def start_glint(sections, probe_port, name):
     env = dict(os.environ, RUST_LOG="warn")
     env.pop("GLINT_S3_ACCESS_KEY", None)
     env.pop("GLINT_S3_SECRET_KEY", None)
+    # The standard metadata definitions (upstream's files from glance's wheel, which
+    # scripts/test.sh downloads), loaded as an operator would before the first start.
+    metadefs = os.environ.get("GLINT_METADEFS_DIR")
+    if metadefs:
+        subprocess.run([binary, "--config", conf, "metadefs", "load", metadefs], stdout=log,
+                       stderr=subprocess.STDOUT, env=env, check=True)
     proc = subprocess.Popen([binary, "--config", conf, "serve"], stdout=log, stderr=subprocess.STDOUT, env=env)
     for _ in range(100):
         try:

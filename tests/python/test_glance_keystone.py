@@ -150,6 +150,12 @@ SYSTEM_SCOPE_CASES = [
     ("GET", "/v2/cache", None, 403),
     ("PUT", "/v2/cache/{id}", None, 403),
     ("PUT", "/v2/cache/11111111-2222-4333-8444-555555555555", None, 404),
+    # Metadefs answer a refusal the caller could not even read as 404, creation included.
+    ("GET", "/v2/metadefs/namespaces", None, 404),
+    ("GET", "/v2/metadefs/resource_types", None, 404),
+    ("GET", "/v2/metadefs/namespaces/OS::Compute::Watchdog", None, 404),
+    ("POST", "/v2/metadefs/namespaces", {"namespace": "Sys::NS"}, 404),
+    ("GET", "/v2/schemas/metadefs/namespace", None, 200),
 ]
 
 
