@@ -102,7 +102,7 @@ pub(super) fn enforce(
     ns: Option<&Namespace>,
 ) -> Result<(), ApiError> {
     let target = match ns {
-        Some(n) => namespace_target(n.owner.as_deref(), &n.visibility),
+        Some(n) => namespace_target(n.owner.as_deref(), n.visibility.as_deref().unwrap_or("")),
         None => namespace_target(caller.project.as_deref(), ""),
     };
     if g.policy.allows(action, caller, &target) {
@@ -148,7 +148,7 @@ fn namespace_json(n: &Namespace) -> Map<String, Value> {
     o.insert("namespace".into(), json!(n.namespace));
     put(&mut o, "display_name", json!(n.display_name));
     put(&mut o, "description", json!(n.description));
-    o.insert("visibility".into(), json!(n.visibility));
+    o.insert("visibility".into(), json!(n.shown_visibility()));
     o.insert("protected".into(), json!(n.protected));
     put(&mut o, "owner", json!(n.owner));
     o.insert("created_at".into(), json!(n.created_at));
@@ -261,11 +261,11 @@ async fn list(g: &Glance, caller: &Caller, query: &str) -> ApiResult {
     let mut shown = Vec::new();
     for n in repo::namespaces(&g.store).await? {
         if !n.visible_to(caller)
-            || visibility.is_some_and(|v| n.visibility != v)
+            || visibility.is_some_and(|v| n.visibility.as_deref() != Some(v))
             || !g.policy.allows(
                 "get_metadef_namespace",
                 caller,
-                &namespace_target(n.owner.as_deref(), &n.visibility),
+                &namespace_target(n.owner.as_deref(), n.visibility.as_deref().unwrap_or("")),
             )
         {
             continue;
@@ -283,7 +283,7 @@ async fn list(g: &Glance, caller: &Caller, query: &str) -> ApiResult {
             "updated_at" => n.updated_at.clone().unwrap_or_default(),
             "namespace" => n.namespace.clone(),
             "display_name" => n.display_name.clone().unwrap_or_default(),
-            "visibility" => n.visibility.clone(),
+            "visibility" => n.shown_visibility().to_string(),
             "protected" => n.protected.to_string(),
             "owner" => n.owner.clone().unwrap_or_default(),
             _ => n.created_at.clone(),
@@ -465,7 +465,7 @@ async fn create(g: &Glance, caller: &Caller, incoming: RequestBody) -> ApiResult
         "tags",
     ] {
         if let Some(v) = body.get(key).filter(|v| !v.is_null()) {
-            o.insert(key.into(), v.clone());
+            o.insert(key.into(), files::echo(key, v));
         }
     }
     let mut resp = json(StatusCode::CREATED, &finish_namespace(o, &name));
@@ -486,15 +486,18 @@ async fn update(g: &Glance, caller: &Caller, ns: &str, incoming: RequestBody) ->
     next.namespace = text("namespace").unwrap_or_else(|| current.namespace.clone());
     next.display_name = text("display_name");
     next.description = text("description");
-    if let Some(v) = text("visibility") {
-        if !["public", "private"].contains(&v.as_str()) {
-            return Err(ApiError::bad(format!("Invalid visibility value: {v}")));
-        }
-        next.visibility = v;
+    // A PUT replaces the namespace's fields: what it leaves out takes the default.
+    let visibility = text("visibility").unwrap_or_else(|| "private".into());
+    if !["public", "private"].contains(&visibility.as_str()) {
+        return Err(ApiError::bad(format!(
+            "Invalid visibility value: {visibility}"
+        )));
     }
-    if let Some(p) = body.get("protected").and_then(Value::as_bool) {
-        next.protected = p;
-    }
+    next.visibility = Some(visibility);
+    next.protected = body
+        .get("protected")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if let Some(o) = text("owner") {
         next.owner = Some(o);
     }

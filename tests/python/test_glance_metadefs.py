@@ -82,3 +82,31 @@ def test_openstacksdk_metadefs(loaded):
     # Private: another project does not see it at all.
     assert "Glint::SDK" not in {n.namespace for n in member.image.metadef_namespaces()}
     admin.image.delete_metadef_namespace("Glint::SDK")
+
+
+def test_golden_metadefs_per_persona(tmp_path):
+    """tests/golden/golden_metadefs.py: 124 requests by four personas (schemas, every read,
+    errors, a namespace's whole lifecycle) against a fresh Glint holding the standard
+    definitions, compared with what upstream Glance 33 answered (golden-metadefs-noauth.jsonl):
+    every status and every body identical apart from timestamps."""
+    if not os.environ.get("GLINT_METADEFS_DIR"):
+        pytest.skip("GLINT_METADEFS_DIR is not set (scripts/test.sh sets it from glance's wheel)")
+    import subprocess
+    import sys
+
+    from conftest import free_port, start_glint
+
+    port = free_port()
+    proc, _, _ = start_glint({"DEFAULT": {"bind_port": port}, "glint": {"s3_bind_port": free_port()}},
+                             port, "metadefs-golden")
+    try:
+        golden = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden")
+        run = subprocess.run([sys.executable, os.path.join(golden, "golden_metadefs.py"),
+                              f"http://127.0.0.1:{port}", str(tmp_path / "ours.jsonl"), "--compare",
+                              os.path.join(golden, "golden-metadefs-noauth.jsonl")],
+                             capture_output=True, text=True, timeout=300)
+        print(run.stdout[-5000:], run.stderr[-2000:])
+        assert run.returncode == 0, run.stdout[-3000:]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -97,6 +97,25 @@ fn property_types(v: Option<&Value>) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
+/// A namespace's contents as `POST /v2/metadefs/namespaces` answers them: as given, with
+/// property definitions normalised as stored.
+pub fn echo(key: &str, v: &Value) -> Value {
+    match (key, v) {
+        ("properties", _) => Value::Object(property_types(Some(v))),
+        ("objects", Value::Array(objects)) => objects
+            .iter()
+            .map(|o| {
+                let mut o = o.clone();
+                if let Some(p) = o.get("properties").cloned() {
+                    o["properties"] = Value::Object(property_types(Some(&p)));
+                }
+                o
+            })
+            .collect(),
+        _ => v.clone(),
+    }
+}
+
 fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
@@ -117,7 +136,8 @@ pub fn parse(
         namespace: name,
         display_name: text(doc, "display_name"),
         description: text(doc, "description"),
-        visibility: text(doc, "visibility").unwrap_or_else(|| "private".into()),
+        // An API request gets upstream's default; a file without one keeps none.
+        visibility: text(doc, "visibility").or_else(|| stamped.then(|| "private".into())),
         protected: doc
             .get("protected")
             .and_then(Value::as_bool)

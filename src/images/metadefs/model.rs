@@ -17,8 +17,9 @@ pub struct Namespace {
     pub namespace: String,
     pub display_name: Option<String>,
     pub description: Option<String>,
-    /// `public` or `private`.
-    pub visibility: String,
+    /// `public` or `private`; None for a definition file that names none (upstream stores
+    /// NULL: shown as `private`, matched by neither visibility filter).
+    pub visibility: Option<String>,
     pub protected: bool,
     pub owner: Option<String>,
     pub created_at: String,
@@ -120,11 +121,16 @@ pub enum Kind {
 }
 
 impl Namespace {
+    /// The visibility as the API shows it.
+    pub fn shown_visibility(&self) -> &str {
+        self.visibility.as_deref().unwrap_or("private")
+    }
+
     /// Whether the catalog shows it to `caller` at all (upstream's database layer: admins
     /// see every namespace, others the public ones and their project's own).
     pub fn visible_to(&self, caller: &crate::images::Caller) -> bool {
         caller.is_admin()
-            || self.visibility == "public"
+            || self.visibility.as_deref() == Some("public")
             || (self.owner.is_some() && self.owner == caller.project)
     }
 }
