@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::metadefs::{association_json, enforce, object_json, protected, put, readable};
 use super::{json, no_content, ApiError, ApiResult, Caller, Glance};
-use crate::images::metadefs::files::property_type;
+use crate::images::metadefs::files::{self, property_type};
 use crate::images::metadefs::model::{position, FORMAT};
 use crate::images::metadefs::{
     repo, Association, Kind, Namespace, Object, Property, ResourceType, Tag,
@@ -71,35 +71,7 @@ fn property_json(p: &Property) -> Value {
 }
 
 fn object_from(body: &Map<String, Value>) -> Result<Object, ApiError> {
-    let name = required_name(body, "object")?;
-    let stamp = now();
-    let properties = body
-        .get("properties")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), Value::Object(property_type(v))))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Object {
-        format: FORMAT,
-        position: position(0),
-        name,
-        description: text(body, "description"),
-        required: body
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| {
-                r.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        properties,
-        created_at: stamp.clone(),
-        updated_at: Some(stamp),
-    })
+    files::object(&Value::Object(body.clone()), 0, true).map_err(|why| schema_error("object", &why))
 }
 
 fn tag_json(t: &Tag) -> Value {

@@ -185,26 +185,7 @@ pub fn parse(
     let objects = list("objects")
         .iter()
         .enumerate()
-        .map(|(i, o)| {
-            Ok(Object {
-                format: FORMAT,
-                position: position(i),
-                name: text(o, "name").ok_or("an object without a name")?,
-                description: text(o, "description"),
-                required: o
-                    .get("required")
-                    .and_then(Value::as_array)
-                    .map(|r| {
-                        r.iter()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                properties: property_types(o.get("properties")),
-                created_at: stamp.clone(),
-                updated_at: updated.clone(),
-            })
-        })
+        .map(|(i, o)| object(o, i, stamped))
         .collect::<Result<_, String>>()?;
     let tags = list("tags")
         .iter()
@@ -225,6 +206,32 @@ pub fn parse(
         properties,
         objects,
         tags,
+    })
+}
+
+/// One object definition (`{"name", "description", "required", "properties"}`); the
+/// `offset`-th of those created together. `stamped` as in [`parse`].
+pub fn object(o: &Value, offset: usize, stamped: bool) -> Result<Object, String> {
+    let stamp = now();
+    Ok(Object {
+        format: FORMAT,
+        position: position(offset),
+        name: text(o, "name")
+            .filter(|n| !n.is_empty())
+            .ok_or("'name' is a required property")?,
+        description: text(o, "description"),
+        required: o
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        properties: property_types(o.get("properties")),
+        created_at: stamp.clone(),
+        updated_at: stamped.then_some(stamp),
     })
 }
 
