@@ -36,7 +36,17 @@ pub async fn route(
     // Upstream looks a named image up before the policy check on PUT and DELETE (an image
     // the caller cannot see is 404 whoever asks), and after it for the nodes listing.
     if let (&Method::PUT | &Method::DELETE, [id]) = (method, rest) {
-        let image = load_listed(g, caller, id).await?;
+        let image = match load_listed(g, caller, id).await {
+            Ok(image) => image,
+            // Upstream lets a DELETE of an image the caller cannot see go on to the policy
+            // when the image is in its cache (it usually is: someone queued it). Glint keeps
+            // no cache, so a caller the policy refuses gets that 403 either way.
+            Err(e) if method == Method::DELETE => {
+                g.enforce_own(action, caller)?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         g.enforce_own(action, caller)?;
         if method == Method::PUT && image.status != ImageStatus::Active {
             return Err(ApiError::bad(

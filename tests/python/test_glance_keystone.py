@@ -249,3 +249,18 @@ def test_golden_keystone_multistore(keystone, tmp_path):
                           os.path.join(golden, "allow-keystone-multistore.txt")], capture_output=True, text=True)
     print(cmp.stdout)
     assert cmp.returncode == 0, cmp.stdout + cmp.stderr
+
+
+def test_golden_personas_keystone(keystone, tmp_path):
+    """tests/golden/golden_personas.py: 235 calls by a project admin, a member, a reader,
+    another project's member and a system-scoped admin over images, members, tags, the cache
+    API and metadefs, with real Keystone tokens; every status equals what upstream Glance 33
+    answered each persona (golden-personas-keystone.jsonl, recorded with
+    ../shared/peers/glance-ref in Keystone mode with two stores and the cache)."""
+    golden = os.path.join(HERE, "..", "golden")
+    run = subprocess.run([sys.executable, os.path.join(golden, "golden_personas.py"), keystone["endpoint"],
+                          keystone["auth_url"], str(tmp_path / "ours.jsonl"), "--compare",
+                          os.path.join(golden, "golden-personas-keystone.jsonl")],
+                         capture_output=True, text=True, timeout=600)
+    print(run.stdout[-6000:], run.stderr[-2000:])
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
