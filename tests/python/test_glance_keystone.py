@@ -254,7 +254,7 @@ def test_golden_keystone_multistore(keystone, tmp_path):
 def test_golden_personas_keystone(keystone, tmp_path):
     """tests/golden/golden_personas.py: 235 calls by a project admin, a member, a reader,
     another project's member and a system-scoped admin over images, members, tags, the cache
-    API and metadefs, with real Keystone tokens; every status equals what upstream Glance 33
+    API and metadefs, with real Keystone tokens; every status and body equals what upstream Glance 33
     answered each persona (golden-personas-keystone.jsonl, recorded with
     ../shared/peers/glance-ref in Keystone mode with two stores and the cache)."""
     golden = os.path.join(HERE, "..", "golden")
