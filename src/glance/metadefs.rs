@@ -76,11 +76,16 @@ pub async fn route(
     }
 }
 
+/// The metadefs domain over this server's catalog.
+pub(super) fn catalog(g: &Glance) -> crate::images::metadefs::Metadefs {
+    crate::images::metadefs::Metadefs::new(g.store.clone())
+}
+
 fn hidden() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "The resource could not be found.")
 }
 
-pub(super) fn protected(what: &str, name: &str) -> ApiError {
+fn protected(what: &str, name: &str) -> ApiError {
     ApiError::forbidden(format!(
         "Metadata definition {what} {name} is protected and cannot be deleted."
     ))
@@ -502,32 +507,10 @@ async fn update(g: &Glance, caller: &Caller, ns: &str, incoming: RequestBody) ->
         next.owner = Some(o);
     }
     next.updated_at = Some(crate::images::record::now());
-    let old = ns.to_string();
-    let rec = next.clone();
-    let renamed = rec.namespace != old;
-    let outcome = g
-        .store
-        .transact(move |tx| {
-            if repo::namespace_locked(tx, &old)?.is_none() {
-                return Ok(Err(no_namespace(&old)));
-            }
-            if renamed {
-                if repo::namespace_locked(tx, &rec.namespace)?.is_some() {
-                    return Ok(Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        format!(
-                            "The metadata definition namespace={} already exists.",
-                            rec.namespace
-                        ),
-                    )));
-                }
-                repo::rename_namespace(tx, &old, &rec.namespace)?;
-            }
-            repo::put_namespace(tx, &rec)?;
-            Ok(Ok(()))
-        })
-        .await?;
-    outcome?;
+    catalog(g)
+        .update_namespace(ns, next.clone())
+        .await
+        .map_err(super::metadef_items::refusal)?;
     Ok(json(
         StatusCode::OK,
         &finish_namespace(namespace_json(&next), &next.namespace),
@@ -540,10 +523,10 @@ async fn delete(g: &Glance, caller: &Caller, ns: &str) -> ApiResult {
     if n.protected {
         return Err(protected("namespace", ns));
     }
-    let key = ns.to_string();
-    g.store
-        .transact(move |tx| repo::delete_namespace(tx, &key))
-        .await?;
+    catalog(g)
+        .delete_namespace(ns)
+        .await
+        .map_err(super::metadef_items::refusal)?;
     no_content()
 }
 
@@ -641,9 +624,9 @@ async fn delete_contents(g: &Glance, caller: &Caller, ns: &str, what: &str) -> A
     if n.protected {
         return Err(protected("namespace", ns));
     }
-    let key = ns.to_string();
-    g.store
-        .transact(move |tx| repo::delete_items(tx, &key, Some(kind)))
-        .await?;
+    catalog(g)
+        .remove_all(ns, Some(kind))
+        .await
+        .map_err(super::metadef_items::refusal)?;
     no_content()
 }

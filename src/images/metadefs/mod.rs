@@ -4,8 +4,10 @@
 //! types. The records and their storage live here; the API that serves them is
 //! `glance/metadefs.rs`.
 
+pub mod changes;
 pub mod files;
 pub mod model;
 pub mod repo;
 
+pub use changes::{MetadefError, Metadefs};
 pub use model::{Association, Kind, Namespace, Object, Property, ResourceType, Tag};

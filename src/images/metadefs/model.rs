@@ -114,6 +114,8 @@ pub fn position(offset: usize) -> u64 {
 /// The kinds of records a namespace holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// The namespace itself (in refusals only; it is not an item).
+    Namespace,
     Property,
     Object,
     Tag,
@@ -138,6 +140,7 @@ impl Namespace {
 impl Kind {
     pub(super) fn tag(self) -> u8 {
         match self {
+            Kind::Namespace => b'n',
             Kind::Property => b'p',
             Kind::Object => b'o',
             Kind::Tag => b't',
