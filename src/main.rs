@@ -123,7 +123,15 @@ async fn open_store(cfg: &Config) -> Result<Store, Box<dyn std::error::Error + S
     for d in &sc.data_dirs {
         std::fs::create_dir_all(d)?;
     }
-    Ok(tokio::task::spawn_blocking(move || Store::open(sc)).await??)
+    match tokio::task::spawn_blocking(move || Store::open(sc)).await? {
+        Ok(store) => Ok(store),
+        // RocksDB's lock file: another Glint (the server, usually) has the catalog open.
+        Err(e) if e.to_string().contains("LOCK") => Err(format!(
+            "the catalog is in use by another process (stop the server first): {e}"
+        )
+        .into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
