@@ -224,5 +224,21 @@ fn benches(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-criterion_group!(storage, benches);
+/// Content-defined chunking (engine v2, issue 10) against single-core MD5 on the same
+/// bytes in memory: chunking must stay far from the ingest limit, which MD5 sets.
+fn chunking(c: &mut Criterion) {
+    use md5::Digest;
+    let data = data();
+    let mut g = c.benchmark_group("chunking");
+    g.throughput(Throughput::Bytes(SIZE as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    g.bench_function("cdc_4k_aligned_avg16k", |b| {
+        b.iter(|| glint_storage::cdc::chunks(&data, glint_storage::cdc::CdcParams::DEFAULT).len())
+    });
+    g.bench_function("md5", |b| b.iter(|| md5::Md5::digest(&data[..])));
+    g.finish();
+}
+
+criterion_group!(storage, benches, chunking);
 criterion_main!(storage);

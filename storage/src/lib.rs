@@ -14,6 +14,7 @@
 
 mod bufpool;
 mod catalog;
+pub mod cdc;
 mod datadirs;
 mod digest;
 mod error;
