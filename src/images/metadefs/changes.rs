@@ -5,7 +5,7 @@
 
 use glint_storage::{Store, StoreError, Tx};
 
-use super::model::{Association, Kind, Namespace, Object, Property, ResourceType, Tag, FORMAT};
+use super::model::{Association, Kind, Namespace, Object, Property, Tag, FORMAT};
 use super::repo;
 use crate::images::record::now;
 
@@ -107,20 +107,7 @@ impl Metadefs {
             if repo::item_locked::<Association>(tx, ns, Kind::Association, &a.name)?.is_some() {
                 return Ok(Err(exists(Kind::Association, &a.name, ns)));
             }
-            if repo::resource_type_locked(tx, &a.name)?.is_none() {
-                repo::put_resource_type(
-                    tx,
-                    &ResourceType {
-                        format: FORMAT,
-                        position: a.position,
-                        name: a.name.clone(),
-                        protected: false,
-                        created_at: a.created_at.clone(),
-                        updated_at: a.updated_at.clone(),
-                    },
-                )?;
-            }
-            repo::put_item(tx, ns, Kind::Association, &a.name, &a)?;
+            repo::associate(tx, ns, &a, false)?;
             Ok(Ok(()))
         })
         .await

@@ -10,9 +10,7 @@ use std::path::Path;
 use glint_storage::{Catalog, Store, StoreError};
 use serde_json::{json, Map, Value};
 
-use super::model::{
-    position, Association, Kind, Namespace, Object, Property, ResourceType, Tag, FORMAT,
-};
+use super::model::{position, Association, Kind, Namespace, Object, Property, Tag, FORMAT};
 use super::repo;
 use crate::images::record::now;
 
@@ -254,20 +252,7 @@ pub async fn store_definition(
             }
             repo::put_namespace(tx, &def.namespace)?;
             for a in &def.associations {
-                if repo::resource_type_locked(tx, &a.name)?.is_none() {
-                    repo::put_resource_type(
-                        tx,
-                        &ResourceType {
-                            format: FORMAT,
-                            position: a.position,
-                            name: a.name.clone(),
-                            protected: true,
-                            created_at: a.created_at.clone(),
-                            updated_at: a.updated_at.clone(),
-                        },
-                    )?;
-                }
-                repo::put_item(tx, ns, Kind::Association, &a.name, a)?;
+                repo::associate(tx, ns, a, true)?;
             }
             for p in &def.properties {
                 repo::put_item(tx, ns, Kind::Property, &p.name, p)?;

@@ -218,6 +218,30 @@ pub fn resource_type_locked(
         .transpose()
 }
 
+/// Inside a transaction: stores association `a` in `ns`, first creating its resource type
+/// when it is new (`protected` as the caller says: loaded definitions' types are).
+pub fn associate(
+    tx: &Tx<'_>,
+    ns: &str,
+    a: &super::model::Association,
+    protected: bool,
+) -> glint_storage::Result<()> {
+    if resource_type_locked(tx, &a.name)?.is_none() {
+        put_resource_type(
+            tx,
+            &ResourceType {
+                format: FORMAT,
+                position: a.position,
+                name: a.name.clone(),
+                protected,
+                created_at: a.created_at.clone(),
+                updated_at: a.updated_at.clone(),
+            },
+        )?;
+    }
+    put_item(tx, ns, Kind::Association, &a.name, a)
+}
+
 pub fn put_resource_type(tx: &Tx<'_>, rec: &ResourceType) -> glint_storage::Result<()> {
     tx.put(
         Catalog::Metadefs,
