@@ -509,6 +509,27 @@ fn fuzz_glance_json() {
     );
 }
 
+const METADEF_SEEDS: &[&[u8]] = &[
+    br#"{"namespace": "N", "visibility": "public", "protected": true, "resource_type_associations": [{"name": "OS::Glance::Image", "prefix": "x_"}], "properties": {"p": {"type": "integer", "title": "P", "default": 3, "enum": ["a"], "items": {"type": "string"}}}, "objects": [{"name": "o", "required": ["p"], "properties": {"p": {"type": "string", "title": "P"}}}], "tags": [{"name": "t"}]}"#,
+    br#"{"namespace": ""}"#,
+    br#"{"objects": [{}], "namespace": "x"}"#,
+];
+
+#[test]
+fn fuzz_metadef_documents() {
+    fuzz(
+        "metadef definition documents",
+        input(METADEF_SEEDS, 2048),
+        |body| {
+            bounded(body.len(), || {
+                if let Err(status) = glance::metadef_document(&body) {
+                    assert_eq!(status, 400);
+                }
+            });
+        },
+    );
+}
+
 /// Disk-image headers: a qcow2 v3 header with a backing file, a VMDK sparse header and
 /// descriptor, a VHD footer, a VHDX file identifier, an ISO volume descriptor.
 fn image_seeds() -> Vec<Vec<u8>> {

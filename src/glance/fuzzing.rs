@@ -55,3 +55,11 @@ pub fn range(value: &str, size: u64) -> Result<(u64, u64), u16> {
         Err(crate::range::RangeError::Invalid) => Err(416),
     }
 }
+
+/// A metadata-definition document (the body of `POST /v2/metadefs/namespaces`, also the
+/// definition-file format): the number of items it defines, or the status.
+pub fn metadef_document(body: &[u8]) -> Result<usize, u16> {
+    let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| 400u16)?;
+    let def = crate::images::metadefs::files::parse(&doc, Some("p"), true).map_err(|_| 400u16)?;
+    Ok(def.associations.len() + def.properties.len() + def.objects.len() + def.tags.len())
+}

@@ -329,7 +329,7 @@ async fn list(g: &Glance, caller: &Caller, query: &str) -> ApiResult {
         .cloned()
         .collect();
     let link = |extra: Option<&str>| {
-        let mut ser = url_encoded(&passthrough);
+        let mut ser = passthrough.clone();
         if let Some(m) = extra {
             ser.push(("marker".into(), m.to_string()));
         }
@@ -354,10 +354,6 @@ async fn list(g: &Glance, caller: &Caller, query: &str) -> ApiResult {
         }
     }
     Ok(json(StatusCode::OK, &out))
-}
-
-fn url_encoded(params: &[(String, String)]) -> Vec<(String, String)> {
-    params.to_vec()
 }
 
 /// As Python's `urlencode` (quote_plus): spaces as `+`, everything else outside the
