@@ -22,6 +22,13 @@ pub(crate) const CF_CHUNKS: &str = "chunks";
 pub(crate) const CF_META: &str = "meta";
 /// Blobs deleted while being read: the last reader (or the next open) finishes the delete.
 pub(crate) const CF_DOOMED: &str = "doomed";
+/// Format v2: where each group of chunks lives in the packs (group.rs).
+pub(crate) const CF_GROUPS: &str = "groups";
+/// Format v2: per-slot reference counts of each group, kept by an add merge operator.
+pub(crate) const CF_GROUP_REFS: &str = "group_refs";
+/// Format v2 dedup index: the first 128 bits of a chunk's BLAKE3 name → its number. A hit
+/// is confirmed against the full name in the pack record's header before it is used.
+pub(crate) const CF_CHUNK_INDEX: &str = "chunk_index";
 
 /// Column families the front ends keep their records in. Each write to them goes through a
 /// [`crate::Tx`], in the same atomic batch as the blob changes it goes with.
@@ -98,12 +105,17 @@ pub(crate) fn open(path: &Path) -> Result<Db> {
     opts.set_recycle_log_file_num(4);
     let mut chunk_opts = Options::default();
     chunk_opts.set_merge_operator_associative("glint_refcount_add", add_refcounts);
+    let mut group_ref_opts = Options::default();
+    group_ref_opts.set_merge_operator_associative("glint_group_refs_add", crate::group::add_counts);
     let mut cfs = vec![
         ColumnFamilyDescriptor::new(CF_BLOBS, Options::default()),
         ColumnFamilyDescriptor::new(CF_MANIFESTS, Options::default()),
         ColumnFamilyDescriptor::new(CF_CHUNKS, chunk_opts),
         ColumnFamilyDescriptor::new(CF_META, Options::default()),
         ColumnFamilyDescriptor::new(CF_DOOMED, Options::default()),
+        ColumnFamilyDescriptor::new(CF_GROUPS, Options::default()),
+        ColumnFamilyDescriptor::new(CF_GROUP_REFS, group_ref_opts),
+        ColumnFamilyDescriptor::new(CF_CHUNK_INDEX, Options::default()),
     ];
     cfs.extend(
         Catalog::ALL

@@ -11,7 +11,9 @@
 //! block that ends there), hashed as eight words with a multiply-xorshift mix: a cost of 64
 //! bytes per 4 KiB, so chunking stays far from the ingest limit (MD5 + SHA-512). A cut is
 //! taken when the hash falls under a threshold chosen for the wanted average, never before
-//! `min` bytes into a chunk and always at `max`.
+//! `min` bytes into a chunk and always at `max`. Where a run of all-zero blocks starts or
+//! ends there is always a cut: sparse regions of an image become chunks of zeros (stored as
+//! nothing) instead of padding the data chunks next to them.
 
 /// The granularity of cut points: one filesystem block.
 pub const BLOCK: usize = 4096;
@@ -86,6 +88,10 @@ pub struct Chunker {
     chunk_start: u64,
     /// The last bytes seen (for the window at the next boundary).
     tail: [u8; WINDOW],
+    /// Whether the block being fed so far holds a non-zero byte.
+    block_nonzero: bool,
+    /// Whether the previous whole block was all zeros (`None` at the start of the stream).
+    prev_zero: Option<bool>,
 }
 
 impl Chunker {
@@ -96,6 +102,8 @@ impl Chunker {
             offset: 0,
             chunk_start: 0,
             tail: [0; WINDOW],
+            block_nonzero: false,
+            prev_zero: None,
         }
     }
 
@@ -109,12 +117,29 @@ impl Chunker {
             let take = to_boundary.min(data.len());
             let (piece, rest) = data.split_at(take);
             self.remember(piece);
+            self.block_nonzero |= piece.iter().fold(0u8, |acc, &b| acc | b) != 0;
             self.offset += take as u64;
             data = rest;
-            if take == to_boundary && self.cut_here() {
-                cuts.push(self.offset);
-                self.chunk_start = self.offset;
+            if take == to_boundary {
+                self.end_of_block(cuts);
             }
+        }
+    }
+
+    /// At the end of a whole block: cuts where zero blocks start or stop (so a run of zero
+    /// blocks is a chunk of its own, stored as nothing, and never pads a data chunk), then
+    /// where the content says.
+    fn end_of_block(&mut self, cuts: &mut Vec<u64>) {
+        let zero = !std::mem::take(&mut self.block_nonzero);
+        let block_start = self.offset - BLOCK as u64;
+        if self.prev_zero.is_some_and(|p| p != zero) && block_start > self.chunk_start {
+            cuts.push(block_start);
+            self.chunk_start = block_start;
+        }
+        self.prev_zero = Some(zero);
+        if self.cut_here() {
+            cuts.push(self.offset);
+            self.chunk_start = self.offset;
         }
     }
 
@@ -223,6 +248,41 @@ mod tests {
             "only {shared} of {} bytes shared",
             a.len()
         );
+    }
+
+    #[test]
+    fn zero_runs_are_chunks_of_their_own() {
+        // data (5 blocks + 100 bytes) | zeros (7 blocks, from the next boundary) | data
+        let mut d = noise(5 * BLOCK + 100, 5);
+        d.resize(13 * BLOCK, 0);
+        d.extend_from_slice(&noise(20 * BLOCK, 6));
+        let p = CdcParams::DEFAULT;
+        let all = chunks(&d, p);
+        let zero: Vec<(u64, usize)> = all
+            .iter()
+            .copied()
+            .filter(|(o, l)| d[*o as usize..*o as usize + l].iter().all(|&b| b == 0))
+            .collect();
+        assert_eq!(
+            zero.iter().map(|c| c.1).sum::<usize>(),
+            7 * BLOCK,
+            "{all:?}"
+        );
+        assert!(zero.iter().all(|(o, _)| *o >= 6 * BLOCK as u64));
+        // The same data after the zeros cuts the same wherever the zeros started.
+        let mut e = noise(2 * BLOCK, 7);
+        e.resize(13 * BLOCK, 0);
+        e.extend_from_slice(&d[13 * BLOCK..]);
+        let tail = |v: &[(u64, usize)]| -> Vec<(u64, usize)> {
+            v.iter()
+                .copied()
+                .filter(|(o, _)| *o >= 13 * BLOCK as u64)
+                .collect()
+        };
+        assert_eq!(tail(&all), tail(&chunks(&e, p)));
+        // Long zero runs are cut at `max` at the latest.
+        let z = vec![0u8; 3 * p.max + BLOCK];
+        assert!(chunks(&z, p).iter().all(|c| c.1 <= p.max));
     }
 
     #[test]

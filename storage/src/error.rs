@@ -15,6 +15,10 @@ pub enum StoreError {
     Corrupt { chunk: ChunkId, path: PathBuf },
     #[error("chunk {0} is missing from every data directory")]
     ChunkMissing(ChunkId),
+    #[error("chunk {chunk} failed verification (pack {pack:016x}, record at {offset})")]
+    CorruptRecord { pack: u64, offset: u64, chunk: u64 },
+    #[error("pack {0:016x} is missing from every data directory")]
+    PackMissing(u64),
     #[error("range {start}..{end} is not within a blob of {size} bytes")]
     InvalidRange { start: u64, end: u64, size: u64 },
     #[error("data directory {path}: {reason}")]
@@ -54,7 +58,10 @@ impl StoreError {
     pub fn is_integrity(&self) -> bool {
         matches!(
             self,
-            StoreError::Corrupt { .. } | StoreError::ChunkMissing(_)
+            StoreError::Corrupt { .. }
+                | StoreError::CorruptRecord { .. }
+                | StoreError::ChunkMissing(_)
+                | StoreError::PackMissing(_)
         )
     }
 }

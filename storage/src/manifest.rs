@@ -1,11 +1,13 @@
-//! Manifests: a blob is an ordered list of extents, each a slice of a stored chunk, a run of
-//! zeros (stored as nothing) or, for tiny blobs, inline bytes. Extents are grouped into
+//! Manifests: a blob is an ordered list of extents, each a slice of a stored chunk (format v1),
+//! a run of consecutive chunk numbers in packs (format v2), a run of zeros (stored as nothing)
+//! or, for tiny blobs, inline bytes. Extents are grouped into
 //! segments of at most `SEGMENT_EXTENTS`, each stored under `blob id ‖ start offset (BE)`, so a
 //! range read seeks straight to its segment instead of loading a multi-GiB image's whole list.
 
 use bytes::Bytes;
 
 use crate::error::{Result, StoreError};
+use crate::group::{put_varint, ChunkNo, Reader};
 use crate::ids::{BlobId, ChunkId};
 
 pub(crate) const SEGMENT_EXTENTS: usize = 256;
@@ -18,6 +20,15 @@ pub enum Extent {
     Zero { len: u64 },
     /// Bytes kept in the catalog itself (blobs no larger than `inline_max`).
     Inline { data: Bytes },
+    /// `len` bytes of the chunks numbered `first .. first + count` (format v2, in packs),
+    /// concatenated, starting `skip` bytes into them. The extent references (and counts a
+    /// reference on) every chunk of the run, even one a slice no longer covers.
+    Run {
+        first: ChunkNo,
+        count: u32,
+        skip: u64,
+        len: u64,
+    },
 }
 
 impl Extent {
@@ -26,6 +37,7 @@ impl Extent {
             Extent::Chunk { len, .. } => *len as u64,
             Extent::Zero { len } => *len,
             Extent::Inline { data } => data.len() as u64,
+            Extent::Run { len, .. } => *len,
         }
     }
 
@@ -45,6 +57,14 @@ impl Extent {
             Extent::Zero { .. } => Extent::Zero { len: to - from },
             Extent::Inline { data } => Extent::Inline {
                 data: data.slice(from as usize..to as usize),
+            },
+            Extent::Run {
+                first, count, skip, ..
+            } => Extent::Run {
+                first: *first,
+                count: *count,
+                skip: skip + from,
+                len: to - from,
             },
         }
     }
@@ -72,6 +92,7 @@ pub(crate) fn push_extent(list: &mut Vec<Extent>, e: Extent) {
 const TAG_CHUNK: u8 = 1;
 const TAG_ZERO: u8 = 2;
 const TAG_INLINE: u8 = 3;
+const TAG_RUN: u8 = 4;
 
 pub(crate) fn encode_segment(extents: &[Extent]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + extents.len() * 41);
@@ -92,6 +113,18 @@ pub(crate) fn encode_segment(extents: &[Extent]) -> Vec<u8> {
                 out.push(TAG_INLINE);
                 out.extend_from_slice(&(data.len() as u32).to_le_bytes());
                 out.extend_from_slice(data);
+            }
+            Extent::Run {
+                first,
+                count,
+                skip,
+                len,
+            } => {
+                out.push(TAG_RUN);
+                put_varint(&mut out, first.0);
+                put_varint(&mut out, *count as u64);
+                put_varint(&mut out, *skip);
+                put_varint(&mut out, *len);
             }
         }
     }
@@ -115,6 +148,14 @@ impl<'a> Cursor<'a> {
     fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
     }
+    fn varint(&mut self) -> Result<u64> {
+        let mut r = Reader(self.0);
+        let v = r
+            .varint()
+            .ok_or(StoreError::Malformed("bad varint in manifest segment"))?;
+        self.0 = r.0;
+        Ok(v)
+    }
 }
 
 pub(crate) fn decode_segment(buf: &[u8]) -> Result<Vec<Extent>> {
@@ -135,6 +176,22 @@ pub(crate) fn decode_segment(buf: &[u8]) -> Result<Vec<Extent>> {
                 let len = c.u32()? as usize;
                 Extent::Inline {
                     data: Bytes::copy_from_slice(c.take(len)?),
+                }
+            }
+            TAG_RUN => {
+                let first = ChunkNo(c.varint()?);
+                let count =
+                    u32::try_from(c.varint()?).map_err(|_| StoreError::Malformed("run length"))?;
+                let skip = c.varint()?;
+                let len = c.varint()?;
+                if count == 0 || first.0.checked_add(count as u64).is_none() {
+                    return Err(StoreError::Malformed("run of chunks"));
+                }
+                Extent::Run {
+                    first,
+                    count,
+                    skip,
+                    len,
                 }
             }
             _ => return Err(StoreError::Malformed("unknown extent tag")),
@@ -226,6 +283,12 @@ mod tests {
             Extent::Zero { len: 1 << 40 },
             Extent::Inline {
                 data: Bytes::from_static(b"tiny"),
+            },
+            Extent::Run {
+                first: ChunkNo::new(1 << 40, 3),
+                count: 64,
+                skip: 5,
+                len: 1 << 20,
             },
         ];
         let enc = encode_segment(&list);

@@ -5,6 +5,7 @@
 //! touches only the 64 KiB blocks the range needs and verifies their CRC32C before the
 //! bytes leave.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -120,7 +121,23 @@ async fn pump(
                 batch.push(e);
                 batch.len() < EXTENT_BATCH
             })?;
-            Ok::<_, StoreError>(batch)
+            // Runs of v2 chunks become planned pack reads here, off the async threads.
+            let mut groups = HashMap::new();
+            batch
+                .into_iter()
+                .map(|e| match e {
+                    Extent::Run {
+                        first,
+                        count,
+                        skip,
+                        len,
+                    } => Ok(Item::Packs {
+                        len,
+                        reads: walker.plan_run(first, count, skip, len, &mut groups)?,
+                    }),
+                    e => Ok(Item::Extent(e)),
+                })
+                .collect::<Result<Vec<Item>>>()
         })
         .await??;
         if batch.is_empty() {
@@ -128,7 +145,31 @@ async fn pump(
                 "manifest shorter than its blob record",
             ));
         }
-        for e in batch {
+        for item in batch {
+            let e = match item {
+                Item::Extent(e) => e,
+                Item::Packs { len, reads } => {
+                    pos += len;
+                    for r in reads {
+                        let reader = inner.clone();
+                        let slots = inner.read_slots.clone();
+                        let job = async move {
+                            let slot = slots.acquire_owned().await.map_err(|_| closing())?;
+                            tokio::task::spawn_blocking(move || {
+                                let _slot = slot;
+                                reader.read_pack(&r)
+                            })
+                            .await
+                            .map_err(StoreError::from)?
+                        };
+                        in_flight.push_back(job.boxed());
+                        if !deliver(&mut in_flight, depth - 1, tx).await? {
+                            return Ok(());
+                        }
+                    }
+                    continue;
+                }
+            };
             pos += e.len();
             match e {
                 Extent::Chunk {
@@ -141,10 +182,7 @@ async fn pump(
                     let slots = inner.read_slots.clone();
                     let job = async move {
                         // Closed only on drop of the store: then the read fails as cancelled.
-                        let slot = slots.acquire_owned().await.map_err(|_| StoreError::Io {
-                            path: std::path::PathBuf::new(),
-                            source: std::io::Error::other("store closing"),
-                        })?;
+                        let slot = slots.acquire_owned().await.map_err(|_| closing())?;
                         tokio::task::spawn_blocking(move || {
                             let _slot = slot;
                             read_chunk(&reader, &chunk, from, to)
@@ -167,6 +205,8 @@ async fn pump(
                     }
                 }
                 Extent::Inline { data } => in_flight.push_back(future::ready(Ok(data)).boxed()),
+                // Planned as pack reads when the batch was fetched.
+                Extent::Run { .. } => return Err(StoreError::Malformed("unplanned run")),
             }
             if !deliver(&mut in_flight, depth - 1, tx).await? {
                 return Ok(());
@@ -174,6 +214,24 @@ async fn pump(
         }
     }
     deliver(&mut in_flight, 0, tx).await.map(|_| ())
+}
+
+/// What the pump works through: plain extents, and runs of v2 chunks already planned as
+/// pack reads.
+enum Item {
+    Extent(Extent),
+    Packs {
+        len: u64,
+        reads: Vec<crate::packread::PackRead>,
+    },
+}
+
+/// The read semaphore closes only when the store is dropped: reads then fail as cancelled.
+fn closing() -> StoreError {
+    StoreError::Io {
+        path: std::path::PathBuf::new(),
+        source: std::io::Error::other("store closing"),
+    }
 }
 
 /// Sends finished reads, in order, until at most `keep` remain in flight. False when the

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +39,24 @@ pub struct StoreConfig {
     /// BLAKE3 check of every chunk read (and so reads whole chunks even for small ranges).
     /// Off by default: see the README for the measured cost. Scrub always checks BLAKE3.
     pub verify_full_hash_on_read: bool,
+    /// How new blobs are written: v1 (fixed-size chunk files) or v2 (content-defined chunks
+    /// in packs). Blobs of either format are read, cloned and deleted whatever this says.
+    pub format: Format,
+    /// Format v2 chunk size bounds (see storage/README.md for how the average was chosen).
+    pub cdc: crate::cdc::CdcParams,
+    /// Format v2 chunk codec: `Lz4` stores a chunk compressed when that saves 1/8 or more.
+    pub codec: crate::pack::Codec,
+    /// Format v2: a pack is retired from appends once it reaches this many bytes.
+    pub pack_target: u64,
+}
+
+/// The engine's on-disk format for new writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Fixed-size chunks, one file each, named by BLAKE3.
+    V1,
+    /// Content-defined 4 KiB-aligned chunks appended to pack files, optionally compressed.
+    V2,
 }
 
 pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
@@ -54,6 +72,10 @@ impl StoreConfig {
             read_ahead: 4,
             read_parallelism: std::thread::available_parallelism().map_or(4, |n| 2 * n.get()),
             verify_full_hash_on_read: false,
+            format: Format::V1,
+            cdc: crate::cdc::CdcParams::DEFAULT,
+            codec: crate::pack::Codec::Lz4,
+            pack_target: 32 << 20,
         }
     }
 
@@ -79,6 +101,10 @@ impl StoreConfig {
                 "inline_max must be below chunk_size".into(),
             ));
         }
+        self.cdc.validate().map_err(StoreError::Config)?;
+        if self.cdc.max > u32::MAX as usize / 2 {
+            return Err(StoreError::Config("cdc max chunk size is too large".into()));
+        }
         if self.write_parallelism == 0 || self.read_ahead == 0 {
             return Err(StoreError::Config(
                 "write_parallelism and read_ahead must be positive".into(),
@@ -92,15 +118,20 @@ pub(crate) struct Inner {
     pub db: Db,
     pub dirs: DataDirs,
     pub cfg: StoreConfig,
-    /// Chunks that in-flight writes have written or found, not yet covered by a committed
-    /// reference. Reclamation skips them; see `reclaim`.
-    pins: Mutex<HashMap<ChunkId, u32>>,
+    /// Chunks (and v2 packs) that in-flight writes have written or found, not yet covered
+    /// by a committed reference. Reclamation and compaction skip them; see `reclaim`.
+    pins: Mutex<HashMap<PinKey, u32>>,
     /// Reclaims scheduled from `Drop` and not yet finished (see `Store::settle`).
     pub(crate) pending_reclaims: AtomicUsize,
     /// Blobs being read, and deletes waiting for their readers (lease.rs).
     pub(crate) leases: Leases,
     /// Bounds chunk reads in flight across readers (`read_parallelism`).
     pub read_slots: Arc<tokio::sync::Semaphore>,
+    /// Format v2 pack files.
+    pub packs: crate::packs::Packs,
+    /// The next free chunk group number (format v2); allocated groups that never commit are
+    /// simply skipped.
+    pub next_group: AtomicU64,
 }
 
 /// The blob engine. Cheap to clone; all clones share one catalog and set of data directories.
@@ -182,8 +213,12 @@ impl Store {
         // From here until a clean close, a crash means recovery must scan.
         db.put_cf_opt(meta, META_CLEAN, b"0", &wo)?;
 
+        let packs = crate::packs::Packs::open(&cfg.data_dirs, cfg.pack_target)?;
+        let next_group = AtomicU64::new(crate::group::first_free_group(&db)?);
         let store = Store {
             inner: Arc::new(Inner {
+                packs,
+                next_group,
                 db,
                 dirs: DataDirs::new(dirs),
                 read_slots: Arc::new(tokio::sync::Semaphore::new(cfg.read_parallelism.max(1))),
@@ -345,14 +380,19 @@ impl Inner {
     }
 
     pub fn pin(self: &Arc<Self>, id: ChunkId) -> PinGuard {
-        *self.pins.lock().expect("pins").entry(id).or_insert(0) += 1;
+        self.pin_key(PinKey::Chunk(id))
+    }
+
+    pub fn pin_key(self: &Arc<Self>, key: PinKey) -> PinGuard {
+        *self.pins.lock().expect("pins").entry(key).or_insert(0) += 1;
         PinGuard {
             inner: self.clone(),
-            ids: vec![id],
+            ids: vec![key],
         }
     }
 
-    fn unpin(&self, ids: &[ChunkId]) -> Vec<ChunkId> {
+    /// Releases pins; returns the v1 chunks no longer pinned by anyone.
+    fn unpin(&self, ids: &[PinKey]) -> Vec<ChunkId> {
         let mut pins = self.pins.lock().expect("pins");
         let mut released = Vec::new();
         for id in ids {
@@ -360,7 +400,9 @@ impl Inner {
                 *n -= 1;
                 if *n == 0 {
                     pins.remove(id);
-                    released.push(*id);
+                    if let PinKey::Chunk(c) = id {
+                        released.push(*c);
+                    }
                 }
             }
         }
@@ -382,7 +424,7 @@ impl Inner {
         let pins = self.pins.lock().expect("pins");
         let mut removed = 0;
         for id in candidates {
-            if pins.contains_key(id) {
+            if pins.contains_key(&PinKey::Chunk(*id)) {
                 continue;
             }
             let stored = self.db.get_cf(chunks, id.0)?;
@@ -456,7 +498,16 @@ impl Drop for Inner {
 /// no longer pinned are checked for reclamation (an abandoned upload leaves nothing behind).
 pub(crate) struct PinGuard {
     inner: Arc<Inner>,
-    ids: Vec<ChunkId>,
+    ids: Vec<PinKey>,
+}
+
+/// What a pin holds: a v1 chunk file, a v2 chunk (by number), or a v2 pack an ingest wrote
+/// records into that no committed group describes yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum PinKey {
+    Chunk(ChunkId),
+    No(crate::group::ChunkNo),
+    Pack(u64),
 }
 
 impl PinGuard {

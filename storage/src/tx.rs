@@ -4,19 +4,22 @@
 //! a delete locks the blob record exclusively, a clone or concatenation locks its sources
 //! shared, and front ends lock their own keys (an object name, an image id) the same way.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rocksdb::{ErrorKind, TransactionOptions, WriteOptions as DbWriteOptions};
 
-use crate::catalog::{cf, encode_count, Catalog, Db, CF_BLOBS, CF_CHUNKS, CF_DOOMED, CF_MANIFESTS};
+use crate::catalog::{
+    cf, Catalog, Db, CF_BLOBS, CF_CHUNK_INDEX, CF_DOOMED, CF_GROUPS, CF_MANIFESTS,
+};
 use crate::error::{Result, StoreError};
+use crate::group::{group_key, put_varint};
 use crate::ids::{BlobId, ChunkId};
 use crate::manifest::{
     decode_segment, encode_segment, parse_segment_key, push_extent, segment_key, segments,
     BlobInfo, Extent,
 };
+use crate::refs::Refs;
 use crate::store::{Inner, Store};
 use crate::write::StagedBlob;
 
@@ -179,6 +182,16 @@ impl<'a> Tx<'a> {
         {
             return Err(StoreError::AlreadyCommitted(staged.id));
         }
+        let groups = cf(self.db(), CF_GROUPS);
+        for (g, loc) in &staged.groups {
+            self.txn.put_cf(groups, group_key(*g), loc.encode())?;
+        }
+        let index = cf(self.db(), CF_CHUNK_INDEX);
+        for (k, no) in &staged.index {
+            let mut v = Vec::with_capacity(10);
+            put_varint(&mut v, no.0);
+            self.txn.put_cf(index, k, v)?;
+        }
         self.write_blob(staged.id, &staged.extents)?;
         Ok(staged.id)
     }
@@ -227,7 +240,7 @@ impl<'a> Tx<'a> {
         self.deleting.push(id);
         self.txn.delete_cf(doomed, id.0)?;
         let manifests = cf(self.db(), CF_MANIFESTS);
-        let mut refs: HashMap<ChunkId, i64> = HashMap::new();
+        let mut refs = Refs::default();
         let mut keys = Vec::new();
         let mut it = self.db().raw_iterator_cf(manifests);
         it.seek(id.0);
@@ -237,9 +250,7 @@ impl<'a> Tx<'a> {
                 break;
             }
             for e in decode_segment(it.value().expect("valid"))? {
-                if let Some(c) = e.chunk() {
-                    *refs.entry(c).or_default() += 1;
-                }
+                refs.add(&e, -1);
             }
             keys.push(key.to_vec());
             it.next();
@@ -249,11 +260,8 @@ impl<'a> Tx<'a> {
             self.txn.delete_cf(manifests, k)?;
         }
         self.txn.delete_cf(blobs, id.0)?;
-        let chunks = cf(self.db(), CF_CHUNKS);
-        for (c, n) in refs {
-            self.txn.merge_cf(chunks, c.0, encode_count(-n))?;
-            self.decremented.push(c);
-        }
+        let lowered = refs.apply(self.db(), &self.txn)?;
+        self.decremented.extend(lowered);
         Ok(())
     }
 
@@ -288,14 +296,11 @@ impl<'a> Tx<'a> {
             self.txn
                 .put_cf(manifests, segment_key(id, start), encode_segment(seg))?;
         }
-        let mut refs: HashMap<ChunkId, i64> = HashMap::new();
-        for c in extents.iter().filter_map(Extent::chunk) {
-            *refs.entry(c).or_default() += 1;
+        let mut refs = Refs::default();
+        for e in extents {
+            refs.add(e, 1);
         }
-        let chunks = cf(self.db(), CF_CHUNKS);
-        for (c, n) in refs {
-            self.txn.merge_cf(chunks, c.0, encode_count(n))?;
-        }
+        refs.apply(self.db(), &self.txn)?;
         Ok(())
     }
 }

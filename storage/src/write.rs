@@ -42,9 +42,33 @@ pub struct StagedBlob {
     size: u64,
     digests: Digests,
     pub(crate) _pins: PinGuard,
+    /// Format v2: locations of the chunk groups this write appended, and their index keys;
+    /// committed with the blob.
+    pub(crate) groups: Vec<(u64, crate::group::GroupLocation)>,
+    pub(crate) index: Vec<([u8; 16], crate::group::ChunkNo)>,
 }
 
 impl StagedBlob {
+    pub(crate) fn new_v2(
+        id: BlobId,
+        extents: Vec<Extent>,
+        size: u64,
+        digests: Digests,
+        pins: PinGuard,
+        groups: Vec<(u64, crate::group::GroupLocation)>,
+        index: Vec<([u8; 16], crate::group::ChunkNo)>,
+    ) -> StagedBlob {
+        StagedBlob {
+            id,
+            extents,
+            size,
+            digests,
+            _pins: pins,
+            groups,
+            index,
+        }
+    }
+
     pub fn id(&self) -> BlobId {
         self.id
     }
@@ -196,6 +220,9 @@ impl Store {
         S: Stream<Item = std::result::Result<Bytes, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if self.inner.cfg.format == crate::store::Format::V2 {
+            return self.write_v2(input, opts).await;
+        }
         let chunk_size = self.inner.cfg.chunk_size;
         let mut ingest = Ingest::new(self.inner.clone(), opts.digests);
         let mut buf = BytesMut::new();
@@ -270,6 +297,8 @@ impl Store {
             size: total,
             digests,
             _pins: std::mem::replace(&mut ingest.pins, PinGuard::empty(&self.inner)),
+            groups: Vec::new(),
+            index: Vec::new(),
         })
     }
 

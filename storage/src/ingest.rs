@@ -1,0 +1,517 @@
+//! Streaming ingest in format v2: content-defined chunks, deduplicated against the whole
+//! store through the chunk index, new ones compressed and appended to a pack.
+//!
+//! ```text
+//! input ─► chunker (4 KiB-aligned cuts) ─► batches of whole chunks (≥ 1 MiB)
+//!            │                                │
+//!            └► digest threads (MD5, SHA-512…) └► examine tasks, up to write_parallelism:
+//!                                                  zero test, BLAKE3, index lookup (+ pin),
+//!                                                  compression of new chunks
+//!                                                     │ in stream order
+//!                                                  appender thread: in-blob dedup, append to
+//!                                                  the ingest's pack, chunk numbers, extents
+//! ```
+//!
+//! At the end the pack is fsynced (and its directory, if the pack is new) before the staged
+//! blob is returned: the same commit rule as format v1, with one `fdatasync` per pack
+//! instead of one per chunk.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::FuturesOrdered;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::catalog::{cf, CF_CHUNK_INDEX, CF_GROUPS};
+use crate::cdc::Chunker;
+use crate::digest::{Digests, Hasher};
+use crate::error::{Result, StoreError};
+use crate::group::{group_key, ChunkNo, GroupLocation, Slot, GROUP_SLOTS};
+use crate::ids::{BlobId, ChunkId};
+use crate::manifest::{push_extent, Extent};
+use crate::pack::{self, Encoded, RecordHeader, RECORD_HEADER};
+use crate::store::{Inner, PinGuard, PinKey, Store};
+use crate::write::{is_zero, StagedBlob, WriteOptions};
+
+/// Bytes of whole chunks handed to one examine task.
+const BATCH: usize = 1 << 20;
+/// Batches queued per digest thread.
+const DIGEST_QUEUE: usize = 4;
+
+/// The dedup index key of a chunk name: its first 128 bits.
+pub(crate) fn index_key(name: &ChunkId) -> [u8; 16] {
+    name.0[..16].try_into().expect("16")
+}
+
+/// What one chunk of a batch turned out to be.
+enum Piece {
+    Zero(u64),
+    /// Already stored under this number (pinned).
+    Known {
+        no: ChunkNo,
+        len: u32,
+    },
+    New(Encoded),
+}
+
+struct Examined {
+    pieces: Vec<Piece>,
+    pins: PinGuard,
+}
+
+impl Inner {
+    /// The stored chunk with this name and length, if the index knows one and its pack record
+    /// confirms the full name. Pins it first, so compaction keeps it from then on.
+    fn find_chunk(
+        self: &Arc<Self>,
+        name: &ChunkId,
+        raw_len: u32,
+    ) -> Result<Option<(ChunkNo, PinGuard)>> {
+        let Some(v) = self
+            .db
+            .get_cf(cf(&self.db, CF_CHUNK_INDEX), index_key(name))?
+        else {
+            return Ok(None);
+        };
+        let Some(no) = crate::group::Reader(&v).varint().map(ChunkNo) else {
+            return Ok(None);
+        };
+        let pin = self.pin_key(PinKey::No(no));
+        let Some(g) = self
+            .db
+            .get_cf(cf(&self.db, CF_GROUPS), group_key(no.group()))?
+        else {
+            return Ok(None);
+        };
+        let Some(at) = GroupLocation::decode(&g)?.locate(no.slot()) else {
+            return Ok(None);
+        };
+        if at.slot.raw_len != raw_len {
+            return Ok(None);
+        }
+        let mut h = [0u8; RECORD_HEADER];
+        match self.packs.read_exact_at(at.pack, at.record, &mut h) {
+            Ok(()) => {}
+            Err(e) if e.is_integrity() || matches!(e, StoreError::Malformed(_)) => {
+                tracing::warn!(chunk = no.0, error = %e, "indexed chunk unreadable; storing a fresh copy");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+        match RecordHeader::decode(&h) {
+            Some(rh) if rh.name == *name && rh.raw_len == raw_len && rh.crc == at.slot.crc => {
+                Ok(Some((no, pin)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn examine(self: &Arc<Self>, data: Bytes, ends: Vec<usize>) -> Result<Examined> {
+        let mut pieces = Vec::with_capacity(ends.len());
+        let mut pins = PinGuard::empty(self);
+        let mut start = 0;
+        for end in ends {
+            let chunk = data.slice(start..end);
+            start = end;
+            if is_zero(&chunk) {
+                pieces.push(Piece::Zero(chunk.len() as u64));
+                continue;
+            }
+            let name = ChunkId::of(&chunk);
+            let len = chunk.len() as u32;
+            match self.find_chunk(&name, len)? {
+                Some((no, pin)) => {
+                    pins.absorb(pin);
+                    pieces.push(Piece::Known { no, len });
+                }
+                None => pieces.push(Piece::New(pack::encode_named(chunk, name, self.cfg.codec))),
+            }
+        }
+        Ok(Examined { pieces, pins })
+    }
+}
+
+/// The group being filled: chunks appended back to back to one pack.
+struct OpenGroup {
+    id: u64,
+    loc: GroupLocation,
+}
+
+/// The appender: owns the ingest's pack and everything that must follow stream order.
+struct Appender {
+    inner: Arc<Inner>,
+    writer: Option<pack::PackWriter>,
+    new_pack_dirs: Vec<PathBuf>,
+    group: Option<OpenGroup>,
+    groups: Vec<(u64, GroupLocation)>,
+    index: Vec<([u8; 16], ChunkNo)>,
+    /// Chunks this blob already holds, by name: repeats within one upload share a number.
+    seen: HashMap<ChunkId, ChunkNo>,
+    extents: Vec<Extent>,
+    /// The run of consecutive chunk numbers being built: (first, count, bytes).
+    run: Option<(ChunkNo, u32, u64)>,
+    pins: PinGuard,
+    chunks: usize,
+}
+
+impl Appender {
+    fn new(inner: Arc<Inner>) -> Appender {
+        let pins = PinGuard::empty(&inner);
+        Appender {
+            inner,
+            writer: None,
+            new_pack_dirs: Vec::new(),
+            group: None,
+            groups: Vec::new(),
+            index: Vec::new(),
+            seen: HashMap::new(),
+            extents: Vec::new(),
+            run: None,
+            pins,
+            chunks: 0,
+        }
+    }
+
+    fn reference(&mut self, no: ChunkNo, len: u32) {
+        self.chunks += 1;
+        if let Some((first, count, bytes)) = &mut self.run {
+            if first.0 + *count as u64 == no.0 {
+                *count += 1;
+                *bytes += len as u64;
+                return;
+            }
+        }
+        self.end_run();
+        self.run = Some((no, 1, len as u64));
+    }
+
+    fn end_run(&mut self) {
+        if let Some((first, count, len)) = self.run.take() {
+            self.extents.push(Extent::Run {
+                first,
+                count,
+                skip: 0,
+                len,
+            });
+        }
+    }
+
+    fn close_group(&mut self) {
+        if let Some(g) = self.group.take() {
+            self.groups.push((g.id, g.loc));
+        }
+    }
+
+    /// A writer with room, rolling the current pack over (made durable now) when full.
+    fn writer(&mut self) -> Result<&mut pack::PackWriter> {
+        let full = self
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.len() >= self.inner.cfg.pack_target);
+        if full {
+            self.close_group();
+            let mut w = self.writer.take().expect("checked");
+            w.sync()?;
+            self.inner.packs.give_back(w);
+        }
+        if self.writer.is_none() {
+            let lent = self.inner.packs.lend()?;
+            self.pins
+                .absorb(self.inner.pin_key(PinKey::Pack(lent.writer.id)));
+            if let Some(d) = lent.new_entry {
+                self.new_pack_dirs.push(d);
+            }
+            self.writer = Some(lent.writer);
+        }
+        Ok(self.writer.as_mut().expect("set"))
+    }
+
+    fn absorb(&mut self, examined: Examined) -> Result<()> {
+        enum Plan {
+            Zero(u64),
+            Stored(ChunkNo, u32),
+            Fresh(usize),
+        }
+        self.pins.absorb(examined.pins);
+        // New chunks are appended with one write, in order; repeats share the first copy.
+        let mut fresh: Vec<Encoded> = Vec::new();
+        let mut in_batch: HashMap<ChunkId, usize> = HashMap::new();
+        let mut plan = Vec::with_capacity(examined.pieces.len());
+        for p in examined.pieces {
+            plan.push(match p {
+                Piece::Zero(n) => Plan::Zero(n),
+                Piece::Known { no, len } => Plan::Stored(no, len),
+                Piece::New(e) => {
+                    if let Some(&no) = self.seen.get(&e.header.name) {
+                        Plan::Stored(no, e.header.raw_len)
+                    } else if let Some(&k) = in_batch.get(&e.header.name) {
+                        Plan::Fresh(k)
+                    } else {
+                        in_batch.insert(e.header.name, fresh.len());
+                        fresh.push(e);
+                        Plan::Fresh(fresh.len() - 1)
+                    }
+                }
+            });
+        }
+        let numbers = self.append(&fresh)?;
+        for p in plan {
+            match p {
+                Plan::Zero(n) => {
+                    self.end_run();
+                    push_extent(&mut self.extents, Extent::Zero { len: n });
+                }
+                Plan::Stored(no, len) => self.reference(no, len),
+                Plan::Fresh(k) => self.reference(numbers[k], fresh[k].header.raw_len),
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends new records to the pack and gives them numbers in the open group (opening
+    /// groups as they fill, or when the pack changes).
+    fn append(&mut self, fresh: &[Encoded]) -> Result<Vec<ChunkNo>> {
+        let mut numbers = Vec::with_capacity(fresh.len());
+        let mut rest = fresh;
+        while !rest.is_empty() {
+            let pack_id = self.writer()?.id;
+            if self
+                .group
+                .as_ref()
+                .is_some_and(|g| g.loc.pack != pack_id || g.loc.slots.len() == GROUP_SLOTS)
+            {
+                self.close_group();
+            }
+            let room = self
+                .group
+                .as_ref()
+                .map_or(GROUP_SLOTS, |g| GROUP_SLOTS - g.loc.slots.len());
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            rest = later;
+            let refs: Vec<&Encoded> = now.iter().collect();
+            let writer = self.writer()?;
+            let offsets = match writer.append(&refs) {
+                Ok(o) => o,
+                Err(e) => {
+                    // The pack's tail is unknown now: retire this writer (nothing committed
+                    // points past what was synced before).
+                    self.writer = None;
+                    return Err(e);
+                }
+            };
+            let group = self.group.get_or_insert_with(|| OpenGroup {
+                id: self
+                    .inner
+                    .next_group
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                loc: GroupLocation {
+                    pack: pack_id,
+                    first: offsets[0],
+                    slots: Vec::new(),
+                },
+            });
+            for e in now {
+                let no = ChunkNo::new(group.id, group.loc.slots.len());
+                group.loc.slots.push(Slot {
+                    codec: e.header.codec,
+                    raw_len: e.header.raw_len,
+                    stored_len: e.header.stored_len,
+                    crc: e.header.crc,
+                    gone: false,
+                });
+                self.seen.insert(e.header.name, no);
+                self.index.push((index_key(&e.header.name), no));
+                numbers.push(no);
+            }
+        }
+        Ok(numbers)
+    }
+
+    /// Makes the pack durable and returns what the commit needs.
+    fn finish(mut self) -> Result<Finished> {
+        self.end_run();
+        self.close_group();
+        if let Some(mut w) = self.writer.take() {
+            w.sync()?;
+            self.inner.packs.give_back(w);
+        }
+        for d in std::mem::take(&mut self.new_pack_dirs) {
+            crate::datadirs::fsync_dir(&d)?;
+        }
+        Ok(Finished {
+            extents: std::mem::take(&mut self.extents),
+            groups: std::mem::take(&mut self.groups),
+            index: std::mem::take(&mut self.index),
+            pins: std::mem::replace(&mut self.pins, PinGuard::empty(&self.inner)),
+            chunks: self.chunks,
+        })
+    }
+}
+
+impl Drop for Appender {
+    fn drop(&mut self) {
+        // A failed ingest: the pack keeps its (unreferenced) records and serves others.
+        if let Some(w) = self.writer.take() {
+            self.inner.packs.give_back(w);
+        }
+    }
+}
+
+struct Finished {
+    extents: Vec<Extent>,
+    groups: Vec<(u64, GroupLocation)>,
+    index: Vec<([u8; 16], ChunkNo)>,
+    pins: PinGuard,
+    chunks: usize,
+}
+
+impl Store {
+    /// The format v2 write path behind [`Store::write`].
+    pub(crate) async fn write_v2<S, E>(&self, input: S, opts: WriteOptions) -> Result<StagedBlob>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let inner = self.inner.clone();
+        let mut digest_queues = Vec::new();
+        let mut digest_tasks: Vec<JoinHandle<Digests>> = Vec::new();
+        for group in opts.digests.thread_groups() {
+            let (tx, mut rx) = mpsc::channel::<Bytes>(DIGEST_QUEUE);
+            digest_tasks.push(tokio::task::spawn_blocking(move || {
+                let mut h = Hasher::new(group);
+                while let Some(b) = rx.blocking_recv() {
+                    h.update(&b);
+                }
+                h.finish()
+            }));
+            digest_queues.push(tx);
+        }
+        let (to_appender, mut appender_rx) = mpsc::channel::<Examined>(2);
+        let appender_inner = inner.clone();
+        let appender = tokio::task::spawn_blocking(move || -> Result<Finished> {
+            let mut a = Appender::new(appender_inner);
+            while let Some(ex) = appender_rx.blocking_recv() {
+                a.absorb(ex)?;
+            }
+            a.finish()
+        });
+        let mut in_flight: FuturesOrdered<JoinHandle<Result<Examined>>> = FuturesOrdered::new();
+        let mut chunker = Chunker::new(inner.cfg.cdc);
+        let mut buf = BytesMut::new();
+        let mut buf_start = 0u64;
+        let mut cuts: Vec<u64> = Vec::new();
+        let mut total = 0u64;
+        let mut inline: Option<Bytes> = None;
+
+        let result: Result<()> = async {
+            futures::pin_mut!(input);
+            let mut dispatched = false;
+            loop {
+                let item = input.next().await;
+                let at_end = item.is_none();
+                if let Some(item) = item {
+                    let data = item.map_err(|e| StoreError::Input(e.into()))?;
+                    total += data.len() as u64;
+                    if let Some(limit) = opts.max_size {
+                        if total > limit {
+                            return Err(StoreError::TooLarge { limit });
+                        }
+                    }
+                    chunker.feed(&data, &mut cuts);
+                    buf.extend_from_slice(&data);
+                    if buf.len() < BATCH || cuts.is_empty() {
+                        continue;
+                    }
+                }
+                let mut ends: Vec<usize> =
+                    cuts.drain(..).map(|c| (c - buf_start) as usize).collect();
+                if at_end {
+                    let small = !dispatched && buf.len() <= inner.cfg.inline_max;
+                    if small && !buf.is_empty() && !is_zero(&buf) {
+                        // A tiny blob lives in the catalog: no pack record, no index entry.
+                        let tail = buf.split().freeze();
+                        for q in &digest_queues {
+                            q.send(tail.clone()).await.map_err(|_| digest_stopped())?;
+                        }
+                        inline = Some(tail);
+                        break;
+                    }
+                    if ends.last() != Some(&buf.len()) && !buf.is_empty() {
+                        ends.push(buf.len());
+                    }
+                }
+                let take = ends.last().copied().unwrap_or(0);
+                if take > 0 {
+                    let batch = buf.split_to(take).freeze();
+                    buf_start += take as u64;
+                    for q in &digest_queues {
+                        q.send(batch.clone()).await.map_err(|_| digest_stopped())?;
+                    }
+                    while in_flight.len() >= inner.cfg.write_parallelism {
+                        let ex = in_flight.next().await.expect("non-empty")??;
+                        to_appender.send(ex).await.map_err(|_| appender_stopped())?;
+                    }
+                    let worker = inner.clone();
+                    in_flight.push_back(tokio::task::spawn_blocking(move || {
+                        worker.examine(batch, ends)
+                    }));
+                    dispatched = true;
+                }
+                if at_end {
+                    break;
+                }
+            }
+            while let Some(ex) = in_flight.next().await {
+                to_appender
+                    .send(ex??)
+                    .await
+                    .map_err(|_| appender_stopped())?;
+            }
+            Ok(())
+        }
+        .await;
+        drop(to_appender);
+        digest_queues.clear();
+        let mut digests = Digests::default();
+        for t in digest_tasks {
+            digests.merge(t.await?);
+        }
+        if let Err(e) = result {
+            // Let examine tasks finish so their pins drop now.
+            while in_flight.next().await.is_some() {}
+            let _ = appender.await;
+            return Err(e);
+        }
+        let finished = appender.await??;
+        let mut extents = finished.extents;
+        if let Some(data) = inline {
+            push_extent(&mut extents, Extent::Inline { data });
+        }
+        tracing::trace!(
+            chunks = finished.chunks,
+            groups = finished.groups.len(),
+            "v2 ingest staged"
+        );
+        Ok(StagedBlob::new_v2(
+            BlobId::random(),
+            extents,
+            total,
+            digests,
+            finished.pins,
+            finished.groups,
+            finished.index,
+        ))
+    }
+}
+
+fn digest_stopped() -> StoreError {
+    StoreError::Task("digest thread stopped".into())
+}
+
+fn appender_stopped() -> StoreError {
+    StoreError::Task("pack appender stopped".into())
+}

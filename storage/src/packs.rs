@@ -1,0 +1,283 @@
+//! The pack files of every data directory (format v2): which packs exist and where, writers
+//! lent to ingests, and positioned reads through a small cache of open descriptors.
+//!
+//! Each ingest borrows one writer for its whole duration and appends its new chunks to it in
+//! stream order, so an image's chunks sit back to back and a later read coalesces them into
+//! large I/Os. A writer returns to the idle list when the ingest ends and is retired once it
+//! passes `target` bytes; concurrent ingests use different packs. Packs are placed on the data
+//! directory with the most free space when they are created.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Result, StoreError};
+use crate::pack::{self, PackWriter};
+
+/// Open read descriptors kept (packs are tens of MiB, so this covers GiBs of hot data).
+const READ_FDS: usize = 512;
+
+pub(crate) struct Packs {
+    /// `<data dir>/packs` of each data directory.
+    dirs: Vec<PathBuf>,
+    /// Roll over to a new pack past this size.
+    target: u64,
+    idle: Mutex<Vec<PackWriter>>,
+    /// Pack id → index into `dirs`.
+    placed: Mutex<HashMap<u64, usize>>,
+    read_fds: Mutex<HashMap<u64, Arc<File>>>,
+}
+
+/// A writer lent to one ingest. `new_entry` is set when the pack was created for it: its
+/// directory must be fsynced before anything references the pack.
+pub(crate) struct Lent {
+    pub writer: PackWriter,
+    pub new_entry: Option<PathBuf>,
+}
+
+impl Packs {
+    /// Creates `packs/` in each data directory if needed and indexes the packs found.
+    pub fn open(data_dirs: &[PathBuf], target: u64) -> Result<Packs> {
+        let mut dirs = Vec::new();
+        let mut placed = HashMap::new();
+        for (i, root) in data_dirs.iter().enumerate() {
+            let d = root.join("packs");
+            if !d.is_dir() {
+                std::fs::create_dir_all(&d).map_err(|e| StoreError::io(&d, e))?;
+                crate::datadirs::fsync_dir(&d)?;
+                crate::datadirs::fsync_dir(root)?;
+            }
+            for entry in std::fs::read_dir(&d).map_err(|e| StoreError::io(&d, e))? {
+                let entry = entry.map_err(|e| StoreError::io(&d, e))?;
+                if let Some(id) = entry.file_name().to_str().and_then(pack::parse_file_name) {
+                    placed.insert(id, i);
+                }
+            }
+            dirs.push(d);
+        }
+        Ok(Packs {
+            dirs,
+            target,
+            idle: Mutex::new(Vec::new()),
+            placed: Mutex::new(placed),
+            read_fds: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Ids of every pack file (scrub, compaction).
+    pub fn ids(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.placed.lock().expect("packs").keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub fn path(&self, id: u64) -> Option<PathBuf> {
+        let i = *self.placed.lock().expect("packs").get(&id)?;
+        Some(self.dirs[i].join(pack::file_name(id)))
+    }
+
+    /// A writer for one ingest: an idle pack with room, or a new one.
+    pub fn lend(&self) -> Result<Lent> {
+        if let Some(writer) = self.idle.lock().expect("packs").pop() {
+            return Ok(Lent {
+                writer,
+                new_entry: None,
+            });
+        }
+        let dir = self.roomiest_dir();
+        loop {
+            let id: u64 = rand::random();
+            match PackWriter::create(&self.dirs[dir], id) {
+                Ok(writer) => {
+                    self.placed.lock().expect("packs").insert(id, dir);
+                    return Ok(Lent {
+                        writer,
+                        new_entry: Some(self.dirs[dir].clone()),
+                    });
+                }
+                // A random id already taken (never in practice): draw again.
+                Err(StoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Takes a writer back after its ingest: kept for the next one while it has room.
+    pub fn give_back(&self, writer: PackWriter) {
+        if writer.len() < self.target {
+            self.idle.lock().expect("packs").push(writer);
+        }
+    }
+
+    fn roomiest_dir(&self) -> usize {
+        if self.dirs.len() == 1 {
+            return 0;
+        }
+        (0..self.dirs.len())
+            .max_by_key(|&i| free_bytes(&self.dirs[i]).unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn read_fd(&self, id: u64) -> Result<Arc<File>> {
+        if let Some(f) = self.read_fds.lock().expect("packs").get(&id) {
+            return Ok(f.clone());
+        }
+        let path = self.path(id).ok_or(StoreError::PackMissing(id))?;
+        let f = Arc::new(File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::PackMissing(id),
+            _ => StoreError::io(&path, e),
+        })?);
+        let mut fds = self.read_fds.lock().expect("packs");
+        if fds.len() >= READ_FDS {
+            // Any victim will do: a descriptor is cheap to reopen.
+            if let Some(&victim) = fds.keys().next() {
+                fds.remove(&victim);
+            }
+        }
+        fds.insert(id, f.clone());
+        Ok(f)
+    }
+
+    /// Reads `buf.len()` bytes of pack `id` at `offset`.
+    pub fn read_exact_at(&self, id: u64, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let f = self.read_fd(id)?;
+        f.read_exact_at(buf, offset).map_err(|e| {
+            let path = self.path(id).unwrap_or_default();
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                StoreError::Malformed("pack shorter than its catalog records")
+            } else {
+                StoreError::io(path, e)
+            }
+        })
+    }
+
+    /// Reads one range of a pack into scattered buffers with one system call per
+    /// `IOV_MAX` pieces (headers into scratch space, chunk data straight into its place).
+    pub fn read_vectored_at(&self, id: u64, offset: u64, bufs: &mut [&mut [u8]]) -> Result<()> {
+        let f = self.read_fd(id)?;
+        let path = || self.path(id).unwrap_or_default();
+        let mut at = offset;
+        let mut rest: &mut [&mut [u8]] = bufs;
+        while !rest.is_empty() {
+            let n = rest.len().min(1024);
+            let (now, later) = rest.split_at_mut(n);
+            let want: usize = now.iter().map(|b| b.len()).sum();
+            let mut done = 0usize;
+            while done < want {
+                // Rebuild the iovec list from where the last short read stopped.
+                let mut iov = Vec::with_capacity(n);
+                let mut skip = done;
+                for b in now.iter_mut() {
+                    if skip >= b.len() {
+                        skip -= b.len();
+                        continue;
+                    }
+                    iov.push(libc::iovec {
+                        iov_base: b[skip..].as_mut_ptr().cast(),
+                        iov_len: b.len() - skip,
+                    });
+                    skip = 0;
+                }
+                use std::os::fd::AsRawFd;
+                // SAFETY: every iovec points into a live, exclusively borrowed buffer of the
+                // stated length; the kernel writes at most that many bytes into each.
+                let r = unsafe {
+                    libc::preadv(
+                        f.as_raw_fd(),
+                        iov.as_ptr(),
+                        iov.len() as libc::c_int,
+                        (at + done as u64) as libc::off_t,
+                    )
+                };
+                if r < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(StoreError::io(path(), e));
+                }
+                if r == 0 {
+                    return Err(StoreError::Malformed(
+                        "pack shorter than its catalog records",
+                    ));
+                }
+                done += r as usize;
+            }
+            at += want as u64;
+            rest = later;
+        }
+        Ok(())
+    }
+
+    /// Removes pack `id` (after compaction moved what it held). Open descriptors stay valid
+    /// for reads already under way.
+    pub fn remove(&self, id: u64) -> Result<()> {
+        let Some(path) = self.path(id) else {
+            return Ok(());
+        };
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(&path, e)),
+        }
+        self.placed.lock().expect("packs").remove(&id);
+        self.read_fds.lock().expect("packs").remove(&id);
+        Ok(())
+    }
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `s` a writable statvfs.
+    (unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0)
+        .then(|| s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::{encode, Codec, RECORD_HEADER};
+    use bytes::Bytes;
+
+    #[test]
+    fn lend_append_read_back_vectored() {
+        let root = tempfile::tempdir().unwrap();
+        let packs = Packs::open(&[root.path().to_path_buf()], 1 << 20).unwrap();
+        let mut lent = packs.lend().unwrap();
+        assert!(lent.new_entry.is_some());
+        let a = encode(Bytes::from(vec![7u8; 8192]), Codec::Raw);
+        let b = encode(Bytes::from(vec![9u8; 4096]), Codec::Raw);
+        let offs = lent.writer.append(&[&a, &b]).unwrap();
+        lent.writer.sync().unwrap();
+        let id = lent.writer.id;
+        packs.give_back(lent.writer);
+        // The idle writer is lent again, no new file.
+        let again = packs.lend().unwrap();
+        assert!(again.new_entry.is_none());
+        assert_eq!(again.writer.id, id);
+        // Headers into scratch, data contiguous.
+        let mut out = vec![0u8; 8192 + 4096];
+        let (da, db) = out.split_at_mut(8192);
+        let mut h1 = [0u8; RECORD_HEADER];
+        let mut h2 = [0u8; RECORD_HEADER];
+        packs
+            .read_vectored_at(id, offs[0], &mut [&mut h1, da, &mut h2, db])
+            .unwrap();
+        assert!(out[..8192].iter().all(|&x| x == 7) && out[8192..].iter().all(|&x| x == 9));
+        assert_eq!(pack::RecordHeader::decode(&h2), Some(b.header));
+        // Reopened: the pack is found on disk.
+        let reopened = Packs::open(&[root.path().to_path_buf()], 1 << 20).unwrap();
+        assert_eq!(reopened.ids(), vec![id]);
+        reopened.remove(id).unwrap();
+        assert!(reopened.ids().is_empty());
+        assert!(matches!(
+            reopened.read_exact_at(id, 0, &mut [0u8; 4]),
+            Err(StoreError::PackMissing(_))
+        ));
+    }
+}

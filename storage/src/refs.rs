@@ -1,0 +1,56 @@
+//! Reference-count deltas of a change, gathered per chunk (format v1) and per group slot
+//! (format v2) so each catalog key gets one merge per transaction however many extents
+//! touch it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::catalog::{cf, encode_count, Db, CF_CHUNKS, CF_GROUP_REFS};
+use crate::error::Result;
+use crate::group::{encode_counts, group_key, ChunkNo, GROUP_SLOTS};
+use crate::ids::ChunkId;
+use crate::manifest::Extent;
+
+#[derive(Default)]
+pub(crate) struct Refs {
+    chunks: HashMap<ChunkId, i64>,
+    groups: BTreeMap<u64, [i64; GROUP_SLOTS]>,
+}
+
+impl Refs {
+    /// Counts `sign` (+1 for a new reference, -1 for a dropped one) on every chunk `e` holds.
+    pub fn add(&mut self, e: &Extent, sign: i64) {
+        match e {
+            Extent::Chunk { id, .. } => *self.chunks.entry(*id).or_default() += sign,
+            Extent::Run { first, count, .. } => {
+                for n in first.0..first.0 + *count as u64 {
+                    let no = ChunkNo(n);
+                    self.groups.entry(no.group()).or_insert([0; GROUP_SLOTS])[no.slot()] += sign;
+                }
+            }
+            Extent::Zero { .. } | Extent::Inline { .. } => {}
+        }
+    }
+
+    /// Merges the deltas into the transaction; returns the v1 chunks whose count went down
+    /// (candidates for reclamation after the commit).
+    pub fn apply(self, db: &Db, txn: &rocksdb::Transaction<'_, Db>) -> Result<Vec<ChunkId>> {
+        let chunks = cf(db, CF_CHUNKS);
+        let mut lowered = Vec::new();
+        for (c, n) in self.chunks {
+            if n != 0 {
+                txn.merge_cf(chunks, c.0, encode_count(n))?;
+            }
+            if n < 0 {
+                lowered.push(c);
+            }
+        }
+        let groups = cf(db, CF_GROUP_REFS);
+        for (g, deltas) in self.groups {
+            let used = deltas.iter().rposition(|&d| d != 0).map_or(0, |i| i + 1);
+            if used > 0 {
+                txn.merge_cf(groups, group_key(g), encode_counts(&deltas[..used]))?;
+            }
+        }
+        Ok(lowered)
+    }
+}

@@ -1,0 +1,275 @@
+//! Format v2 (content-defined chunks in packs) through the public API: round trips, ranges,
+//! dedup of shifted content, zero runs, compression, clone/concat across formats, reopen,
+//! and corruption of a pack.
+
+mod common;
+
+use bytes::Bytes;
+use common::pattern;
+use futures::stream;
+use glint_storage::{BlobId, DigestSet, Format, Store, StoreConfig, StoreError, WriteOptions};
+
+fn config(root: &std::path::Path, format: Format) -> StoreConfig {
+    let mut cfg = common::config(root, 1 << 20);
+    cfg.format = format;
+    cfg
+}
+
+fn open(root: &std::path::Path) -> Store {
+    Store::open(config(root, Format::V2)).unwrap()
+}
+
+fn md5_only() -> WriteOptions {
+    WriteOptions {
+        digests: DigestSet::MD5,
+        max_size: None,
+    }
+}
+
+async fn put(store: &Store, data: &[u8]) -> BlobId {
+    let staged = store.write_bytes(data.to_vec(), md5_only()).await.unwrap();
+    store.commit(staged).await.unwrap()
+}
+
+/// Bytes in the pack files of a store rooted at `root`.
+fn pack_bytes(root: &std::path::Path) -> u64 {
+    std::fs::read_dir(root.join("data/packs"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Text-like bytes that compress (words from a small vocabulary, xorshift-chosen).
+fn text(seed: u64, len: usize) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "image ",
+        "glance ",
+        "chunk ",
+        "pack ",
+        "the ",
+        "of ",
+        "store ",
+        "qcow2 ",
+        "raw ",
+        "kernel ",
+        "initrd ",
+        "/usr/lib/",
+        "x86_64 ",
+        "\n",
+        "debian ",
+        "bookworm ",
+    ];
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(WORDS[(x % WORDS.len() as u64) as usize].as_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_with_digests_across_odd_input_framing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for (len, piece) in [(5 << 20, 7777), (3 << 20, 4099), (100_000, 1), (4096, 4096)] {
+        let data = pattern(len as u64, len);
+        let pieces: Vec<Result<Bytes, std::io::Error>> = data
+            .chunks(piece)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let staged = store
+            .write(
+                stream::iter(pieces),
+                WriteOptions {
+                    digests: DigestSet::ALL,
+                    max_size: None,
+                },
+            )
+            .await
+            .unwrap();
+        let mut h = glint_storage::Hasher::new(DigestSet::ALL);
+        h.update(&data);
+        assert_eq!(staged.digests(), &h.finish());
+        assert_eq!(staged.size(), data.len() as u64);
+        let id = store.commit(staged).await.unwrap();
+        assert_eq!(
+            store.read_to_vec(id, None).await.unwrap(),
+            data,
+            "len {len}"
+        );
+    }
+    // Empty and tiny blobs: no pack record.
+    let before = pack_bytes(dir.path());
+    let empty = put(&store, b"").await;
+    let tiny = put(&store, b"hello").await;
+    assert_eq!(store.read_to_vec(empty, None).await.unwrap(), b"");
+    assert_eq!(store.read_to_vec(tiny, None).await.unwrap(), b"hello");
+    assert_eq!(pack_bytes(dir.path()), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_match_slices() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut data = text(1, 3 << 20);
+    data.extend_from_slice(&pattern(2, 2 << 20));
+    data.extend_from_slice(&vec![0u8; 1 << 20]);
+    data.extend_from_slice(&text(3, 777_777));
+    let id = put(&store, &data).await;
+    assert_eq!(store.read_to_vec(id, None).await.unwrap(), data);
+    let n = data.len() as u64;
+    let mut x = 12345u64;
+    for _ in 0..200 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let a = (x >> 11) % n;
+        let b = (a + (x >> 40) % (300 << 10)).min(n);
+        let got = store.read_to_vec(id, Some(a..b)).await;
+        assert_eq!(
+            got.map_err(|e| format!("{a}..{b}: {e}")).unwrap(),
+            &data[a as usize..b as usize],
+            "{a}..{b}"
+        );
+    }
+    assert!(matches!(
+        store.read_to_vec(id, Some(n - 1..n + 1)).await.unwrap_err(),
+        StoreError::InvalidRange { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shifted_content_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // Release B = A with 12 KiB inserted 1 MiB in, and 4 KiB changed further on.
+    let a = pattern(7, 16 << 20);
+    let mut b = a[..1 << 20].to_vec();
+    b.extend_from_slice(&pattern(8, 12 << 10));
+    b.extend_from_slice(&a[1 << 20..]);
+    let at = 9 << 20;
+    b[at..at + 4096].copy_from_slice(&pattern(9, 4096));
+    let ia = put(&store, &a).await;
+    let after_a = pack_bytes(dir.path());
+    let ib = put(&store, &b).await;
+    let grown = pack_bytes(dir.path()) - after_a;
+    assert!(
+        grown < (a.len() / 20) as u64,
+        "B added {grown} bytes to packs (A took {after_a})"
+    );
+    assert_eq!(store.read_to_vec(ia, None).await.unwrap(), a);
+    assert_eq!(store.read_to_vec(ib, None).await.unwrap(), b);
+    // The same bytes again: nothing new at all.
+    let again = pack_bytes(dir.path());
+    put(&store, &b).await;
+    assert_eq!(pack_bytes(dir.path()), again);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zeros_cost_nothing_and_text_is_compressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut sparse = vec![0u8; 64 << 20];
+    sparse[10 << 20..(10 << 20) + 5000].copy_from_slice(&pattern(3, 5000));
+    let id = put(&store, &sparse).await;
+    assert!(
+        pack_bytes(dir.path()) < 64 << 10,
+        "{}",
+        pack_bytes(dir.path())
+    );
+    assert_eq!(store.read_to_vec(id, None).await.unwrap(), sparse);
+    let words = text(5, 8 << 20);
+    let before = pack_bytes(dir.path());
+    let t = put(&store, &words).await;
+    let used = pack_bytes(dir.path()) - before;
+    assert!(
+        used < words.len() as u64 / 2,
+        "{used} bytes for 8 MiB of text"
+    );
+    assert_eq!(store.read_to_vec(t, None).await.unwrap(), words);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_concat_and_delete_across_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1_data = pattern(21, 3 << 20);
+    let v1 = {
+        let store = Store::open(config(dir.path(), Format::V1)).unwrap();
+        let id = put(&store, &v1_data).await;
+        store.settle().await;
+        id
+    };
+    // The same store reopened writing v2: old blobs stay readable, new ones are packed.
+    let store = open(dir.path());
+    let v2_data = text(22, 3 << 20);
+    let v2 = put(&store, &v2_data).await;
+    assert_eq!(store.read_to_vec(v1, None).await.unwrap(), v1_data);
+    let joined = store
+        .transact(move |tx| tx.concat(&[(v1, Some(1000..2 << 20)), (v2, Some(5..(1 << 20) + 3))]))
+        .await
+        .unwrap();
+    let mut want = v1_data[1000..2 << 20].to_vec();
+    want.extend_from_slice(&v2_data[5..(1 << 20) + 3]);
+    assert_eq!(store.read_to_vec(joined, None).await.unwrap(), want);
+    let c = store.clone_blob(v2, Some(777..2_000_000)).await.unwrap();
+    store.delete(v2).await.unwrap();
+    assert!(matches!(
+        store.read_to_vec(v2, None).await.unwrap_err(),
+        StoreError::BlobNotFound(_)
+    ));
+    assert_eq!(
+        store.read_to_vec(c, None).await.unwrap(),
+        &v2_data[777..2_000_000]
+    );
+    assert_eq!(
+        store.read_to_vec(c, Some(100..200)).await.unwrap(),
+        &v2_data[877..977]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_survive_reopen_and_new_groups_do_not_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = pattern(31, 5 << 20);
+    let ia = {
+        let store = open(dir.path());
+        let id = put(&store, &a).await;
+        store.settle().await;
+        id
+    };
+    let store = open(dir.path());
+    let b = pattern(32, 5 << 20);
+    let ib = put(&store, &b).await;
+    assert_eq!(store.read_to_vec(ia, None).await.unwrap(), a);
+    assert_eq!(store.read_to_vec(ib, None).await.unwrap(), b);
+    // A dedups against what the earlier run stored.
+    let before = pack_bytes(dir.path());
+    put(&store, &a).await;
+    assert_eq!(pack_bytes(dir.path()), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_pack_is_a_typed_error_never_wrong_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let data = pattern(41, 2 << 20);
+    let id = put(&store, &data).await;
+    let packs: Vec<_> = std::fs::read_dir(dir.path().join("data/packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(packs.len(), 1);
+    let mut bytes = std::fs::read(&packs[0]).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&packs[0], bytes).unwrap();
+    let err = store.read_to_vec(id, None).await.unwrap_err();
+    assert!(err.is_integrity(), "{err:?}");
+}
