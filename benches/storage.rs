@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures::StreamExt;
-use glint_storage::{BlobId, DigestSet, Store, StoreConfig, WriteOptions};
+use glint_storage::{BlobId, DigestSet, Format, Store, StoreConfig, WriteOptions};
 use rand::{Rng, RngCore, SeedableRng};
 
 const SIZE: usize = 256 << 20;
@@ -94,7 +94,7 @@ fn drop_page_cache(store: &Store) {
             }
         }
     }
-    walk(&store.config().data_dirs[0].join("chunks"));
+    walk(&store.config().data_dirs[0]);
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -240,5 +240,147 @@ fn chunking(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(storage, benches, chunking);
+/// A store in format v1 (1 MiB chunk files) or v2 (content-defined chunks in packs).
+fn open_format(root: &Path, format: Format) -> Store {
+    open_format_with(root, format, glint_storage::Codec::Lz4)
+}
+
+fn open_format_with(root: &Path, format: Format, codec: glint_storage::Codec) -> Store {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = root.join(format!(
+        "f{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut cfg = StoreConfig::single(&dir);
+    std::fs::create_dir_all(&cfg.data_dirs[0]).unwrap();
+    cfg.format = format;
+    cfg.codec = codec;
+    Store::open(cfg).unwrap()
+}
+
+/// `data` made unique for round `n`: every 4 KiB block gets the round number in its first
+/// bytes, so no round dedups against an earlier (deleted but not yet compacted) one.
+fn fresh(data: &Bytes, n: u64) -> Bytes {
+    let mut v = data.to_vec();
+    for block in v.chunks_mut(4096) {
+        block[..8].copy_from_slice(&n.to_le_bytes());
+    }
+    Bytes::from(v)
+}
+
+/// A later "release" of `data`: 12 KiB inserted every 8 MiB, so every later chunk of a
+/// fixed-size chunker moves, while content-defined chunks are found again in the first
+/// copy's packs.
+fn release(data: &Bytes) -> Bytes {
+    let mut v = Vec::with_capacity(data.len() + data.len() / 512);
+    for (i, piece) in data.chunks(8 << 20).enumerate() {
+        v.extend_from_slice(piece);
+        v.extend_from_slice(&[i as u8 ^ 0x5a; 12 << 10]);
+    }
+    Bytes::from(v)
+}
+
+/// Format v1 against v2 in the same minutes (issue 10's ratios): ingest with MD5 +
+/// SHA-512, whole reads warm and cold, a deduplicated later release, 64 KiB ranges.
+fn formats(c: &mut Criterion) {
+    let rt = runtime();
+    let data = data();
+    let root = bench_root();
+    let both = [("v1", Format::V1), ("v2", Format::V2)];
+
+    let mut g = c.benchmark_group("format_ingest");
+    g.throughput(Throughput::Bytes(SIZE as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15));
+    for (label, format, codec) in [
+        ("v1", Format::V1, glint_storage::Codec::Lz4),
+        ("v2", Format::V2, glint_storage::Codec::Lz4),
+        ("v2_uncompressed", Format::V2, glint_storage::Codec::Raw),
+    ] {
+        let store = open_format_with(&root, format, codec);
+        let round = std::sync::atomic::AtomicU64::new(1);
+        g.bench_function(format!("md5+sha512/{label}"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let store = store.clone();
+                let inputs: Vec<Bytes> = (0..iters)
+                    .map(|_| {
+                        fresh(
+                            &data,
+                            round.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                        )
+                    })
+                    .collect();
+                async move {
+                    let mut total = Duration::ZERO;
+                    for input in inputs {
+                        let t = Instant::now();
+                        let id = ingest(&store, &input, DigestSet::MD5 | DigestSet::SHA512).await;
+                        total += t.elapsed();
+                        store.delete(id).await.unwrap();
+                    }
+                    total
+                }
+            })
+        });
+    }
+    g.finish();
+
+    let later = release(&data);
+    let mut stores = Vec::new();
+    let mut g = c.benchmark_group("format_read");
+    g.throughput(Throughput::Bytes(SIZE as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    for (label, format) in both {
+        let store = open_format(&root, format);
+        let first = rt.block_on(ingest(&store, &data, DigestSet::NONE));
+        let second = rt.block_on(ingest(&store, &later, DigestSet::NONE));
+        for (what, id) in [("fresh", first), ("later_release", second)] {
+            rt.block_on(drain(&store, id, None));
+            g.bench_function(format!("warm_{what}/{label}"), |b| {
+                b.to_async(&rt).iter(|| drain(&store, id, None))
+            });
+            g.bench_function(format!("cold_{what}/{label}"), |b| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let store = store.clone();
+                    async move {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            drop_page_cache(&store);
+                            let t = Instant::now();
+                            drain(&store, id, None).await;
+                            total += t.elapsed();
+                        }
+                        total
+                    }
+                })
+            });
+        }
+        stores.push((label, store, first));
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("format_range_64k");
+    g.throughput(Throughput::Elements(1000)).sample_size(10);
+    for (label, store, first) in &stores {
+        rt.block_on(drain(store, *first, None));
+        g.bench_function(*label, |b| {
+            b.to_async(&rt).iter(|| {
+                let store = store.clone();
+                let first = *first;
+                async move {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+                    for _ in 0..1000 {
+                        let at = rng.gen_range(0..(SIZE - PIECE) as u64);
+                        drain(&store, first, Some(at..at + PIECE as u64)).await;
+                    }
+                }
+            })
+        });
+    }
+    g.finish();
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+criterion_group!(storage, benches, chunking, formats);
 criterion_main!(storage);

@@ -107,6 +107,13 @@ pub(crate) fn open(path: &Path) -> Result<Db> {
     chunk_opts.set_merge_operator_associative("glint_refcount_add", add_refcounts);
     let mut group_ref_opts = Options::default();
     group_ref_opts.set_merge_operator_associative("glint_group_refs_add", crate::group::add_counts);
+    // The dedup index is asked about every new chunk, and most answers are "no": a Bloom
+    // filter answers those from memory.
+    let mut index_opts = Options::default();
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(false);
+    index_opts.set_block_based_table_factory(&table);
     let mut cfs = vec![
         ColumnFamilyDescriptor::new(CF_BLOBS, Options::default()),
         ColumnFamilyDescriptor::new(CF_MANIFESTS, Options::default()),
@@ -115,7 +122,7 @@ pub(crate) fn open(path: &Path) -> Result<Db> {
         ColumnFamilyDescriptor::new(CF_DOOMED, Options::default()),
         ColumnFamilyDescriptor::new(CF_GROUPS, Options::default()),
         ColumnFamilyDescriptor::new(CF_GROUP_REFS, group_ref_opts),
-        ColumnFamilyDescriptor::new(CF_CHUNK_INDEX, Options::default()),
+        ColumnFamilyDescriptor::new(CF_CHUNK_INDEX, index_opts),
     ];
     cfs.extend(
         Catalog::ALL

@@ -369,6 +369,7 @@ struct Finished {
     chunks: usize,
 }
 
+
 impl Store {
     /// The format v2 write path behind [`Store::write`].
     pub(crate) async fn write_v2<S, E>(&self, input: S, opts: WriteOptions) -> Result<StagedBlob>
@@ -487,6 +488,25 @@ impl Store {
             return Err(e);
         }
         let finished = appender.await??;
+        // The dedup index learns the new chunks now, outside the commit's transaction (one
+        // unsynced batch instead of thousands of locked puts; the commit's synced WAL write
+        // makes it durable). An entry whose blob never commits names a chunk number no group
+        // describes — or, after a restart, one a later group reuses — and `find_chunk`
+        // rejects it by the full name in the pack record.
+        let index = finished.index;
+        let db_inner = inner.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let mut batch = rocksdb::WriteBatchWithTransaction::<true>::default();
+            let family = cf(&db_inner.db, CF_CHUNK_INDEX);
+            let mut v = Vec::with_capacity(10);
+            for (k, no) in &index {
+                v.clear();
+                crate::group::put_varint(&mut v, no.0);
+                batch.put_cf(family, k, &v);
+            }
+            Ok(db_inner.db.write(batch)?)
+        })
+        .await??;
         let mut extents = finished.extents;
         if let Some(data) = inline {
             push_extent(&mut extents, Extent::Inline { data });
@@ -503,7 +523,6 @@ impl Store {
             digests,
             finished.pins,
             finished.groups,
-            finished.index,
         ))
     }
 }

@@ -186,12 +186,6 @@ impl<'a> Tx<'a> {
         for (g, loc) in &staged.groups {
             self.txn.put_cf(groups, group_key(*g), loc.encode())?;
         }
-        let index = cf(self.db(), CF_CHUNK_INDEX);
-        for (k, no) in &staged.index {
-            let mut v = Vec::with_capacity(10);
-            put_varint(&mut v, no.0);
-            self.txn.put_cf(index, k, v)?;
-        }
         self.write_blob(staged.id, &staged.extents)?;
         Ok(staged.id)
     }

@@ -42,10 +42,8 @@ pub struct StagedBlob {
     size: u64,
     digests: Digests,
     pub(crate) _pins: PinGuard,
-    /// Format v2: locations of the chunk groups this write appended, and their index keys;
-    /// committed with the blob.
+    /// Format v2: locations of the chunk groups this write appended, committed with the blob.
     pub(crate) groups: Vec<(u64, crate::group::GroupLocation)>,
-    pub(crate) index: Vec<([u8; 16], crate::group::ChunkNo)>,
 }
 
 impl StagedBlob {
@@ -56,7 +54,6 @@ impl StagedBlob {
         digests: Digests,
         pins: PinGuard,
         groups: Vec<(u64, crate::group::GroupLocation)>,
-        index: Vec<([u8; 16], crate::group::ChunkNo)>,
     ) -> StagedBlob {
         StagedBlob {
             id,
@@ -65,7 +62,6 @@ impl StagedBlob {
             digests,
             _pins: pins,
             groups,
-            index,
         }
     }
 
@@ -298,7 +294,6 @@ impl Store {
             digests,
             _pins: std::mem::replace(&mut ingest.pins, PinGuard::empty(&self.inner)),
             groups: Vec::new(),
-            index: Vec::new(),
         })
     }
 
