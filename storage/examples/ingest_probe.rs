@@ -34,7 +34,13 @@ async fn main() {
         );
         let t = Instant::now();
         let staged = store
-            .write(pieces, WriteOptions { digests, max_size: None })
+            .write(
+                pieces,
+                WriteOptions {
+                    digests,
+                    max_size: None,
+                },
+            )
             .await
             .unwrap();
         let staged_at = t.elapsed();

@@ -369,7 +369,6 @@ struct Finished {
     chunks: usize,
 }
 
-
 impl Store {
     /// The format v2 write path behind [`Store::write`].
     pub(crate) async fn write_v2<S, E>(&self, input: S, opts: WriteOptions) -> Result<StagedBlob>

@@ -15,6 +15,7 @@
 mod bufpool;
 mod catalog;
 pub mod cdc;
+mod compact;
 mod datadirs;
 mod digest;
 mod error;
@@ -38,6 +39,7 @@ mod tx;
 mod write;
 
 pub use catalog::Catalog;
+pub use compact::CompactReport;
 pub use digest::{DigestSet, Digests, Hasher};
 pub use error::{Result, StoreError};
 pub use ids::{BlobId, ChunkId};

@@ -292,6 +292,18 @@ impl PackWriter {
         Ok(offsets)
     }
 
+    /// Appends whole records copied from another pack (compaction); returns where they
+    /// start.
+    pub fn append_raw(&mut self, records: &[u8]) -> Result<u64> {
+        let at = self.len;
+        self.file
+            .write_all_at(records, at)
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.len += records.len() as u64;
+        self.unsynced = true;
+        Ok(at)
+    }
+
     /// Makes everything appended so far durable (data and, the first time, the file's size
     /// and directory entry: the caller fsyncs `packs/` once for a new pack).
     pub fn sync(&mut self) -> Result<()> {

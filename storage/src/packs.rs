@@ -25,6 +25,8 @@ pub(crate) struct Packs {
     /// Roll over to a new pack past this size.
     target: u64,
     idle: Mutex<Vec<PackWriter>>,
+    /// Packs lent to an ingest right now (never compacted while lent).
+    lent: Mutex<std::collections::HashSet<u64>>,
     /// Pack id → index into `dirs`.
     placed: Mutex<HashMap<u64, usize>>,
     read_fds: Mutex<HashMap<u64, Arc<File>>>,
@@ -61,6 +63,7 @@ impl Packs {
             dirs,
             target,
             idle: Mutex::new(Vec::new()),
+            lent: Mutex::new(std::collections::HashSet::new()),
             placed: Mutex::new(placed),
             read_fds: Mutex::new(HashMap::new()),
         })
@@ -81,17 +84,24 @@ impl Packs {
     /// A writer for one ingest: an idle pack with room, or a new one.
     pub fn lend(&self) -> Result<Lent> {
         if let Some(writer) = self.idle.lock().expect("packs").pop() {
+            self.lent.lock().expect("packs").insert(writer.id);
             return Ok(Lent {
                 writer,
                 new_entry: None,
             });
         }
+        self.lend_new()
+    }
+
+    /// A writer on a brand-new pack (compaction's output, which no ingest shares).
+    pub fn lend_new(&self) -> Result<Lent> {
         let dir = self.roomiest_dir();
         loop {
             let id: u64 = rand::random();
             match PackWriter::create(&self.dirs[dir], id) {
                 Ok(writer) => {
                     self.placed.lock().expect("packs").insert(id, dir);
+                    self.lent.lock().expect("packs").insert(id);
                     return Ok(Lent {
                         writer,
                         new_entry: Some(self.dirs[dir].clone()),
@@ -107,9 +117,31 @@ impl Packs {
 
     /// Takes a writer back after its ingest: kept for the next one while it has room.
     pub fn give_back(&self, writer: PackWriter) {
+        self.lent.lock().expect("packs").remove(&writer.id);
         if writer.len() < self.target {
             self.idle.lock().expect("packs").push(writer);
         }
+    }
+
+    pub fn is_lent(&self, id: u64) -> bool {
+        self.lent.lock().expect("packs").contains(&id)
+    }
+
+    /// Seals pack `id` for compaction: true when no ingest holds it (an idle writer is
+    /// dropped, so nothing appends to it again); false while it is lent.
+    pub fn seal(&self, id: u64) -> bool {
+        // Lock order: idle, then lent (as in `lend`).
+        let mut idle = self.idle.lock().expect("packs");
+        if self.lent.lock().expect("packs").contains(&id) {
+            return false;
+        }
+        idle.retain(|w| w.id != id);
+        true
+    }
+
+    /// Seals a writer that will not be appended to again (compaction's output).
+    pub fn retire(&self, writer: PackWriter) {
+        self.lent.lock().expect("packs").remove(&writer.id);
     }
 
     fn roomiest_dir(&self) -> usize {

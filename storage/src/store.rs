@@ -48,6 +48,8 @@ pub struct StoreConfig {
     pub codec: crate::pack::Codec,
     /// Format v2: a pack is retired from appends once it reaches this many bytes.
     pub pack_target: u64,
+    /// Format v2: `gc` rewrites packs whose live bytes fall under this fraction of their size.
+    pub compact_below: f64,
 }
 
 /// The engine's on-disk format for new writes.
@@ -76,6 +78,7 @@ impl StoreConfig {
             cdc: crate::cdc::CdcParams::DEFAULT,
             codec: crate::pack::Codec::Lz4,
             pack_target: 32 << 20,
+            compact_below: 0.5,
         }
     }
 
@@ -102,6 +105,11 @@ impl StoreConfig {
             ));
         }
         self.cdc.validate().map_err(StoreError::Config)?;
+        if !(0.0..=1.0).contains(&self.compact_below) {
+            return Err(StoreError::Config(
+                "compact_below must be between 0 and 1".into(),
+            ));
+        }
         if self.cdc.max > u32::MAX as usize / 2 {
             return Err(StoreError::Config("cdc max chunk size is too large".into()));
         }
@@ -132,6 +140,8 @@ pub(crate) struct Inner {
     /// The next free chunk group number (format v2); allocated groups that never commit are
     /// simply skipped.
     pub next_group: AtomicU64,
+    /// One compaction at a time (compact.rs).
+    pub compacting: Mutex<()>,
 }
 
 /// The blob engine. Cheap to clone; all clones share one catalog and set of data directories.
@@ -219,6 +229,7 @@ impl Store {
             inner: Arc::new(Inner {
                 packs,
                 next_group,
+                compacting: Mutex::new(()),
                 db,
                 dirs: DataDirs::new(dirs),
                 read_slots: Arc::new(tokio::sync::Semaphore::new(cfg.read_parallelism.max(1))),
@@ -288,11 +299,16 @@ impl Store {
     /// Removes unreferenced chunk files older than `grace` that no in-flight write holds, and
     /// temp files older than `grace`. Safe while writers run: a writer pins its chunks before
     /// it looks for or writes them, and a pinned or young file is never removed.
+    ///
+    /// Format v2 packs are compacted too (`compact_below`): the count includes the chunks
+    /// that dropped.
     pub async fn gc(&self, grace: Duration) -> Result<usize> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             inner.dirs.clean_tmp(Some(grace))?;
-            inner.collect_garbage(grace)
+            let v1 = inner.collect_garbage(grace)?;
+            let v2 = inner.compact(inner.cfg.compact_below)?;
+            Ok(v1 + v2.chunks_dropped as usize)
         })
         .await?
     }
@@ -389,6 +405,12 @@ impl Inner {
             inner: self.clone(),
             ids: vec![key],
         }
+    }
+
+    /// Runs `f` with the pin table locked: nothing can pin or unpin meanwhile (compaction
+    /// checks pins and commits under it, as `reclaim` does for v1 chunks).
+    pub fn with_pins<R>(&self, f: impl FnOnce(&HashMap<PinKey, u32>) -> R) -> R {
+        f(&self.pins.lock().expect("pins"))
     }
 
     /// Releases pins; returns the v1 chunks no longer pinned by anyone.

@@ -9,11 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rocksdb::{ErrorKind, TransactionOptions, WriteOptions as DbWriteOptions};
 
-use crate::catalog::{
-    cf, Catalog, Db, CF_BLOBS, CF_CHUNK_INDEX, CF_DOOMED, CF_GROUPS, CF_MANIFESTS,
-};
+use crate::catalog::{cf, Catalog, Db, CF_BLOBS, CF_DOOMED, CF_GROUPS, CF_MANIFESTS};
 use crate::error::{Result, StoreError};
-use crate::group::{group_key, put_varint};
+use crate::group::group_key;
 use crate::ids::{BlobId, ChunkId};
 use crate::manifest::{
     decode_segment, encode_segment, parse_segment_key, push_extent, segment_key, segments,

@@ -273,3 +273,91 @@ async fn a_damaged_pack_is_a_typed_error_never_wrong_bytes() {
     let err = store.read_to_vec(id, None).await.unwrap_err();
     assert!(err.is_integrity(), "{err:?}");
 }
+
+fn pack_count(root: &std::path::Path) -> usize {
+    std::fs::read_dir(root.join("data/packs")).unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_frees_dead_packs_and_rewrites_sparse_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let a = pattern(51, 6 << 20);
+    let b = pattern(52, 2 << 20);
+    let ia = put(&store, &a).await;
+    let ib = put(&store, &b).await; // the same idle pack: A's and B's records side by side
+    assert_eq!(pack_count(dir.path()), 1);
+    // Nothing dead yet: nothing to do.
+    let r = store.compact(0.5).await.unwrap();
+    assert_eq!((r.packs_removed, r.packs_rewritten), (0, 0), "{r:?}");
+    store.delete(ia).await.unwrap();
+    let before = pack_bytes(dir.path());
+    let r = store.compact(0.5).await.unwrap();
+    assert_eq!(r.packs_rewritten, 1, "{r:?}");
+    assert!(r.chunks_dropped > 300, "{r:?}");
+    let after = pack_bytes(dir.path());
+    assert!(
+        after < before / 3 && after > b.len() as u64,
+        "{before} → {after}"
+    );
+    assert_eq!(store.read_to_vec(ib, None).await.unwrap(), b);
+    assert_eq!(
+        store.read_to_vec(ib, Some(12345..1_000_000)).await.unwrap(),
+        &b[12345..1_000_000]
+    );
+    // B's chunks are still found by the index at their new place.
+    put(&store, &b).await;
+    assert_eq!(pack_bytes(dir.path()), after);
+    // A is gone for good: writing it again stores it again.
+    let ia2 = put(&store, &a).await;
+    assert!(pack_bytes(dir.path()) > after + a.len() as u64 / 2);
+    assert_eq!(store.read_to_vec(ia2, None).await.unwrap(), a);
+    // Everything deleted: every pack goes.
+    let ids = store.list_blobs().await.unwrap();
+    for id in ids {
+        store.delete(id).await.unwrap();
+    }
+    let r = store.compact(0.5).await.unwrap();
+    assert!(r.packs_removed >= 1, "{r:?}");
+    assert_eq!(pack_bytes(dir.path()), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_chunks_an_uncommitted_write_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let a = pattern(61, 3 << 20);
+    let ia = put(&store, &a).await;
+    store.delete(ia).await.unwrap();
+    // A write of the same bytes finds the (unreferenced) chunks and pins them...
+    let staged = store.write_bytes(a.clone(), md5_only()).await.unwrap();
+    // ...so compaction must not drop them before that write commits.
+    let r = store.compact(0.5).await.unwrap();
+    assert_eq!(r.chunks_dropped, 0, "{r:?}");
+    let id = store.commit(staged).await.unwrap();
+    store.compact(0.5).await.unwrap();
+    assert_eq!(store.read_to_vec(id, None).await.unwrap(), a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_under_way_survives_compaction_of_its_pack() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), Format::V2);
+    cfg.read_ahead = 1;
+    let store = Store::open(cfg).unwrap();
+    let a = pattern(71, 8 << 20);
+    let b = pattern(72, 8 << 20);
+    let ia = put(&store, &a).await;
+    let ib = put(&store, &b).await;
+    let (_, mut reader) = store.read(ib, None).await.unwrap();
+    let mut got = Vec::new();
+    got.extend_from_slice(&reader.next().await.unwrap().unwrap());
+    store.delete(ia).await.unwrap();
+    let r = store.compact(0.6).await.unwrap();
+    assert_eq!(r.packs_rewritten, 1, "{r:?}");
+    while let Some(piece) = reader.next().await {
+        got.extend_from_slice(&piece.unwrap());
+    }
+    assert_eq!(got, b);
+}
