@@ -179,7 +179,9 @@ impl Appender {
     fn reference(&mut self, no: ChunkNo, len: u32) {
         self.chunks += 1;
         if let Some((first, count, bytes)) = &mut self.run {
-            if first.0 + *count as u64 == no.0 {
+            // A run stays within one group (≤ 64 chunks, ~1 MiB): the manifest's segment
+            // offsets then take a ranged read to within a MiB of its first byte.
+            if first.0 + *count as u64 == no.0 && first.group() == no.group() {
                 *count += 1;
                 *bytes += len as u64;
                 return;

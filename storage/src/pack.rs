@@ -258,20 +258,23 @@ impl PackWriter {
 
     /// Appends records in order with one write; returns the offset of each.
     pub fn append(&mut self, records: &[&Encoded]) -> Result<Vec<u64>> {
-        let total: usize = records.iter().map(|r| RECORD_HEADER + r.stored.len()).sum();
-        let mut buf = Vec::with_capacity(total);
+        // Headers and chunk bytes go out as one vectored write, without copying the chunks.
+        let headers: Vec<[u8; RECORD_HEADER]> = records.iter().map(|r| r.header.encode()).collect();
         let mut offsets = Vec::with_capacity(records.len());
-        for r in records {
-            offsets.push(self.len + buf.len() as u64);
-            buf.extend_from_slice(&r.header.encode());
-            buf.extend_from_slice(&r.stored);
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * records.len());
+        let mut at = self.len;
+        for (h, r) in headers.iter().zip(records) {
+            offsets.push(at);
+            at += (RECORD_HEADER + r.stored.len()) as u64;
+            parts.push(h);
+            parts.push(&r.stored);
         }
-        if let Err(e) = self.file.write_all_at(&buf, self.len) {
+        if let Err(e) = write_all_vectored_at(&self.file, &parts, self.len) {
             // Whatever part landed is an unreferenced tail; later appends go after it only
             // if the length is known, so this writer is retired by the caller.
             return Err(StoreError::io(&self.path, e));
         }
-        self.len += buf.len() as u64;
+        self.len = at;
         self.unsynced = true;
         if self.len - self.flushed_to >= FLUSH_AHEAD {
             // Start writeback of what is appended so far without waiting for it, so the
@@ -315,6 +318,52 @@ impl PackWriter {
         }
         Ok(())
     }
+}
+
+/// `pwritev` until every byte of `parts` is written at `offset` (short writes resumed).
+fn write_all_vectored_at(file: &File, parts: &[&[u8]], offset: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut done = 0usize;
+    while done < total {
+        let mut iov = Vec::with_capacity(parts.len().min(1024));
+        let mut skip = done;
+        for p in parts {
+            if iov.len() == 1024 {
+                break;
+            }
+            if skip >= p.len() {
+                skip -= p.len();
+                continue;
+            }
+            iov.push(libc::iovec {
+                iov_base: p[skip..].as_ptr() as *mut libc::c_void,
+                iov_len: p.len() - skip,
+            });
+            skip = 0;
+        }
+        // SAFETY: every iovec points into a live buffer of the stated length, only read.
+        let n = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                (offset + done as u64) as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        done += n as usize;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ impl Inner {
         count: u32,
         skip: u64,
         len: u64,
-        groups: &mut HashMap<u64, GroupLocation>,
+        groups: &mut HashMap<u64, Vec<Option<ChunkLocation>>>,
     ) -> Result<Vec<PackRead>> {
         let mut reads: Vec<PackRead> = Vec::new();
         let mut pos = 0u64; // bytes of the run before chunk `n`
@@ -77,12 +77,16 @@ impl Inner {
             let group = match groups.entry(no.group()) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(self.group_location(no.group())?)
+                    e.insert(self.group_location(no.group())?.locate_all())
                 }
             };
-            let at = group.locate(no.slot()).ok_or(StoreError::Malformed(
-                "a manifest names a chunk that is gone",
-            ))?;
+            let at = group
+                .get(no.slot())
+                .copied()
+                .flatten()
+                .ok_or(StoreError::Malformed(
+                    "a manifest names a chunk that is gone",
+                ))?;
             let raw = at.slot.raw_len as u64;
             let (from, to) = (skip.max(pos), want_end.min(pos + raw));
             pos += raw;
@@ -143,7 +147,9 @@ impl Inner {
 
     fn read_planned(&self, r: &PackRead) -> Result<Bytes> {
         let out_len = r.out_len();
-        let mut out = vec![0u8; out_len];
+        // A pooled buffer: warm reads reuse resident memory instead of faulting in and
+        // zeroing a fresh MiB per read (bufpool.rs).
+        let mut out = crate::bufpool::take(out_len);
         // Where each chunk's stored bytes land: straight into `out`, or into scratch.
         let direct: Vec<bool> = r
             .wants
@@ -215,7 +221,7 @@ impl Inner {
             }
             pos += n;
         }
-        Ok(Bytes::from(out))
+        Ok(crate::bufpool::freeze(out))
     }
 
     fn corrupt(&self, pack: u64, w: &Want) -> StoreError {
