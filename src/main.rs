@@ -266,7 +266,7 @@ async fn scrub(cfg: &Config, repair: bool, no_data: bool) -> Result<(), Error> {
             println!("  {name}");
         }
     }
-    let unrepairable = !report.corrupt.is_empty() || !report.missing.is_empty();
+    let unrepairable = report.has_damage();
     if unrepairable {
         return Err("scrub found damaged data (listed above)".into());
     }

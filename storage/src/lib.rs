@@ -34,6 +34,7 @@ mod packs;
 mod read;
 mod refs;
 mod scrub;
+mod scrub_packs;
 mod store;
 mod tx;
 mod write;

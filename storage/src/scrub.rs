@@ -58,6 +58,18 @@ pub struct ScrubReport {
     /// reads of these blobs fail where they meet the damaged chunk.
     pub damaged_blobs: Vec<BlobId>,
     pub repaired: u64,
+    /// Format v2: pack files seen.
+    pub packs: u64,
+    /// Format v2: (pack, record offset, chunk number) of records that fail their CRC32C,
+    /// do not decode or do not hash to the name in their header.
+    pub corrupt_records: Vec<(u64, u64, u64)>,
+    /// Format v2: chunk numbers manifests reference whose record is gone or whose pack is
+    /// missing.
+    pub missing_records: Vec<u64>,
+    /// Format v2: (chunk number, stored count, count the manifests imply).
+    pub group_count_mismatches: Vec<(u64, i64, i64)>,
+    /// Format v2: pack bytes no live chunk uses (compaction reclaims them; not an error).
+    pub garbage_bytes: u64,
 }
 
 impl ScrubReport {
@@ -68,6 +80,17 @@ impl ScrubReport {
             && self.refcount_mismatches.is_empty()
             && self.bad_blobs.is_empty()
             && self.stray_files.is_empty()
+            && self.corrupt_records.is_empty()
+            && self.missing_records.is_empty()
+            && self.group_count_mismatches.is_empty()
+    }
+
+    /// Damage no repair can undo: data that fails verification or is gone.
+    pub fn has_damage(&self) -> bool {
+        !self.corrupt.is_empty()
+            || !self.missing.is_empty()
+            || !self.corrupt_records.is_empty()
+            || !self.missing_records.is_empty()
     }
 }
 
@@ -85,6 +108,7 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
 
     // 1. What the manifests say: expected reference counts and per-blob totals.
     let mut expected: HashMap<ChunkId, i64> = HashMap::new();
+    let mut expected_groups = crate::scrub_packs::Expected::default();
     let mut totals: HashMap<BlobId, (u64, u64)> = HashMap::new();
     {
         let mut it = snap.raw_iterator_cf(cf(db, CF_MANIFESTS));
@@ -98,6 +122,7 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
                 if let Some(c) = e.chunk() {
                     *expected.entry(c).or_default() += 1;
                 }
+                expected_groups.add(&e);
             }
             it.next();
         }
@@ -145,6 +170,7 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
         }
         it.status()?;
     }
+    crate::scrub_packs::scrub_packs(inner, &snap, expected_groups, opts, &mut report)?;
     drop(snap);
     let mut all: Vec<ChunkId> = expected.keys().chain(stored.keys()).copied().collect();
     all.sort_unstable();
@@ -197,14 +223,20 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
             report.missing.push(*id);
         }
     }
-    if !report.corrupt.is_empty() || !report.missing.is_empty() {
+    if report.has_damage() {
         let damaged: std::collections::HashSet<ChunkId> = report
             .corrupt
             .iter()
             .map(|(id, _)| *id)
             .chain(report.missing.iter().copied())
             .collect();
-        report.damaged_blobs = blobs_referencing(inner, &damaged)?;
+        let damaged_v2: std::collections::HashSet<u64> = report
+            .corrupt_records
+            .iter()
+            .map(|r| r.2)
+            .chain(report.missing_records.iter().copied())
+            .collect();
+        report.damaged_blobs = blobs_referencing(inner, &damaged, &damaged_v2)?;
     }
     if opts.repair {
         report.repaired += inner.reclaim(&orphans)? as u64;
@@ -220,6 +252,7 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
 fn blobs_referencing(
     inner: &Arc<Inner>,
     chunks: &std::collections::HashSet<ChunkId>,
+    numbers: &std::collections::HashSet<u64>,
 ) -> Result<Vec<BlobId>> {
     let db = &inner.db;
     let mut out: Vec<BlobId> = Vec::new();
@@ -228,9 +261,10 @@ fn blobs_referencing(
     while it.valid() {
         let (blob, _) = parse_segment_key(it.key().expect("valid"))?;
         if out.last() != Some(&blob)
-            && decode_segment(it.value().expect("valid"))?
-                .iter()
-                .any(|e| e.chunk().is_some_and(|c| chunks.contains(&c)))
+            && decode_segment(it.value().expect("valid"))?.iter().any(|e| {
+                e.chunk().is_some_and(|c| chunks.contains(&c))
+                    || crate::scrub_packs::references_any(e, numbers)
+            })
         {
             out.push(blob);
         }

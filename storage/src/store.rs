@@ -334,6 +334,24 @@ impl Store {
         .await?
     }
 
+    /// Adds `delta` to a v2 chunk's reference count (by chunk number), bypassing every
+    /// invariant: only for tests that damage a store to see scrub repair it.
+    #[doc(hidden)]
+    pub async fn debug_add_chunk_no_refcount(&self, no: u64, delta: i64) -> Result<()> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let no = crate::group::ChunkNo(no);
+            let mut deltas = vec![0i64; no.slot() + 1];
+            deltas[no.slot()] = delta;
+            Ok(inner.db.merge_cf(
+                cf(&inner.db, crate::catalog::CF_GROUP_REFS),
+                crate::group::group_key(no.group()),
+                crate::group::encode_counts(&deltas),
+            )?)
+        })
+        .await?
+    }
+
     /// Ids of every committed blob (for tests and tools; a full scan).
     pub async fn list_blobs(&self) -> Result<Vec<BlobId>> {
         let inner = self.inner.clone();

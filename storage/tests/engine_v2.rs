@@ -361,3 +361,71 @@ async fn a_read_under_way_survives_compaction_of_its_pack() {
     }
     assert_eq!(got, b);
 }
+
+fn scrub_now(repair: bool) -> glint_storage::ScrubOptions {
+    glint_storage::ScrubOptions {
+        verify_data: true,
+        repair,
+        grace: std::time::Duration::ZERO,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrub_checks_packs_counts_and_names_damaged_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let a = pattern(81, 3 << 20);
+    let b = text(82, 3 << 20);
+    let ia = put(&store, &a).await;
+    let ib = put(&store, &b).await;
+    let clean = store.scrub(scrub_now(false)).await.unwrap();
+    assert!(clean.is_clean(), "{clean:?}");
+    assert_eq!(clean.packs, 1);
+    assert!(clean.bytes_verified >= (a.len() + b.len()) as u64);
+    assert!(clean.garbage_bytes < 4096, "{clean:?}");
+    // A deleted blob leaves garbage, which is not a problem.
+    let ic = put(&store, &pattern(83, 1 << 20)).await;
+    store.delete(ic).await.unwrap();
+    let r = store.scrub(scrub_now(false)).await.unwrap();
+    assert!(r.is_clean() && r.garbage_bytes > 1 << 20, "{r:?}");
+
+    // A damaged count is found and repaired.
+    // (Chunk 0 is the first chunk of a fresh store: group 0, slot 0.)
+    store.debug_add_chunk_no_refcount(0, 5).await.unwrap();
+    let r = store.scrub(scrub_now(false)).await.unwrap();
+    assert_eq!(r.group_count_mismatches.len(), 1, "{r:?}");
+    assert_eq!(r.group_count_mismatches[0].0, 0);
+    store.scrub(scrub_now(true)).await.unwrap();
+    assert!(store.scrub(scrub_now(false)).await.unwrap().is_clean());
+
+    // A flipped byte in A's data: a corrupt record, and A named as damaged (B is fine).
+    let pack = std::fs::read_dir(dir.path().join("data/packs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let at = 16 + 56 + 1000; // inside A's first record
+    bytes[at] ^= 1;
+    std::fs::write(&pack, &bytes).unwrap();
+    let r = store.scrub(scrub_now(false)).await.unwrap();
+    assert_eq!(r.corrupt_records.len(), 1, "{r:?}");
+    assert!(r.has_damage());
+    assert_eq!(r.damaged_blobs, vec![ia]);
+    assert_eq!(store.read_to_vec(ib, None).await.unwrap(), b);
+    // The pack gone: every referenced record is missing.
+    std::fs::remove_file(&pack).unwrap();
+    let store = {
+        drop(store);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        open(dir.path())
+    };
+    let r = store.scrub(scrub_now(false)).await.unwrap();
+    assert!(r.missing_records.len() > 100, "{r:?}");
+    let mut named = r.damaged_blobs.clone();
+    named.sort();
+    let mut want = vec![ia, ib];
+    want.sort();
+    assert_eq!(named, want);
+}

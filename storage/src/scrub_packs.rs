@@ -1,0 +1,205 @@
+//! Scrub of format v2: group counts against what the manifests imply, every group's records
+//! present in its pack, and (with `verify_data`) every live record's CRC32C and BLAKE3 name.
+//! Records no group describes (a failed or abandoned write, or the space compaction has not
+//! yet freed) are garbage, reported as bytes, not as errors: compaction reclaims them.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::catalog::{cf, CF_GROUPS, CF_GROUP_REFS};
+use crate::error::{Result, StoreError};
+use crate::group::{
+    decode_counts, encode_counts, group_key, parse_group_key, ChunkNo, GroupLocation,
+};
+use crate::ids::ChunkId;
+use crate::manifest::Extent;
+use crate::pack::{self, RECORD_HEADER};
+use crate::scrub::{ScrubOptions, ScrubReport};
+use crate::store::Inner;
+
+/// Per-group expected counts, accumulated from the manifests.
+#[derive(Default)]
+pub(crate) struct Expected(HashMap<u64, Vec<i64>>);
+
+impl Expected {
+    pub fn add(&mut self, e: &Extent) {
+        if let Extent::Run { first, count, .. } = e {
+            for n in first.0..first.0 + *count as u64 {
+                let no = ChunkNo(n);
+                let v = self.0.entry(no.group()).or_default();
+                if v.len() <= no.slot() {
+                    v.resize(no.slot() + 1, 0);
+                }
+                v[no.slot()] += 1;
+            }
+        }
+    }
+}
+
+pub(crate) fn scrub_packs(
+    inner: &Inner,
+    snap: &rocksdb::SnapshotWithThreadMode<'_, crate::catalog::Db>,
+    expected: Expected,
+    opts: ScrubOptions,
+    report: &mut ScrubReport,
+) -> Result<()> {
+    let db = &inner.db;
+    let mut stored: HashMap<u64, Vec<i64>> = HashMap::new();
+    let mut it = snap.raw_iterator_cf(cf(db, CF_GROUP_REFS));
+    it.seek_to_first();
+    while it.valid() {
+        stored.insert(
+            parse_group_key(it.key().expect("valid"))?,
+            decode_counts(it.value().expect("valid")),
+        );
+        it.next();
+    }
+    it.status()?;
+    let mut groups: Vec<(u64, GroupLocation)> = Vec::new();
+    let mut it = snap.raw_iterator_cf(cf(db, CF_GROUPS));
+    it.seek_to_first();
+    while it.valid() {
+        groups.push((
+            parse_group_key(it.key().expect("valid"))?,
+            GroupLocation::decode(it.value().expect("valid"))?,
+        ));
+        it.next();
+    }
+    it.status()?;
+
+    // Counts.
+    let mut all: Vec<u64> = expected.0.keys().chain(stored.keys()).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    for g in all {
+        let have = stored.get(&g).map_or(&[][..], Vec::as_slice);
+        let want = expected.0.get(&g).map_or(&[][..], Vec::as_slice);
+        let n = have.len().max(want.len());
+        let mut delta = vec![0i64; n];
+        for (i, d) in delta.iter_mut().enumerate() {
+            let (h, w) = (
+                have.get(i).copied().unwrap_or(0),
+                want.get(i).copied().unwrap_or(0),
+            );
+            *d = w - h;
+            if h != w {
+                report
+                    .group_count_mismatches
+                    .push((ChunkNo::new(g, i).0, h, w));
+            }
+        }
+        if opts.repair && delta.iter().any(|&d| d != 0) {
+            db.merge_cf(cf(db, CF_GROUP_REFS), group_key(g), encode_counts(&delta))?;
+            report.repaired += 1;
+        }
+    }
+
+    // Every referenced chunk has a present slot in a pack that exists.
+    let referenced = |no: ChunkNo| {
+        expected
+            .0
+            .get(&no.group())
+            .and_then(|v| v.get(no.slot()))
+            .is_some_and(|&c| c > 0)
+    };
+    let located: HashMap<u64, &GroupLocation> = groups.iter().map(|(g, l)| (*g, l)).collect();
+    for (&g, want) in &expected.0 {
+        for (slot, &c) in want.iter().enumerate() {
+            if c <= 0 {
+                continue;
+            }
+            let present = located
+                .get(&g)
+                .and_then(|l| l.slots.get(slot))
+                .is_some_and(|s| !s.gone);
+            if !present {
+                report.missing_records.push(ChunkNo::new(g, slot).0);
+            }
+        }
+    }
+
+    // The packs.
+    let mut by_pack: HashMap<u64, Vec<(u64, &GroupLocation)>> = HashMap::new();
+    for (g, l) in &groups {
+        by_pack.entry(l.pack).or_default().push((*g, l));
+    }
+    let on_disk: HashSet<u64> = inner.packs.ids().into_iter().collect();
+    for (&p, gs) in &by_pack {
+        if !on_disk.contains(&p) {
+            for (g, l) in gs {
+                for (slot, _) in l.slots.iter().enumerate().filter(|(_, s)| !s.gone) {
+                    let no = ChunkNo::new(*g, slot);
+                    if referenced(no) {
+                        report.missing_records.push(no.0);
+                    }
+                }
+            }
+        }
+    }
+    for p in inner.packs.ids() {
+        report.packs += 1;
+        let Some(path) = inner.packs.path(p) else {
+            continue;
+        };
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // compacted meanwhile
+            Err(e) => return Err(StoreError::io(&path, e)),
+        };
+        let size = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
+        let mut live = 0u64;
+        for (g, l) in by_pack.get(&p).map_or(&[][..], Vec::as_slice) {
+            for (slot, at) in l.locate_all().into_iter().enumerate() {
+                let Some(at) = at else { continue };
+                let no = ChunkNo::new(*g, slot);
+                let len = RECORD_HEADER + at.slot.stored_len as usize;
+                if referenced(no) {
+                    live += len as u64;
+                }
+                if !opts.verify_data {
+                    continue;
+                }
+                report.chunks += 1;
+                let mut rec = vec![0u8; len];
+                let sound = match inner.packs.read_exact_at(p, at.record, &mut rec) {
+                    Ok(()) => record_is_sound(&rec, &at.slot),
+                    Err(StoreError::Malformed(_)) => false, // truncated pack
+                    Err(e) => return Err(e),
+                };
+                if sound {
+                    report.bytes_verified += at.slot.raw_len as u64;
+                } else {
+                    report.corrupt_records.push((p, at.record, no.0));
+                }
+            }
+        }
+        report.garbage_bytes += size.saturating_sub(live + pack::PACK_HEADER as u64);
+    }
+    Ok(())
+}
+
+/// The record's header names it, its stored bytes match the catalog's CRC, and they decode
+/// to bytes with that name.
+fn record_is_sound(rec: &[u8], slot: &crate::group::Slot) -> bool {
+    let Some(h) = pack::RecordHeader::decode(rec) else {
+        return false;
+    };
+    let stored = &rec[RECORD_HEADER..];
+    if h.stored_len != slot.stored_len
+        || h.raw_len != slot.raw_len
+        || h.codec != slot.codec
+        || crc32c::crc32c(stored) != slot.crc
+    {
+        return false;
+    }
+    pack::decode(h.codec, stored, h.raw_len).is_ok_and(|raw| ChunkId::of(&raw) == h.name)
+}
+
+/// Whether extent `e` references any of the chunk numbers in `damaged`.
+pub(crate) fn references_any(e: &Extent, damaged: &HashSet<u64>) -> bool {
+    match e {
+        Extent::Run { first, count, .. } => {
+            (first.0..first.0 + *count as u64).any(|n| damaged.contains(&n))
+        }
+        _ => false,
+    }
+}
