@@ -11,6 +11,11 @@ pub struct Config {
     pub data_dirs: Vec<PathBuf>,
     pub catalog_dir: PathBuf,
     pub chunk_size: usize,
+    /// Engine format for new writes (`[glint] store_format`), chunk codec and compaction
+    /// threshold of format v2 (storage/README.md).
+    pub store_format: glint_storage::Format,
+    pub chunk_codec: glint_storage::Codec,
+    pub compact_below: f64,
     pub glance_addr: SocketAddr,
     pub image_size_cap: u64,
     pub s3_addr: SocketAddr,
@@ -408,6 +413,9 @@ impl Config {
             data_dirs,
             catalog_dir: r.parse("glint", "catalog_dir", PathBuf::from("var/catalog"))?,
             chunk_size: r.parse("glint", "chunk_size", glint_storage::DEFAULT_CHUNK_SIZE)?,
+            store_format: r.parse("glint", "store_format", glint_storage::Format::V1)?,
+            chunk_codec: r.parse("glint", "chunk_codec", glint_storage::Codec::Lz4)?,
+            compact_below: r.parse("glint", "compact_below", 0.5)?,
             glance_addr: r.addr("DEFAULT", "bind_host", "bind_port", 9292)?,
             image_size_cap: r.parse("DEFAULT", "image_size_cap", 1u64 << 40)?,
             s3_addr: r.addr("glint", "s3_bind_host", "s3_bind_port", 8080)?,
@@ -559,8 +567,17 @@ impl Config {
             .find(|b| b.default && !b.data_dirs.is_empty())
             .map_or_else(|| self.data_dirs.clone(), |b| b.data_dirs.clone());
         let mut c = glint_storage::StoreConfig::new(dirs, self.catalog_dir.clone());
-        c.chunk_size = self.chunk_size;
+        self.apply_engine_options(&mut c);
         c
+    }
+
+    /// The engine options every store (the default one and each backend's) takes from the
+    /// `[glint]` section.
+    pub fn apply_engine_options(&self, c: &mut glint_storage::StoreConfig) {
+        c.chunk_size = self.chunk_size;
+        c.format = self.store_format;
+        c.codec = self.chunk_codec;
+        c.compact_below = self.compact_below;
     }
 }
 
@@ -594,6 +611,31 @@ mod tests {
         let ini = Ini::load_from_str("[glint]\ns3_bind_port = eighty\n").unwrap();
         let e = Config::from_ini(ini).unwrap_err().to_string();
         assert!(e.contains("s3_bind_port"), "{e}");
+    }
+
+    #[test]
+    fn engine_format_options() {
+        let load = |text: &str| Config::from_ini(Ini::load_from_str(text).unwrap());
+        let c = load("").unwrap();
+        assert_eq!(
+            (c.store_format, c.chunk_codec, c.compact_below),
+            (glint_storage::Format::V1, glint_storage::Codec::Lz4, 0.5)
+        );
+        let c =
+            load("[glint]\nstore_format = v2\nchunk_codec = none\ncompact_below = 0.3\n").unwrap();
+        let sc = c.store_config();
+        assert_eq!(
+            (sc.format, sc.codec, sc.compact_below),
+            (glint_storage::Format::V2, glint_storage::Codec::Raw, 0.3)
+        );
+        for (bad, key) in [
+            ("store_format = v3", "store_format"),
+            ("chunk_codec = zstd", "chunk_codec"),
+            ("compact_below = lots", "compact_below"),
+        ] {
+            let e = load(&format!("[glint]\n{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

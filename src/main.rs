@@ -31,8 +31,13 @@ enum Command {
         #[command(subcommand)]
         action: CredentialAction,
     },
-    /// Open the store (recovering after a crash) and print its state.
-    Status,
+    /// Open the store (recovering after a crash) and print what it holds and what that
+    /// costs on disk.
+    Status {
+        /// One JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check every chunk against its hash and every reference count against the manifests.
     Scrub {
         /// Fix reference counts and remove orphan chunks.
@@ -62,11 +67,16 @@ enum Command {
         #[command(subcommand)]
         action: MetadefsAction,
     },
-    /// Remove unreferenced chunks and temp files older than the grace period.
+    /// Remove unreferenced chunks and temp files older than the grace period, and compact
+    /// format v2 packs whose live bytes fell under `compact_below`.
     Gc {
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
     },
+    /// Rewrite every blob stored in engine format v1 in format v2 (content-defined chunks in
+    /// packs), keeping blob ids, then reclaim the v1 chunk files and scrub. Offline: stop
+    /// the server first. Interrupted, it leaves every blob whole; run it again to finish.
+    MigrateStore,
 }
 
 #[derive(Subcommand)]
@@ -144,10 +154,34 @@ async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Serve => serve(cfg).await,
         Command::Credentials { action } => credentials(&cfg, action).await,
-        Command::Status => {
+        Command::Status { json } => {
             let store = open_store(&cfg).await?;
-            println!("blobs: {}", store.list_blobs().await?.len());
-            println!("chunk files: {}", store.chunk_file_count()?);
+            let u = store.usage(true).await?;
+            let stored = u.chunk_file_bytes + u.pack_bytes;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "blobs": u.blobs,
+                        "logical_bytes": u.logical_bytes,
+                        "chunk_files": u.chunk_files,
+                        "chunk_file_bytes": u.chunk_file_bytes,
+                        "packs": u.packs,
+                        "pack_bytes": u.pack_bytes,
+                        "stored_bytes": stored,
+                        "catalog_bytes": u.catalog_bytes,
+                    })
+                );
+            } else {
+                println!("blobs: {}", u.blobs);
+                println!("logical bytes: {}", u.logical_bytes);
+                println!(
+                    "chunk files (format v1): {} ({} bytes)",
+                    u.chunk_files, u.chunk_file_bytes
+                );
+                println!("packs (format v2): {} ({} bytes)", u.packs, u.pack_bytes);
+                println!("catalog: {} bytes", u.catalog_bytes);
+            }
             Ok(())
         }
         Command::Scrub { repair, no_data } => scrub(&cfg, repair, no_data).await,
@@ -157,6 +191,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             daemon,
         } => scrubber(&cfg, scrubber_config, restore, daemon).await,
         Command::Metadefs { action } => metadefs(&cfg, action).await,
+        Command::MigrateStore => migrate_store(&cfg).await,
         Command::Gc { grace_secs } => {
             let store = open_store(&cfg).await?;
             let removed = store.gc(Duration::from_secs(grace_secs)).await?;
@@ -273,6 +308,53 @@ async fn scrub(cfg: &Config, repair: bool, no_data: bool) -> Result<(), Error> {
     if !report.is_clean() && !repair {
         return Err("scrub found problems (run with --repair to fix counts and orphans)".into());
     }
+    Ok(())
+}
+
+/// Offline migration of the engine's format v1 blobs to v2, verified by a scrub.
+async fn migrate_store(cfg: &Config) -> Result<(), Error> {
+    let store = open_store(cfg).await?;
+    let blobs = store.list_blobs().await?;
+    let started = std::time::Instant::now();
+    let (mut migrated, mut bytes) = (0u64, 0u64);
+    for (i, id) in blobs.iter().enumerate() {
+        let size = store.blob_info(*id).await?.map_or(0, |b| b.size);
+        if store.migrate_blob(*id).await? {
+            migrated += 1;
+            bytes += size;
+        }
+        if (i + 1) % 100 == 0 || i + 1 == blobs.len() {
+            println!(
+                "{}/{} blobs examined, {migrated} migrated ({} MiB) in {:.0} s",
+                i + 1,
+                blobs.len(),
+                bytes >> 20,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let reclaimed = store.gc(Duration::ZERO).await?;
+    println!("reclaimed {reclaimed} chunks no blob uses any more");
+    let report = store
+        .scrub(ScrubOptions {
+            verify_data: true,
+            repair: false,
+            ..ScrubOptions::default()
+        })
+        .await?;
+    let u = store.usage(true).await?;
+    println!(
+        "now: {} blobs, {} logical bytes in {} packs ({} bytes) and {} v1 chunk files",
+        u.blobs, u.logical_bytes, u.packs, u.pack_bytes, u.chunk_files
+    );
+    if cfg.store_format != glint_storage::Format::V2 {
+        println!("set [glint] store_format = v2 so that new writes use format v2 too");
+    }
+    if !report.is_clean() {
+        println!("{report:#?}");
+        return Err("scrub after migration found problems (listed above)".into());
+    }
+    println!("scrub: clean");
     Ok(())
 }
 

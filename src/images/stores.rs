@@ -51,7 +51,7 @@ impl Stores {
                     dirs,
                     cfg.catalog_dir.join(format!("backend-{}", b.id)),
                 );
-                sc.chunk_size = cfg.chunk_size;
+                cfg.apply_engine_options(&mut sc);
                 tokio::task::spawn_blocking(move || Store::open(sc)).await??
             };
             backends.insert(

@@ -153,6 +153,22 @@ pub(crate) fn open(path: &Path) -> Result<Db> {
     Ok(db)
 }
 
+/// Every family the store opens (for accounting).
+pub(crate) fn families() -> Vec<&'static str> {
+    let mut v = vec![
+        CF_BLOBS,
+        CF_MANIFESTS,
+        CF_CHUNKS,
+        CF_META,
+        CF_DOOMED,
+        CF_GROUPS,
+        CF_GROUP_REFS,
+        CF_CHUNK_INDEX,
+    ];
+    v.extend(Catalog::ALL.iter().map(|c| c.cf_name()));
+    v
+}
+
 pub(crate) fn cf<'a>(db: &'a Db, name: &str) -> &'a ColumnFamily {
     db.cf_handle(name).expect("column family created at open")
 }

@@ -26,6 +26,7 @@ mod ids;
 mod ingest;
 mod lease;
 mod manifest;
+mod migrate;
 #[allow(dead_code)]
 mod pack;
 mod packread;
@@ -48,6 +49,6 @@ pub use manifest::BlobInfo;
 pub use pack::Codec;
 pub use read::BlobReader;
 pub use scrub::{ScrubOptions, ScrubReport};
-pub use store::{Format, RecoveryReport, Store, StoreConfig, DEFAULT_CHUNK_SIZE};
+pub use store::{Format, RecoveryReport, Store, StoreConfig, Usage, DEFAULT_CHUNK_SIZE};
 pub use tx::Tx;
 pub use write::{StagedBlob, WriteOptions};

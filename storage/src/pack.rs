@@ -48,6 +48,17 @@ impl Codec {
     }
 }
 
+impl std::str::FromStr for Codec {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Codec, String> {
+        match s.trim() {
+            "lz4" => Ok(Codec::Lz4),
+            "none" | "raw" => Ok(Codec::Raw),
+            other => Err(format!("chunk_codec must be lz4 or none, not {other:?}")),
+        }
+    }
+}
+
 /// What a record header says about its chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RecordHeader {

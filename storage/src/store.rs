@@ -61,6 +61,17 @@ pub enum Format {
     V2,
 }
 
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Format, String> {
+        match s.trim() {
+            "v1" | "1" => Ok(Format::V1),
+            "v2" | "2" => Ok(Format::V2),
+            other => Err(format!("store_format must be v1 or v2, not {other:?}")),
+        }
+    }
+}
+
 pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
 
 impl StoreConfig {
@@ -376,6 +387,14 @@ impl Store {
         .await?
     }
 
+    /// What the store holds and what that costs on disk (the engine's own accounting, for
+    /// `glint status` and the dedup benchmark). With `flush`, memtables are written out
+    /// first so the catalog's size is its on-disk size (call it on a quiet store).
+    pub async fn usage(&self, flush: bool) -> Result<Usage> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.usage(flush)).await?
+    }
+
     /// Number of stored chunk files (for tests and reports).
     pub fn chunk_file_count(&self) -> Result<usize> {
         let mut n = 0;
@@ -384,7 +403,62 @@ impl Store {
     }
 }
 
+/// See [`Store::usage`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub blobs: u64,
+    /// Sum of the blobs' sizes: what clients stored.
+    pub logical_bytes: u64,
+    /// Format v1 chunk files and their bytes.
+    pub chunk_files: u64,
+    pub chunk_file_bytes: u64,
+    /// Format v2 pack files and their bytes (live records and garbage alike).
+    pub packs: u64,
+    pub pack_bytes: u64,
+    /// The catalog's table files (every family: blob records, manifests, chunk counts and
+    /// locations, the dedup index, and the front ends' records; not the write-ahead log).
+    pub catalog_bytes: u64,
+}
+
 impl Inner {
+    fn usage(&self, flush: bool) -> Result<Usage> {
+        let mut u = Usage::default();
+        let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_BLOBS));
+        it.seek_to_first();
+        while it.valid() {
+            let id = BlobId::from_key(it.key().expect("valid"))
+                .ok_or(StoreError::Malformed("blob key"))?;
+            u.blobs += 1;
+            u.logical_bytes += BlobInfo::decode(id, it.value().expect("valid"))?.size;
+            it.next();
+        }
+        it.status()?;
+        self.dirs.list_chunks(|_, p, _| {
+            u.chunk_files += 1;
+            u.chunk_file_bytes += std::fs::metadata(&p).map_or(0, |m| m.len());
+        })?;
+        for id in self.packs.ids() {
+            if let Some(m) = self.packs.path(id).and_then(|p| std::fs::metadata(p).ok()) {
+                u.packs += 1;
+                u.pack_bytes += m.len();
+            }
+        }
+        if flush {
+            for name in catalog::families() {
+                self.db.flush_cf(cf(&self.db, name))?;
+            }
+        }
+        // The table files (not the write-ahead log, which is recycled and bounded).
+        let dir = &self.cfg.catalog_dir;
+        for e in std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+            let e = e.map_err(|e| StoreError::io(dir, e))?;
+            if e.file_name().to_string_lossy().ends_with(".sst") {
+                u.catalog_bytes += e.metadata().map_or(0, |m| m.len());
+            }
+        }
+        Ok(u)
+    }
+
     /// Blobs whose delete waits for their readers (the `doomed` column family; usually empty).
     fn doomed_blobs(&self) -> Result<Vec<BlobId>> {
         let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_DOOMED));

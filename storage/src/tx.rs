@@ -127,8 +127,17 @@ impl Inner {
 }
 
 impl<'a> Tx<'a> {
-    fn db(&self) -> &'a Db {
+    pub(crate) fn db(&self) -> &'a Db {
         &self.inner.db
+    }
+
+    pub(crate) fn txn(&self) -> &rocksdb::Transaction<'a, Db> {
+        &self.txn
+    }
+
+    /// v1 chunks whose count this transaction lowered: reclaimed after the commit.
+    pub(crate) fn note_decremented(&mut self, chunks: Vec<ChunkId>) {
+        self.decremented.extend(chunks);
     }
 
     pub fn get(&self, cat: Catalog, key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -8,7 +8,13 @@
 //! Slow background readers make some deletes wait for their readers (a deferred delete,
 //! which recovery must finish when the kill comes first).
 //!
-//! `GLINT_CRASH_ROUNDS` sets the number of rounds (default 50; the long mode is e.g. 2000).
+//! The same rounds run against format v2 (content-defined chunks in packs), where the child
+//! also compacts packs now and then, so kills land inside compactions too; there scrub must
+//! also find every referenced record in a pack that exists (no chunk lost with a compacted
+//! pack) and group counts equal to the manifests.
+//!
+//! `GLINT_CRASH_ROUNDS` sets the number of rounds per format (default 50; the long mode is
+//! e.g. 2000).
 
 mod common;
 
@@ -17,8 +23,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{open, pattern};
-use glint_storage::{BlobId, DigestSet, ScrubOptions, WriteOptions};
+use common::pattern;
+use glint_storage::{BlobId, DigestSet, Format, ScrubOptions, StoreConfig, WriteOptions};
 use rand::{Rng, SeedableRng};
 
 const CHUNK: usize = 16 << 10;
@@ -42,6 +48,21 @@ fn generate(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+fn config(dir: &std::path::Path, format: Format) -> StoreConfig {
+    let mut cfg = common::config(dir, CHUNK);
+    cfg.format = format;
+    // Small packs, so that a run fills and rolls over several, and compaction has work.
+    cfg.pack_target = 1 << 20;
+    cfg
+}
+
+fn format_from_env() -> Format {
+    match std::env::var("GLINT_CRASH_FORMAT").as_deref() {
+        Ok("v2") => Format::V2,
+        _ => Format::V1,
+    }
+}
+
 #[test]
 fn crash_child() {
     let Ok(dir) = std::env::var("GLINT_CRASH_CHILD_DIR") else {
@@ -55,7 +76,8 @@ fn crash_child() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let store = open(std::path::Path::new(&dir), CHUNK);
+        let format = format_from_env();
+        let store = glint_storage::Store::open(config(std::path::Path::new(&dir), format)).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut ids = store.list_blobs().await.unwrap();
         loop {
@@ -95,6 +117,10 @@ fn crash_child() {
                 println!("BEGIN DEL {id}");
                 store.delete(id).await.unwrap();
                 println!("ACK DEL {id}");
+            } else if format == Format::V2 && roll < 75 {
+                // Compaction, interrupted by some kills; it changes no blob.
+                let r = store.compact(0.9).await.unwrap();
+                println!("COMPACTED {} {}", r.packs_rewritten, r.packs_removed);
             } else if roll < 85 {
                 let src = ids[rng.gen_range(0..ids.len())];
                 let size = store.blob_info(src).await.unwrap().unwrap().size;
@@ -129,6 +155,15 @@ enum InFlight {
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
+    crash_rounds(Format::V1);
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_v2_with_compaction() {
+    crash_rounds(Format::V2);
+}
+
+fn crash_rounds(format: Format) {
     let rounds: usize = std::env::var("GLINT_CRASH_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -143,11 +178,16 @@ fn acknowledged_writes_survive_sigkill() {
         .build()
         .unwrap();
     let (mut acked_total, mut recovered_orphans, mut deferred_finished) = (0usize, 0usize, 0usize);
+    let mut packs_compacted = 0usize;
     for round in 0..rounds {
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env("GLINT_CRASH_CHILD_DIR", dir.path())
             .env("GLINT_CRASH_SEED", rng.gen::<u64>().to_string())
+            .env(
+                "GLINT_CRASH_FORMAT",
+                if format == Format::V2 { "v2" } else { "v1" },
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -205,13 +245,17 @@ fn acknowledged_writes_survive_sigkill() {
                     }
                     acked_total += 1;
                 }
+                ["COMPACTED", rewritten, removed] => {
+                    packs_compacted += rewritten.parse::<usize>().unwrap_or(0)
+                        + removed.parse::<usize>().unwrap_or(0);
+                }
                 _ => {} // a line cut by the kill, or test-harness chatter
             }
         }
 
         rt.block_on(async {
             let (store, report) =
-                glint_storage::Store::open_with_report(common::config(dir.path(), CHUNK)).unwrap();
+                glint_storage::Store::open_with_report(config(dir.path(), format)).unwrap();
             assert!(
                 report.unclean_shutdown || !child_spoke,
                 "round {round}: a killed writer is an unclean shutdown"
@@ -269,11 +313,17 @@ fn acknowledged_writes_survive_sigkill() {
         });
     }
     eprintln!(
-        "crash test: {rounds} rounds, {acked_total} acknowledged operations, {} live blobs, \
+        "crash test ({format:?}): {rounds} rounds, {acked_total} acknowledged operations, {} live blobs, \
          {recovered_orphans} orphan chunks removed by recovery, {deferred_finished} deletes \
-         deferred for readers finished by recovery",
+         deferred for readers finished by recovery, {packs_compacted} packs compacted",
         live.len()
     );
+    if format == Format::V2 {
+        assert!(
+            packs_compacted > 0,
+            "compaction must have run between kills"
+        );
+    }
     assert!(
         acked_total > rounds,
         "the child must get work done between kills"

@@ -429,3 +429,53 @@ async fn scrub_checks_packs_counts_and_names_damaged_blobs() {
     want.sort();
     assert_eq!(named, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_rewrites_v1_blobs_under_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = pattern(91, 5 << 20);
+    let mut b = a[..1 << 20].to_vec(); // A with 8 KiB inserted: v1 shares nothing after it
+    b.extend_from_slice(&pattern(92, 8 << 10));
+    b.extend_from_slice(&a[1 << 20..]);
+    let mut sparse = vec![0u8; 4 << 20];
+    sparse[3 << 20..(3 << 20) + 100].copy_from_slice(&pattern(93, 100));
+    let (ia, ib, is, ic) = {
+        let store = Store::open(config(dir.path(), Format::V1)).unwrap();
+        let ia = put(&store, &a).await;
+        let ib = put(&store, &b).await;
+        let is = put(&store, &sparse).await;
+        let ic = store
+            .transact(move |tx| tx.concat(&[(ia, Some(100..3_000_000)), (is, None)]))
+            .await
+            .unwrap();
+        store.settle().await;
+        (ia, ib, is, ic)
+    };
+    let mut c = a[100..3_000_000].to_vec();
+    c.extend_from_slice(&sparse);
+    let store = open(dir.path());
+    let tiny = put(&store, b"tiny").await;
+    for id in [ia, ib, is, ic] {
+        assert!(store.has_v1_extents(id).await.unwrap());
+        assert!(store.migrate_blob(id).await.unwrap());
+        assert!(!store.has_v1_extents(id).await.unwrap());
+        if id == ib {
+            // A and B now share all but the inserted bytes.
+            let u = store.usage(false).await.unwrap();
+            assert!(u.pack_bytes < (a.len() + a.len() / 10) as u64, "{u:?}");
+        }
+    }
+    assert!(
+        !store.migrate_blob(tiny).await.unwrap(),
+        "nothing to migrate"
+    );
+    assert!(!store.migrate_blob(ia).await.unwrap(), "done already");
+    store.gc(std::time::Duration::ZERO).await.unwrap();
+    let u = store.usage(false).await.unwrap();
+    assert_eq!(u.chunk_files, 0, "{u:?}");
+    for (id, want) in [(ia, &a), (ib, &b), (is, &sparse), (ic, &c)] {
+        assert_eq!(&store.read_to_vec(id, None).await.unwrap(), want);
+    }
+    let r = store.scrub(scrub_now(false)).await.unwrap();
+    assert!(r.is_clean(), "{r:?}");
+}

@@ -38,6 +38,11 @@ def write_conf(root, sections):
 def start_glint(sections, probe_port, name):
     """Starts the real binary; waits until probe_port answers HTTP. Returns (proc, root)."""
     binary = os.environ["GLINT_BIN"]
+    # GLINT_TEST_STORE_FORMAT=v2 runs the whole suite on the engine's format v2.
+    if os.environ.get("GLINT_TEST_STORE_FORMAT"):
+        sections = dict(sections)
+        sections["glint"] = dict(sections.get("glint", {}),
+                                 store_format=os.environ["GLINT_TEST_STORE_FORMAT"])
     root = tempfile.mkdtemp(prefix=f"glint-pytest-{name}-")
     conf = write_conf(root, sections)
     log = open(os.path.join(root, "glint.log"), "w")

@@ -1,0 +1,66 @@
+# Shared by the benchmark scripts (sourced after scripts/env.sh): free ports, a clock, peak
+# RSS, and a Glint started on a fresh store.
+
+# N distinct free loopback ports (asked for together, so no two are the same).
+bench_ports() {
+  python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in ss))' "${1:-1}"
+}
+
+bench_now() { date +%s.%N; }
+
+# Peak RSS (VmHWM, KiB) summed over the given processes.
+bench_rss() {
+  local t=0 r p
+  for p in "$@"; do r=$(awk '/VmHWM/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0); t=$((t + ${r:-0})); done
+  echo "$t"
+}
+
+# bench_start_glint BIN ROOT GLANCE_PORT S3_PORT [LINE...]
+# Writes ROOT/glance-api.conf (noauth Images API on GLANCE_PORT, S3 on S3_PORT with the key
+# BENCHACCESSKEY / bench-secret-key-0000, data and catalog under ROOT; each LINE is added to
+# the [glint] section, e.g. "store_format = v2"), starts BIN, waits until the Images API
+# answers, and sets BENCH_GLINT_PID. The log is ROOT/log.
+bench_start_glint() {
+  local bin=$1 root=$2 gp=$3 sp=$4 line
+  shift 4
+  mkdir -p "$root"
+  {
+    printf '[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = %s\n' "$gp"
+    printf 'image_size_cap = %s\n' "${BENCH_IMAGE_SIZE_CAP:-1099511627776}"
+    printf 'hashing_algorithm = %s\n' "${HASHING_ALGORITHM:-sha512}"
+    printf '[glance_store]\nfilesystem_store_datadirs = %s/data\n' "$root"
+    printf '[glint]\ncatalog_dir = %s/catalog\n' "$root"
+    printf 's3_bind_host = 127.0.0.1\ns3_bind_port = %s\n' "$sp"
+    printf 's3_access_key = BENCHACCESSKEY\ns3_secret_key = bench-secret-key-0000\n'
+    for line in "$@"; do printf '%s\n' "$line"; done
+  } > "$root/glance-api.conf"
+  RUST_LOG=warn "$bin" --config "$root/glance-api.conf" serve >> "$root/log" 2>&1 &
+  BENCH_GLINT_PID=$!
+  local _
+  for _ in $(seq 100); do
+    curl -fsS "http://127.0.0.1:$gp/versions" -o /dev/null 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "glint did not start; see $root/log" >&2
+  return 1
+}
+
+bench_stop_glint() {
+  kill "$BENCH_GLINT_PID" 2>/dev/null || true
+  wait "$BENCH_GLINT_PID" 2>/dev/null || true
+}
+
+# bench_upload_image ENDPOINT FILE DISK_FORMAT → prints the new image's id (noauth).
+bench_upload_image() {
+  local ep=$1 file=$2 fmt=$3 tok="X-Auth-Token: demo:demo" id
+  id=$(curl -fsS -X POST "$ep/v2/images" -H "$tok" -H 'Content-Type: application/json' \
+       -d "{\"name\":\"$(basename "$file")\",\"disk_format\":\"$fmt\",\"container_format\":\"bare\"}" \
+       | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  curl -fsS -X PUT "$ep/v2/images/$id/file" -H "$tok" \
+    -H 'Content-Type: application/octet-stream' -T "$file" -o /dev/null
+  echo "$id"
+}
