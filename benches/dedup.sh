@@ -9,6 +9,7 @@
 #   pairs: release (A.raw then B.raw), upgrade (A.raw, U.raw), qcow2 (A.qcow2, B.qcow2),
 #          compressed qcow2 (A.c.qcow2, B.c.qcow2), snapshot (A.qcow2, S.qcow2)
 #   IMAGES=dir (default $GLINT_CACHE_DIR/dedup-images)  OUT=dir (results: dedup.tsv)
+#   FORMATS="v1 v2" (the default: both, in the same run)
 source "$(dirname "$0")/../scripts/env.sh"
 source "$(dirname "$0")/lib.sh"
 cd "$GLINT_ROOT"
@@ -34,7 +35,7 @@ print(f"{f}\t{pair}\t{step}\t{s['logical_bytes']}\t{s['stored_bytes']}\t{s['cata
 PY
 }
 
-for format in v1 v2; do
+for format in ${FORMATS:-v1 v2}; do
   for pair in "release A.raw B.raw raw" "upgrade A.raw U.raw raw" "qcow2 A.qcow2 B.qcow2 qcow2" \
               "compressed_qcow2 A.c.qcow2 B.c.qcow2 qcow2" "snapshot A.qcow2 S.qcow2 qcow2"; do
     set -- $pair

@@ -26,7 +26,7 @@ pub(crate) const CF_DOOMED: &str = "doomed";
 pub(crate) const CF_GROUPS: &str = "groups";
 /// Format v2: per-slot reference counts of each group, kept by an add merge operator.
 pub(crate) const CF_GROUP_REFS: &str = "group_refs";
-/// Format v2 dedup index: the first 128 bits of a chunk's BLAKE3 name → its number. A hit
+/// Format v2 dedup index: the first 64 bits of a chunk's BLAKE3 name → its number. A hit
 /// is confirmed against the full name in the pack record's header before it is used.
 pub(crate) const CF_CHUNK_INDEX: &str = "chunk_index";
 

@@ -25,7 +25,7 @@ use crate::error::{Result, StoreError};
 use crate::group::{
     decode_counts, group_key, parse_group_key, ChunkNo, GroupLocation, Reader, Slot,
 };
-use crate::ingest::index_key;
+use crate::ingest::{index_key, IndexKey};
 use crate::pack::{RecordHeader, RECORD_HEADER};
 use crate::store::{Inner, PinKey, Store};
 
@@ -187,7 +187,7 @@ impl Inner {
         let mut new_entry = None;
         let mut copied = 0u64;
         let mut moved: Vec<Option<u64>> = Vec::with_capacity(groups.len());
-        let mut names: Vec<Vec<Option<[u8; 16]>>> = Vec::with_capacity(groups.len());
+        let mut names: Vec<Vec<Option<IndexKey>>> = Vec::with_capacity(groups.len());
         for (g, keep) in groups.iter().zip(&keep) {
             let at = g.loc.locate_all();
             let mut group_names = vec![None; at.len()];

@@ -10,8 +10,8 @@
 //!
 //! ```text
 //! groups      group (u64 BE) → version 1 ‖ pack id (u64 LE) ‖ first offset (varint) ‖ n (u8)
-//!                              ‖ n × [flags (u8: codec | GONE) ‖ raw length (varint)
-//!                                     ‖ stored length (varint) ‖ CRC32C (u32 LE)]
+//!                              ‖ n × [flags (u8: codec | GONE) ‖ raw length (varint;
+//!                                     absent when raw) ‖ stored length (varint) ‖ CRC32C]
 //! group_refs  group (u64 BE) → per-slot reference counts, zigzag varints
 //! ```
 //!
@@ -139,7 +139,10 @@ impl GroupLocation {
         v.push(self.slots.len() as u8);
         for s in &self.slots {
             v.push(s.codec as u8 | if s.gone { GONE } else { 0 });
-            put_varint(&mut v, s.raw_len as u64);
+            // A raw chunk's raw length is its stored length: written once.
+            if s.codec != Codec::Raw {
+                put_varint(&mut v, s.raw_len as u64);
+            }
             put_varint(&mut v, s.stored_len as u64);
             v.extend_from_slice(&s.crc.to_le_bytes());
         }
@@ -162,8 +165,12 @@ impl GroupLocation {
         for _ in 0..n {
             let flags = r.take(1).ok_or_else(bad)?[0];
             let codec = Codec::from_u8(flags & !GONE).ok_or_else(bad)?;
-            let raw_len = u32::try_from(r.varint().ok_or_else(bad)?).map_err(|_| bad())?;
+            let raw_len = match codec {
+                Codec::Raw => None,
+                _ => Some(u32::try_from(r.varint().ok_or_else(bad)?).map_err(|_| bad())?),
+            };
             let stored_len = u32::try_from(r.varint().ok_or_else(bad)?).map_err(|_| bad())?;
+            let raw_len = raw_len.unwrap_or(stored_len);
             let crc = u32::from_le_bytes(r.take(4).ok_or_else(bad)?.try_into().expect("4"));
             slots.push(Slot {
                 codec,

@@ -16,7 +16,7 @@
 //! The catalog holds everything a read needs (pack, offset, lengths, CRC), so reads never
 //! parse headers; the headers make a pack self-describing: scrub verifies every record's
 //! BLAKE3 name without the catalog, a dedup hit is confirmed against the full 256-bit name
-//! (the catalog's dedup index keys only 128 bits of it), and a lost catalog could be rebuilt.
+//! (the catalog's dedup index keys only 64 bits of it), and a lost catalog could be rebuilt.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
