@@ -39,6 +39,8 @@ fn open(root: &Path, chunk: usize, full_hash: bool) -> Store {
     );
     let mut cfg = StoreConfig::single(&dir);
     std::fs::create_dir_all(&cfg.data_dirs[0]).unwrap();
+    // The chunk-size benchmarks are format v1's (fixed-size chunks).
+    cfg.format = Format::V1;
     cfg.chunk_size = chunk;
     cfg.verify_full_hash_on_read = full_hash;
     Store::open(cfg).unwrap()

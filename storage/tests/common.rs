@@ -11,6 +11,9 @@ pub fn config(root: &Path, chunk_size: usize) -> StoreConfig {
     std::fs::create_dir_all(&cfg.data_dirs[0]).unwrap();
     cfg.chunk_size = chunk_size;
     cfg.inline_max = 1024;
+    // These helpers serve the format v1 tests (engine.rs, and the v1 runs of crash.rs and
+    // model.rs); format v2 tests set it themselves.
+    cfg.format = glint_storage::Format::V1;
     cfg
 }
 

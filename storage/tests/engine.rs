@@ -487,6 +487,7 @@ async fn several_data_dirs_share_the_chunks() {
         std::fs::create_dir_all(d).unwrap();
     }
     let mut cfg = StoreConfig::new(dirs.clone(), dir.path().join("catalog"));
+    cfg.format = glint_storage::Format::V1;
     cfg.chunk_size = CHUNK;
     let store = Store::open(cfg.clone()).unwrap();
     let data = pattern(15, 30 * CHUNK);
