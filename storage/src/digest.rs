@@ -74,6 +74,32 @@ impl Digests {
 }
 
 /// Incremental computation of a `DigestSet`.
+/// Starts one blocking thread per digest group of `set`, each hashing what its queue
+/// delivers, in order, until the queue is closed. Returns the queues (each holding up to
+/// `depth` buffers) and the threads, which return their digests.
+pub(crate) fn spawn_threads(
+    set: DigestSet,
+    depth: usize,
+) -> (
+    Vec<tokio::sync::mpsc::Sender<bytes::Bytes>>,
+    Vec<tokio::task::JoinHandle<Digests>>,
+) {
+    let mut queues = Vec::new();
+    let mut threads = Vec::new();
+    for group in set.thread_groups() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(depth);
+        threads.push(tokio::task::spawn_blocking(move || {
+            let mut h = Hasher::new(group);
+            while let Some(b) = rx.blocking_recv() {
+                h.update(&b);
+            }
+            h.finish()
+        }));
+        queues.push(tx);
+    }
+    (queues, threads)
+}
+
 pub struct Hasher {
     md5: Option<md5::Md5>,
     sha1: Option<sha1::Sha1>,

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::catalog::{cf, CF_CHUNK_INDEX, CF_GROUPS};
 use crate::cdc::Chunker;
-use crate::digest::{Digests, Hasher};
+use crate::digest::Digests;
 use crate::error::{Result, StoreError};
 use crate::group::{group_key, ChunkNo, GroupLocation, Slot, GROUP_SLOTS};
 use crate::ids::{BlobId, ChunkId};
@@ -385,19 +385,8 @@ impl Store {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let inner = self.inner.clone();
-        let mut digest_queues = Vec::new();
-        let mut digest_tasks: Vec<JoinHandle<Digests>> = Vec::new();
-        for group in opts.digests.thread_groups() {
-            let (tx, mut rx) = mpsc::channel::<Bytes>(DIGEST_QUEUE);
-            digest_tasks.push(tokio::task::spawn_blocking(move || {
-                let mut h = Hasher::new(group);
-                while let Some(b) = rx.blocking_recv() {
-                    h.update(&b);
-                }
-                h.finish()
-            }));
-            digest_queues.push(tx);
-        }
+        let (mut digest_queues, digest_tasks) =
+            crate::digest::spawn_threads(opts.digests, DIGEST_QUEUE);
         let (to_appender, mut appender_rx) = mpsc::channel::<Examined>(2);
         let appender_inner = inner.clone();
         let appender = tokio::task::spawn_blocking(move || -> Result<Finished> {

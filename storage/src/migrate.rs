@@ -16,8 +16,7 @@ use crate::digest::DigestSet;
 use crate::error::{Result, StoreError};
 use crate::group::group_key;
 use crate::ids::BlobId;
-use crate::manifest::{decode_segment, encode_segment, segment_key, segments, BlobInfo, Extent};
-use crate::refs::Refs;
+use crate::manifest::{encode_segment, segment_key, segments, BlobInfo, Extent};
 use crate::store::Store;
 use crate::tx::Tx;
 use crate::write::{StagedBlob, WriteOptions};
@@ -77,26 +76,8 @@ impl Tx<'_> {
         if old.size != staged.size() {
             return Err(StoreError::Malformed("a migrated blob changed size"));
         }
+        let mut refs = self.drop_manifest(id)?;
         let manifests = cf(db, CF_MANIFESTS);
-        let mut refs = Refs::default();
-        let mut it = db.raw_iterator_cf(manifests);
-        it.seek(id.0);
-        let mut keys = Vec::new();
-        while it.valid() {
-            let key = it.key().expect("valid");
-            if !key.starts_with(&id.0) {
-                break;
-            }
-            for e in decode_segment(it.value().expect("valid"))? {
-                refs.add(&e, -1);
-            }
-            keys.push(key.to_vec());
-            it.next();
-        }
-        it.status()?;
-        for k in keys {
-            self.txn().delete_cf(manifests, k)?;
-        }
         let groups = cf(db, crate::catalog::CF_GROUPS);
         for (g, loc) in &staged.groups {
             self.txn().put_cf(groups, group_key(*g), loc.encode())?;

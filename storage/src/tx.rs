@@ -240,6 +240,16 @@ impl<'a> Tx<'a> {
         }
         self.deleting.push(id);
         self.txn.delete_cf(doomed, id.0)?;
+        let refs = self.drop_manifest(id)?;
+        self.txn.delete_cf(blobs, id.0)?;
+        let lowered = refs.apply(self.db(), &self.txn)?;
+        self.decremented.extend(lowered);
+        Ok(())
+    }
+
+    /// Deletes blob `id`'s manifest segments in this transaction and returns the references
+    /// they held, as -1 deltas (for the caller to apply with whatever replaces them).
+    pub(crate) fn drop_manifest(&mut self, id: BlobId) -> Result<Refs> {
         let manifests = cf(self.db(), CF_MANIFESTS);
         let mut refs = Refs::default();
         let mut keys = Vec::new();
@@ -260,10 +270,7 @@ impl<'a> Tx<'a> {
         for k in keys {
             self.txn.delete_cf(manifests, k)?;
         }
-        self.txn.delete_cf(blobs, id.0)?;
-        let lowered = refs.apply(self.db(), &self.txn)?;
-        self.decremented.extend(lowered);
-        Ok(())
+        Ok(refs)
     }
 
     /// The end of a deferred delete: a no-op when it already happened.

@@ -17,7 +17,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::digest::{DigestSet, Digests, Hasher};
+use crate::digest::{DigestSet, Digests};
 use crate::error::{Result, StoreError};
 use crate::ids::{BlobId, ChunkId};
 use crate::manifest::{push_extent, Extent};
@@ -130,19 +130,7 @@ struct Ingest {
 
 impl Ingest {
     fn new(inner: Arc<Inner>, digests: DigestSet) -> Ingest {
-        let mut digest_queues = Vec::new();
-        let mut digest_tasks = Vec::new();
-        for group in digests.thread_groups() {
-            let (tx, mut rx) = mpsc::channel::<Bytes>(DIGEST_QUEUE);
-            digest_tasks.push(tokio::task::spawn_blocking(move || {
-                let mut h = Hasher::new(group);
-                while let Some(b) = rx.blocking_recv() {
-                    h.update(&b);
-                }
-                h.finish()
-            }));
-            digest_queues.push(tx);
-        }
+        let (digest_queues, digest_tasks) = crate::digest::spawn_threads(digests, DIGEST_QUEUE);
         let pins = PinGuard::empty(&inner);
         Ingest {
             inner,
