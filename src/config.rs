@@ -16,6 +16,9 @@ pub struct Config {
     pub store_format: glint_storage::Format,
     pub chunk_codec: glint_storage::Codec,
     pub compact_below: f64,
+    /// Seconds after a delete before format v2 packs are compacted in the background
+    /// (`[glint] compact_delay_secs`; 0: only `glint gc` compacts).
+    pub compact_delay_secs: u64,
     pub glance_addr: SocketAddr,
     pub image_size_cap: u64,
     pub s3_addr: SocketAddr,
@@ -416,6 +419,7 @@ impl Config {
             store_format: r.parse("glint", "store_format", glint_storage::Format::V1)?,
             chunk_codec: r.parse("glint", "chunk_codec", glint_storage::Codec::Lz4)?,
             compact_below: r.parse("glint", "compact_below", 0.5)?,
+            compact_delay_secs: r.parse("glint", "compact_delay_secs", 60)?,
             glance_addr: r.addr("DEFAULT", "bind_host", "bind_port", 9292)?,
             image_size_cap: r.parse("DEFAULT", "image_size_cap", 1u64 << 40)?,
             s3_addr: r.addr("glint", "s3_bind_host", "s3_bind_port", 8080)?,
@@ -578,6 +582,8 @@ impl Config {
         c.format = self.store_format;
         c.codec = self.chunk_codec;
         c.compact_below = self.compact_below;
+        c.compact_delay = (self.compact_delay_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.compact_delay_secs));
     }
 }
 

@@ -94,6 +94,7 @@ impl Tx<'_> {
             ..old
         };
         self.txn().put_cf(cf(db, CF_BLOBS), id.0, info.encode())?;
+        self.packs_lowered |= refs.lowers_groups();
         let lowered = refs.apply(db, self.txn())?;
         self.note_decremented(lowered);
         Ok(true)

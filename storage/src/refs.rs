@@ -31,6 +31,11 @@ impl Refs {
         }
     }
 
+    /// Whether any v2 chunk loses a reference (compaction may then have work).
+    pub fn lowers_groups(&self) -> bool {
+        self.groups.values().any(|d| d.iter().any(|&x| x < 0))
+    }
+
     /// Merges the deltas into the transaction; returns the v1 chunks whose count went down
     /// (candidates for reclamation after the commit).
     pub fn apply(self, db: &Db, txn: &rocksdb::Transaction<'_, Db>) -> Result<Vec<ChunkId>> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +50,10 @@ pub struct StoreConfig {
     pub pack_target: u64,
     /// Format v2: `gc` rewrites packs whose live bytes fall under this fraction of their size.
     pub compact_below: f64,
+    /// Format v2: compact in the background this long after a delete (deletes coming in the
+    /// meantime share the pass), so deleted data's space comes back without `glint gc`.
+    /// `None`: only `gc` and `compact` compact.
+    pub compact_delay: Option<Duration>,
 }
 
 /// The engine's on-disk format for new writes.
@@ -90,6 +94,7 @@ impl StoreConfig {
             codec: crate::pack::Codec::Lz4,
             pack_target: 32 << 20,
             compact_below: 0.5,
+            compact_delay: None,
         }
     }
 
@@ -153,6 +158,10 @@ pub(crate) struct Inner {
     pub next_group: AtomicU64,
     /// One compaction at a time (compact.rs).
     pub compacting: Mutex<()>,
+    /// A commit dropped references to v2 chunks since the last scheduled compaction.
+    pub compaction_due: AtomicBool,
+    /// A background compaction is waiting for `compact_delay` to pass.
+    compaction_scheduled: AtomicBool,
 }
 
 /// The blob engine. Cheap to clone; all clones share one catalog and set of data directories.
@@ -241,6 +250,8 @@ impl Store {
                 packs,
                 next_group,
                 compacting: Mutex::new(()),
+                compaction_due: AtomicBool::new(false),
+                compaction_scheduled: AtomicBool::new(false),
                 db,
                 dirs: DataDirs::new(dirs),
                 read_slots: Arc::new(tokio::sync::Semaphore::new(cfg.read_parallelism.max(1))),
@@ -655,6 +666,42 @@ impl Drop for PinGuard {
 }
 
 impl Inner {
+    /// After a commit that dropped v2 references: with `compact_delay` set and no pass
+    /// already waiting, starts one that runs after the delay. The waiting task holds only a
+    /// weak handle, so it never keeps a closing store open.
+    pub(crate) fn schedule_compaction_if_due(self: &Arc<Self>) {
+        let Some(delay) = self.cfg.compact_delay else {
+            return;
+        };
+        if !self.compaction_due.load(Ordering::Acquire)
+            || self.compaction_scheduled.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.compaction_scheduled.store(false, Ordering::Release);
+            return;
+        };
+        let weak = Arc::downgrade(self);
+        rt.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let Some(inner) = weak.upgrade() else { return };
+            // Deletes from here on schedule the next pass.
+            inner.compaction_due.store(false, Ordering::Release);
+            inner.compaction_scheduled.store(false, Ordering::Release);
+            let threshold = inner.cfg.compact_below;
+            let job = inner.clone();
+            drop(inner);
+            match tokio::task::spawn_blocking(move || job.compact(threshold)).await {
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "background compaction failed; gc retries")
+                }
+                Err(e) => tracing::warn!(error = %e, "background compaction stopped"),
+                Ok(Ok(_)) => {}
+            }
+        });
+    }
+
     /// Runs catalog or disk work scheduled from a `Drop` (which cannot wait for it) on a
     /// blocking thread, counted until done so that [`Store::settle`] can wait for it.
     pub(crate) fn in_background(self: &Arc<Self>, job: impl FnOnce(&Inner) + Send + 'static) {

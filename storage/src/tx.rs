@@ -32,6 +32,8 @@ pub struct Tx<'a> {
     deferred: Vec<BlobId>,
     /// Deletes of unread blobs: new reads are refused until the transaction ends.
     deleting: Vec<BlobId>,
+    /// Whether this change dropped references to v2 chunks (compaction may have work).
+    pub(crate) packs_lowered: bool,
 }
 
 fn retryable(e: &rocksdb::Error) -> bool {
@@ -50,7 +52,9 @@ impl Store {
         R: Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.transact_blocking(f)).await?
+        let r = tokio::task::spawn_blocking(move || inner.transact_blocking(f)).await?;
+        self.inner.schedule_compaction_if_due();
+        r
     }
 
     /// Commits a staged blob on its own (no catalog record with it) and returns its id.
@@ -88,6 +92,7 @@ impl Inner {
                 decremented: Vec::new(),
                 deferred: Vec::new(),
                 deleting: Vec::new(),
+                packs_lowered: false,
             };
             let result = f(&mut tx);
             let Tx {
@@ -95,6 +100,7 @@ impl Inner {
                 decremented,
                 deferred,
                 deleting,
+                packs_lowered,
                 ..
             } = tx;
             let outcome = result.and_then(|r| {
@@ -104,6 +110,10 @@ impl Inner {
             self.leases.end_delete(&deleting);
             match outcome {
                 Ok(r) => {
+                    if packs_lowered {
+                        self.compaction_due
+                            .store(true, std::sync::atomic::Ordering::Release);
+                    }
                     // The change is committed: a failure here only delays reclamation.
                     if let Err(e) = self.reclaim(&decremented) {
                         tracing::warn!(error = %e, "reclaiming chunks after a commit failed; gc will retry");
@@ -242,6 +252,7 @@ impl<'a> Tx<'a> {
         self.txn.delete_cf(doomed, id.0)?;
         let refs = self.drop_manifest(id)?;
         self.txn.delete_cf(blobs, id.0)?;
+        self.packs_lowered |= refs.lowers_groups();
         let lowered = refs.apply(self.db(), &self.txn)?;
         self.decremented.extend(lowered);
         Ok(())

@@ -479,3 +479,33 @@ async fn migration_rewrites_v1_blobs_under_their_ids() {
     let r = store.scrub(scrub_now(false)).await.unwrap();
     assert!(r.is_clean(), "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_are_compacted_in_the_background_after_a_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), Format::V2);
+    cfg.compact_delay = Some(std::time::Duration::from_millis(200));
+    let store = Store::open(cfg).unwrap();
+    let a = pattern(101, 4 << 20);
+    let b = pattern(102, 1 << 20);
+    let ia = put(&store, &a).await;
+    let ib = put(&store, &b).await;
+    store.delete(ia).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pack_bytes(dir.path()) > (2 * b.len()) as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background compaction: {} pack bytes",
+            pack_bytes(dir.path())
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.read_to_vec(ib, None).await.unwrap(), b);
+    // A waiting pass does not keep a closed store open.
+    store.delete(ib).await.unwrap();
+    drop(store);
+    let mut cfg = config(dir.path(), Format::V2);
+    cfg.compact_delay = Some(std::time::Duration::from_millis(200));
+    let store = Store::open(cfg).unwrap();
+    assert!(store.list_blobs().await.unwrap().is_empty());
+}
