@@ -79,7 +79,7 @@ async fn upload_download_and_status_machine() {
         404
     );
     assert_eq!(
-        s.store.chunk_file_count().unwrap(),
+        common::stored_bytes(&s.store).await,
         0,
         "deleting the image frees its chunks"
     );
@@ -122,12 +122,16 @@ async fn a_download_outlives_the_delete_of_its_image() {
     assert!(got == data, "the download finished with the image's bytes");
     for _ in 0..200 {
         s.store.settle().await;
-        if s.store.chunk_file_count().unwrap() == 0 {
+        if common::stored_bytes(&s.store).await == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(s.store.chunk_file_count().unwrap(), 0, "then its data went");
+    assert_eq!(
+        common::stored_bytes(&s.store).await,
+        0,
+        "then its data went"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +214,7 @@ async fn failed_uploads_return_to_queued_and_leave_nothing() {
         (Some("queued"), true)
     );
     s.store.settle().await;
-    assert_eq!(s.store.chunk_file_count().unwrap(), 0);
+    assert_eq!(common::stored_bytes(&s.store).await, 0);
     // Formats are required before data.
     let (_, bare) = s.create(serde_json::json!({"name": "no formats"})).await;
     assert_eq!(
@@ -432,7 +436,7 @@ async fn delayed_delete_and_the_scrubber() {
     let data = image_data(2 << 20);
     assert_eq!(s.upload(&id, data.clone()).await, 204);
     s.store.settle().await;
-    let chunks = s.store.chunk_file_count().unwrap();
+    let chunks = common::stored_bytes(&s.store).await;
     let delete = || {
         s.req(reqwest::Method::DELETE, &format!("/v2/images/{id}"))
             .send()
@@ -453,7 +457,7 @@ async fn delayed_delete_and_the_scrubber() {
         0
     );
     assert_eq!(
-        s.store.chunk_file_count().unwrap(),
+        common::stored_bytes(&s.store).await,
         chunks,
         "the data waits for the scrubber"
     );
@@ -472,7 +476,7 @@ async fn delayed_delete_and_the_scrubber() {
         .unwrap();
     assert_eq!(pass.purged, 1);
     s.store.settle().await;
-    assert_eq!(s.store.chunk_file_count().unwrap(), 0);
+    assert_eq!(common::stored_bytes(&s.store).await, 0);
     assert!(!glint::glance::scrubber::restore(&s.stores, &id)
         .await
         .unwrap());

@@ -243,7 +243,7 @@ async fn copy_and_multipart_move_no_bytes() {
     s.s("PUT", "/bkt", &[], vec![]).await;
     let data = pattern(4 << 20, 5);
     s.s("PUT", "/bkt/src", &[], data.clone()).await;
-    let files = s.store.chunk_file_count().unwrap();
+    let files = common::stored_bytes(&s.store).await;
     let c = s
         .s(
             "PUT",
@@ -254,7 +254,7 @@ async fn copy_and_multipart_move_no_bytes() {
         .await;
     assert_eq!(c.status, 200, "{}", c.text());
     assert_eq!(
-        s.store.chunk_file_count().unwrap(),
+        common::stored_bytes(&s.store).await,
         files,
         "copy is a clone"
     );
@@ -292,7 +292,7 @@ async fn copy_and_multipart_move_no_bytes() {
         .await
         .header("etag")
         .to_string();
-    let before = s.store.chunk_file_count().unwrap();
+    let before = common::stored_bytes(&s.store).await;
     let backwards = format!(
         "<CompleteMultipartUpload><Part><PartNumber>2</PartNumber><ETag>{e2}</ETag></Part><Part><PartNumber>1</PartNumber><ETag>{e1}</ETag></Part></CompleteMultipartUpload>"
     );
@@ -325,7 +325,7 @@ async fn copy_and_multipart_move_no_bytes() {
         done.text()
     );
     assert_eq!(
-        s.store.chunk_file_count().unwrap(),
+        common::stored_bytes(&s.store).await,
         before,
         "completion concatenates manifests"
     );
@@ -551,7 +551,7 @@ async fn s3_object_becomes_an_image_without_a_copy() {
         200
     );
     s.store.settle().await;
-    let files = s.store.chunk_file_count().unwrap();
+    let files = common::stored_bytes(&s.store).await;
     let glance = |m: reqwest::Method, p: &str| s.glance("u:proj", m, p);
     let id = s.new_image().await;
     let r = glance(reqwest::Method::POST, &format!("/v2/images/{id}/import"))
@@ -568,7 +568,7 @@ async fn s3_object_becomes_an_image_without_a_copy() {
     assert_eq!(img["checksum"], hex::encode(md5::Md5::digest(&data)));
     s.store.settle().await;
     assert_eq!(
-        s.store.chunk_file_count().unwrap(),
+        common::stored_bytes(&s.store).await,
         files,
         "the image references the object's chunks"
     );

@@ -348,3 +348,14 @@ pub fn complete_doc(etags: &[&str]) -> Vec<u8> {
     s.push_str("</CompleteMultipartUpload>");
     s.into_bytes()
 }
+
+/// Bytes the engine keeps on disk for blob data, in either engine format: v1 chunk files, or
+/// v2 packs once compaction has dropped what no blob uses (every pack is rewritten to its live
+/// records, so equal contents give equal sizes). "Stored once" and "the data went" read the
+/// same in both formats.
+pub async fn stored_bytes(store: &glint_storage::Store) -> u64 {
+    store.settle().await;
+    store.compact(1.0).await.unwrap();
+    let u = store.usage(false).await.unwrap();
+    u.chunk_file_bytes + u.pack_bytes
+}
