@@ -276,10 +276,8 @@ async fn multiple_stores() {
     let cheap_store = s.stores.store(Some("cheap")).clone();
     cheap_store.settle().await;
     let on_cheap = common::stored_bytes(&cheap_store).await;
-    assert!(
-        on_cheap >= 3 << 20,
-        "the data is on the cheap disk: {on_cheap}"
-    );
+    // (Format v2 may compress it: more than nothing is what either format promises.)
+    assert!(on_cheap > 0, "the data is on the cheap disk");
     assert_eq!(common::stored_bytes(&s.store).await, 0);
     // copy-image (admin) to fast; then reading prefers either.
     let import = format!("/v2/images/{id}/import");
