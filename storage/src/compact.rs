@@ -195,7 +195,8 @@ impl Inner {
             for (i, loc) in at.iter().enumerate() {
                 let Some(loc) = loc else { continue };
                 let len = RECORD_HEADER + loc.slot.stored_len as usize;
-                let mut rec = vec![0u8; len];
+                // A dropped record is only read for its name (to clear its index entry).
+                let mut rec = vec![0u8; if keep[i] { len } else { RECORD_HEADER }];
                 self.packs.read_exact_at(pack, loc.record, &mut rec)?;
                 let header = RecordHeader::decode(&rec);
                 group_names[i] = header.map(|h| index_key(&h.name));

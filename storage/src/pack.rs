@@ -331,28 +331,43 @@ impl PackWriter {
     }
 }
 
+/// The iovecs for what remains of `all` once `done` bytes went through, at most `IOV_MAX`
+/// of them: positioned vectored I/O resumes after a short transfer from here.
+pub(crate) fn remaining_iovecs(all: &[libc::iovec], done: usize) -> Vec<libc::iovec> {
+    let mut skip = done;
+    let mut out = Vec::with_capacity(all.len().min(1024));
+    for v in all {
+        if out.len() == 1024 {
+            break;
+        }
+        if skip >= v.iov_len {
+            skip -= v.iov_len;
+            continue;
+        }
+        out.push(libc::iovec {
+            // SAFETY: `skip < iov_len`, so the pointer stays inside the same buffer.
+            iov_base: unsafe { v.iov_base.cast::<u8>().add(skip) }.cast(),
+            iov_len: v.iov_len - skip,
+        });
+        skip = 0;
+    }
+    out
+}
+
 /// `pwritev` until every byte of `parts` is written at `offset` (short writes resumed).
 fn write_all_vectored_at(file: &File, parts: &[&[u8]], offset: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
+    let all: Vec<libc::iovec> = parts
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut done = 0usize;
     while done < total {
-        let mut iov = Vec::with_capacity(parts.len().min(1024));
-        let mut skip = done;
-        for p in parts {
-            if iov.len() == 1024 {
-                break;
-            }
-            if skip >= p.len() {
-                skip -= p.len();
-                continue;
-            }
-            iov.push(libc::iovec {
-                iov_base: p[skip..].as_ptr() as *mut libc::c_void,
-                iov_len: p.len() - skip,
-            });
-            skip = 0;
-        }
+        let iov = remaining_iovecs(&all, done);
         // SAFETY: every iovec points into a live buffer of the stated length, only read.
         let n = unsafe {
             libc::pwritev(

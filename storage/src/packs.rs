@@ -189,57 +189,42 @@ impl Packs {
     /// Reads one range of a pack into scattered buffers with one system call per
     /// `IOV_MAX` pieces (headers into scratch space, chunk data straight into its place).
     pub fn read_vectored_at(&self, id: u64, offset: u64, bufs: &mut [&mut [u8]]) -> Result<()> {
+        use std::os::fd::AsRawFd;
         let f = self.read_fd(id)?;
-        let path = || self.path(id).unwrap_or_default();
-        let mut at = offset;
-        let mut rest: &mut [&mut [u8]] = bufs;
-        while !rest.is_empty() {
-            let n = rest.len().min(1024);
-            let (now, later) = rest.split_at_mut(n);
-            let want: usize = now.iter().map(|b| b.len()).sum();
-            let mut done = 0usize;
-            while done < want {
-                // Rebuild the iovec list from where the last short read stopped.
-                let mut iov = Vec::with_capacity(n);
-                let mut skip = done;
-                for b in now.iter_mut() {
-                    if skip >= b.len() {
-                        skip -= b.len();
-                        continue;
-                    }
-                    iov.push(libc::iovec {
-                        iov_base: b[skip..].as_mut_ptr().cast(),
-                        iov_len: b.len() - skip,
-                    });
-                    skip = 0;
+        let all: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let want: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut done = 0usize;
+        while done < want {
+            let iov = pack::remaining_iovecs(&all, done);
+            // SAFETY: every iovec points into a live, exclusively borrowed buffer of the
+            // stated length; the kernel writes at most that many bytes into each.
+            let r = unsafe {
+                libc::preadv(
+                    f.as_raw_fd(),
+                    iov.as_ptr(),
+                    iov.len() as libc::c_int,
+                    (offset + done as u64) as libc::off_t,
+                )
+            };
+            if r < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
                 }
-                use std::os::fd::AsRawFd;
-                // SAFETY: every iovec points into a live, exclusively borrowed buffer of the
-                // stated length; the kernel writes at most that many bytes into each.
-                let r = unsafe {
-                    libc::preadv(
-                        f.as_raw_fd(),
-                        iov.as_ptr(),
-                        iov.len() as libc::c_int,
-                        (at + done as u64) as libc::off_t,
-                    )
-                };
-                if r < 0 {
-                    let e = std::io::Error::last_os_error();
-                    if e.kind() == std::io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    return Err(StoreError::io(path(), e));
-                }
-                if r == 0 {
-                    return Err(StoreError::Malformed(
-                        "pack shorter than its catalog records",
-                    ));
-                }
-                done += r as usize;
+                return Err(StoreError::io(self.path(id).unwrap_or_default(), e));
             }
-            at += want as u64;
-            rest = later;
+            if r == 0 {
+                return Err(StoreError::Malformed(
+                    "pack shorter than its catalog records",
+                ));
+            }
+            done += r as usize;
         }
         Ok(())
     }

@@ -31,6 +31,11 @@ impl Refs {
         }
     }
 
+    /// The per-slot deltas gathered for each v2 group (scrub: the counts manifests imply).
+    pub fn groups(&self) -> &BTreeMap<u64, [i64; GROUP_SLOTS]> {
+        &self.groups
+    }
+
     /// Whether any v2 chunk loses a reference (compaction may then have work).
     pub fn lowers_groups(&self) -> bool {
         self.groups.values().any(|d| d.iter().any(|&x| x < 0))

@@ -108,7 +108,8 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
 
     // 1. What the manifests say: expected reference counts and per-blob totals.
     let mut expected: HashMap<ChunkId, i64> = HashMap::new();
-    let mut expected_groups = crate::scrub_packs::Expected::default();
+    // The v2 side of the same count: per group slot, as a delete would drop them.
+    let mut expected_groups = crate::refs::Refs::default();
     let mut totals: HashMap<BlobId, (u64, u64)> = HashMap::new();
     {
         let mut it = snap.raw_iterator_cf(cf(db, CF_MANIFESTS));
@@ -122,7 +123,7 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
                 if let Some(c) = e.chunk() {
                     *expected.entry(c).or_default() += 1;
                 }
-                expected_groups.add(&e);
+                expected_groups.add(&e, 1);
             }
             it.next();
         }
@@ -170,7 +171,7 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
         }
         it.status()?;
     }
-    crate::scrub_packs::scrub_packs(inner, &snap, expected_groups, opts, &mut report)?;
+    crate::scrub_packs::scrub_packs(inner, &snap, &expected_groups, opts, &mut report)?;
     drop(snap);
     let mut all: Vec<ChunkId> = expected.keys().chain(stored.keys()).copied().collect();
     all.sort_unstable();

@@ -13,32 +13,14 @@ use crate::group::{
 use crate::ids::ChunkId;
 use crate::manifest::Extent;
 use crate::pack::{self, RECORD_HEADER};
+use crate::refs::Refs;
 use crate::scrub::{ScrubOptions, ScrubReport};
 use crate::store::Inner;
-
-/// Per-group expected counts, accumulated from the manifests.
-#[derive(Default)]
-pub(crate) struct Expected(HashMap<u64, Vec<i64>>);
-
-impl Expected {
-    pub fn add(&mut self, e: &Extent) {
-        if let Extent::Run { first, count, .. } = e {
-            for n in first.0..first.0 + *count as u64 {
-                let no = ChunkNo(n);
-                let v = self.0.entry(no.group()).or_default();
-                if v.len() <= no.slot() {
-                    v.resize(no.slot() + 1, 0);
-                }
-                v[no.slot()] += 1;
-            }
-        }
-    }
-}
 
 pub(crate) fn scrub_packs(
     inner: &Inner,
     snap: &rocksdb::SnapshotWithThreadMode<'_, crate::catalog::Db>,
-    expected: Expected,
+    expected: &Refs,
     opts: ScrubOptions,
     report: &mut ScrubReport,
 ) -> Result<()> {
@@ -67,12 +49,13 @@ pub(crate) fn scrub_packs(
     it.status()?;
 
     // Counts.
-    let mut all: Vec<u64> = expected.0.keys().chain(stored.keys()).copied().collect();
+    let expected = expected.groups();
+    let mut all: Vec<u64> = expected.keys().chain(stored.keys()).copied().collect();
     all.sort_unstable();
     all.dedup();
     for g in all {
         let have = stored.get(&g).map_or(&[][..], Vec::as_slice);
-        let want = expected.0.get(&g).map_or(&[][..], Vec::as_slice);
+        let want = expected.get(&g).map_or(&[][..], |a| &a[..]);
         let n = have.len().max(want.len());
         let mut delta = vec![0i64; n];
         for (i, d) in delta.iter_mut().enumerate() {
@@ -96,13 +79,12 @@ pub(crate) fn scrub_packs(
     // Every referenced chunk has a present slot in a pack that exists.
     let referenced = |no: ChunkNo| {
         expected
-            .0
             .get(&no.group())
             .and_then(|v| v.get(no.slot()))
             .is_some_and(|&c| c > 0)
     };
     let located: HashMap<u64, &GroupLocation> = groups.iter().map(|(g, l)| (*g, l)).collect();
-    for (&g, want) in &expected.0 {
+    for (&g, want) in expected {
         for (slot, &c) in want.iter().enumerate() {
             if c <= 0 {
                 continue;
