@@ -416,7 +416,7 @@ impl Config {
             data_dirs,
             catalog_dir: r.parse("glint", "catalog_dir", PathBuf::from("var/catalog"))?,
             chunk_size: r.parse("glint", "chunk_size", glint_storage::DEFAULT_CHUNK_SIZE)?,
-            store_format: r.parse("glint", "store_format", glint_storage::Format::V1)?,
+            store_format: r.parse("glint", "store_format", glint_storage::Format::V2)?,
             chunk_codec: r.parse("glint", "chunk_codec", glint_storage::Codec::Lz4)?,
             compact_below: r.parse("glint", "compact_below", 0.5)?,
             compact_delay_secs: r.parse("glint", "compact_delay_secs", 60)?,
@@ -625,14 +625,14 @@ mod tests {
         let c = load("").unwrap();
         assert_eq!(
             (c.store_format, c.chunk_codec, c.compact_below),
-            (glint_storage::Format::V1, glint_storage::Codec::Lz4, 0.5)
+            (glint_storage::Format::V2, glint_storage::Codec::Lz4, 0.5)
         );
         let c =
-            load("[glint]\nstore_format = v2\nchunk_codec = none\ncompact_below = 0.3\n").unwrap();
+            load("[glint]\nstore_format = v1\nchunk_codec = none\ncompact_below = 0.3\n").unwrap();
         let sc = c.store_config();
         assert_eq!(
             (sc.format, sc.codec, sc.compact_below),
-            (glint_storage::Format::V2, glint_storage::Codec::Raw, 0.3)
+            (glint_storage::Format::V1, glint_storage::Codec::Raw, 0.3)
         );
         for (bad, key) in [
             ("store_format = v3", "store_format"),

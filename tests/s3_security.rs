@@ -175,42 +175,62 @@ fn chunk_files(s: &Server) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Flips one byte of the first stored chunk's data: its chunk file (format v1) or its record
+/// in the only pack (format v2: 16-byte pack header, 56-byte record header).
+fn damage_first_chunk(s: &Server, format: glint_storage::Format) {
+    let (victim, at) = match format {
+        glint_storage::Format::V1 => {
+            let files = chunk_files(s);
+            assert_eq!(files.len(), 3);
+            let len = std::fs::metadata(&files[0]).unwrap().len() as usize;
+            (files[0].clone(), len - 100)
+        }
+        glint_storage::Format::V2 => {
+            let packs: Vec<_> = std::fs::read_dir(s._dir.path().join("data/packs"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            assert_eq!(packs.len(), 1);
+            (packs[0].clone(), 16 + 56 + 1000)
+        }
+    };
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[at] ^= 0x40;
+    std::fs::write(&victim, &bytes).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_chunk_is_replaced_by_the_next_write_of_its_bytes() {
-    let s = start().await;
-    assert_eq!(s.s("PUT", "/bkt", &[], vec![]).await.status, 200);
-    let data = pattern(3 << 20, 9);
-    assert_eq!(
-        s.s("PUT", "/bkt/first", &[], data.clone()).await.status,
-        200
-    );
-    let files = chunk_files(&s);
-    assert_eq!(files.len(), 3);
-    // One flipped byte in one chunk: reads refuse it (a truncated body, never wrong bytes).
-    let victim = &files[0];
-    let mut bytes = std::fs::read(victim).unwrap();
-    let at = bytes.len() - 100;
-    bytes[at] ^= 0x40;
-    std::fs::write(victim, &bytes).unwrap();
-    let report = s.store.scrub(Default::default()).await.unwrap();
-    assert_eq!(report.corrupt.len(), 1);
-    assert_eq!(report.damaged_blobs.len(), 1);
-    let names = glint::damage::describe(&s.store, &report.damaged_blobs)
-        .await
-        .unwrap();
-    assert_eq!(names, vec!["s3://bkt/first".to_string()]);
-    // The same bytes uploaded again: the dedup hit finds the damage and rewrites the chunk.
-    assert_eq!(
-        s.s("PUT", "/bkt/second", &[], data.clone()).await.status,
-        200
-    );
-    for key in ["/bkt/first", "/bkt/second"] {
-        let r = s.s("GET", key, &[], vec![]).await;
-        assert_eq!(r.status, 200);
-        assert!(r.body == data, "{key} reads back whole");
+    for format in [glint_storage::Format::V1, glint_storage::Format::V2] {
+        let s = start_with(|c| c.store_format = format).await;
+        assert_eq!(s.s("PUT", "/bkt", &[], vec![]).await.status, 200);
+        let data = pattern(3 << 20, 9);
+        assert_eq!(
+            s.s("PUT", "/bkt/first", &[], data.clone()).await.status,
+            200
+        );
+        // One flipped byte in one chunk: reads refuse it (a truncated body, never wrong bytes).
+        damage_first_chunk(&s, format);
+        let report = s.store.scrub(Default::default()).await.unwrap();
+        assert_eq!(report.corrupt.len() + report.corrupt_records.len(), 1);
+        assert_eq!(report.damaged_blobs.len(), 1);
+        let names = glint::damage::describe(&s.store, &report.damaged_blobs)
+            .await
+            .unwrap();
+        assert_eq!(names, vec!["s3://bkt/first".to_string()]);
+        // The same bytes uploaded again: the dedup hit finds the damage and replaces it.
+        assert_eq!(
+            s.s("PUT", "/bkt/second", &[], data.clone()).await.status,
+            200
+        );
+        for key in ["/bkt/first", "/bkt/second"] {
+            let r = s.s("GET", key, &[], vec![]).await;
+            assert_eq!(r.status, 200);
+            assert!(r.body == data, "{format:?} {key} reads back whole");
+        }
+        let report = s.store.scrub(Default::default()).await.unwrap();
+        assert!(report.is_clean(), "{format:?}: {report:?}");
     }
-    let report = s.store.scrub(Default::default()).await.unwrap();
-    assert!(report.is_clean(), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,8 +99,11 @@ impl Inner {
         if at.slot.raw_len != raw_len {
             return Ok(None);
         }
-        let mut h = [0u8; RECORD_HEADER];
-        match self.packs.read_exact_at(at.pack, at.record, &mut h) {
+        // The whole record is read and its stored bytes checked against the catalog's CRC:
+        // a new blob must never be acknowledged over damaged bytes. A damaged record is
+        // noted and this chunk stored afresh, which then heals it (heal.rs).
+        let mut rec = vec![0u8; RECORD_HEADER + at.slot.stored_len as usize];
+        match self.packs.read_exact_at(at.pack, at.record, &mut rec) {
             Ok(()) => {}
             Err(e) if e.is_integrity() || matches!(e, StoreError::Malformed(_)) => {
                 tracing::warn!(chunk = no.0, error = %e, "indexed chunk unreadable; storing a fresh copy");
@@ -108,11 +111,28 @@ impl Inner {
             }
             Err(e) => return Err(e),
         }
-        match RecordHeader::decode(&h) {
+        let damaged = |name| crate::heal::Damaged {
+            no,
+            name,
+            raw_len,
+            crc: at.slot.crc,
+        };
+        match RecordHeader::decode(&rec) {
             Some(rh) if rh.name == *name && rh.raw_len == raw_len && rh.crc == at.slot.crc => {
+                if crc32c::crc32c(&rec[RECORD_HEADER..]) != at.slot.crc {
+                    self.damage.note(index_key(name), damaged(Some(rh.name)));
+                    return Ok(None);
+                }
                 Ok(Some((no, pin)))
             }
-            _ => Ok(None),
+            // A damaged header where the index points: the record is known by the index key,
+            // its length and its CRC (heal.rs).
+            None => {
+                self.damage.note(index_key(name), damaged(None));
+                Ok(None)
+            }
+            // Another chunk whose name shares the index key: only a missed dedup.
+            Some(_) => Ok(None),
         }
     }
 
@@ -162,6 +182,8 @@ struct Appender {
     run: Option<(ChunkNo, u32, u64)>,
     pins: PinGuard,
     chunks: usize,
+    /// Damaged records this write's fresh chunks can replace (heal.rs).
+    heals: Vec<(ChunkNo, Encoded)>,
 }
 
 impl Appender {
@@ -179,6 +201,7 @@ impl Appender {
             run: None,
             pins,
             chunks: 0,
+            heals: Vec::new(),
         }
     }
 
@@ -333,6 +356,15 @@ impl Appender {
                 });
                 self.seen.insert(e.header.name, no);
                 self.index.push((index_key(&e.header.name), no));
+                if let Some(damaged) = self.inner.damage.replaced_by(&e.header) {
+                    self.heals.push((
+                        damaged,
+                        Encoded {
+                            header: e.header,
+                            stored: e.stored.clone(),
+                        },
+                    ));
+                }
                 numbers.push(no);
             }
         }
@@ -350,6 +382,7 @@ impl Appender {
         for d in std::mem::take(&mut self.new_pack_dirs) {
             crate::datadirs::fsync_dir(&d)?;
         }
+        self.heal();
         Ok(Finished {
             extents: std::mem::take(&mut self.extents),
             groups: std::mem::take(&mut self.groups),
@@ -357,6 +390,30 @@ impl Appender {
             pins: std::mem::replace(&mut self.pins, PinGuard::empty(&self.inner)),
             chunks: self.chunks,
         })
+    }
+}
+
+impl Appender {
+    /// Replaces the damaged records this write brought good copies of: at once, unless a
+    /// compaction holds the lock (then in the background, not to make the write wait).
+    fn heal(&mut self) {
+        let heals = std::mem::take(&mut self.heals);
+        if heals.is_empty() {
+            return;
+        }
+        let run = move |inner: &Arc<Inner>| {
+            let pairs: Vec<(ChunkNo, &Encoded)> = heals.iter().map(|(n, e)| (*n, e)).collect();
+            if let Err(e) = inner.heal(&pairs) {
+                tracing::warn!(error = %e, "healing damaged chunk records failed; scrub will retry");
+            }
+        };
+        let idle = self.inner.compacting.try_lock().is_ok();
+        if idle {
+            run(&self.inner);
+        } else {
+            let inner = self.inner.clone();
+            self.inner.in_background(move |_| run(&inner));
+        }
     }
 }
 

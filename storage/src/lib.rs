@@ -22,6 +22,7 @@ mod error;
 // Format v2 pieces not yet used by the write and read paths (issue 10, in progress).
 #[allow(dead_code)]
 mod group;
+mod heal;
 mod ids;
 mod ingest;
 mod lease;

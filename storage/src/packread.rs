@@ -197,6 +197,7 @@ impl Inner {
                 &scratch[i]
             };
             if crc32c::crc32c(stored) != w.at.slot.crc {
+                self.note_damaged_record(w.no, &headers[i], w.at.slot.raw_len, w.at.slot.crc);
                 return Err(self.corrupt(r.pack, w));
             }
             let decoded;

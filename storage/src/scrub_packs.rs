@@ -4,13 +4,16 @@
 //! yet freed) are garbage, reported as bytes, not as errors: compaction reclaims them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use crate::catalog::{cf, CF_GROUPS, CF_GROUP_REFS};
+use crate::catalog::{cf, CF_CHUNK_INDEX, CF_GROUPS, CF_GROUP_REFS};
 use crate::error::{Result, StoreError};
 use crate::group::{
-    decode_counts, encode_counts, group_key, parse_group_key, ChunkNo, GroupLocation,
+    decode_counts, encode_counts, group_key, parse_group_key, ChunkNo, GroupLocation, Reader,
 };
+use crate::heal::Damaged;
 use crate::ids::ChunkId;
+use crate::ingest::{index_key, IndexKey};
 use crate::manifest::Extent;
 use crate::pack::{self, RECORD_HEADER};
 use crate::refs::Refs;
@@ -18,7 +21,7 @@ use crate::scrub::{ScrubOptions, ScrubReport};
 use crate::store::Inner;
 
 pub(crate) fn scrub_packs(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     snap: &rocksdb::SnapshotWithThreadMode<'_, crate::catalog::Db>,
     expected: &Refs,
     opts: ScrubOptions,
@@ -155,6 +158,87 @@ pub(crate) fn scrub_packs(
             }
         }
         report.garbage_bytes += size.saturating_sub(live + pack::PACK_HEADER as u64);
+    }
+    note_and_heal(inner, opts, report)
+}
+
+/// Notes every damaged record, so that the next write of its bytes replaces it, and with
+/// `repair` replaces those of which a good copy is stored already (heal.rs). A record whose
+/// header is damaged too is known by its index key, found by one pass over the index.
+fn note_and_heal(inner: &Arc<Inner>, opts: ScrubOptions, report: &mut ScrubReport) -> Result<()> {
+    if report.corrupt_records.is_empty() {
+        return Ok(());
+    }
+    // no → (pack, offset, raw_len, crc)
+    let mut unnamed: HashMap<u64, (u64, u64, u32, u32)> = HashMap::new();
+    let mut found: Vec<(IndexKey, Damaged, (u64, u64, u64))> = Vec::new();
+    for &(p, off, no) in &report.corrupt_records {
+        let no = ChunkNo(no);
+        let Some((raw_len, crc)) = inner
+            .group_location(no.group())
+            .ok()
+            .and_then(|l| l.slots.get(no.slot()).map(|s| (s.raw_len, s.crc)))
+        else {
+            continue;
+        };
+        let mut h = [0u8; RECORD_HEADER];
+        let name = inner
+            .packs
+            .read_exact_at(p, off, &mut h)
+            .ok()
+            .and_then(|()| pack::RecordHeader::decode(&h))
+            .filter(|h| h.raw_len == raw_len)
+            .map(|h| h.name);
+        match name {
+            Some(n) => found.push((
+                index_key(&n),
+                Damaged {
+                    no,
+                    name: Some(n),
+                    raw_len,
+                    crc,
+                },
+                (p, off, no.0),
+            )),
+            None => {
+                unnamed.insert(no.0, (p, off, raw_len, crc));
+            }
+        }
+    }
+    if !unnamed.is_empty() {
+        let mut it = inner.db.raw_iterator_cf(cf(&inner.db, CF_CHUNK_INDEX));
+        it.seek_to_first();
+        while it.valid() {
+            let no = Reader(it.value().expect("valid")).varint();
+            if let Some((p, off, raw_len, crc)) = no.and_then(|n| unnamed.remove(&n)) {
+                let key: IndexKey = it.key().expect("valid").try_into().unwrap_or_default();
+                let no = no.expect("matched");
+                found.push((
+                    key,
+                    Damaged {
+                        no: ChunkNo(no),
+                        name: None,
+                        raw_len,
+                        crc,
+                    },
+                    (p, off, no),
+                ));
+            }
+            it.next();
+        }
+        it.status()?;
+    }
+    for (key, d, entry) in found {
+        inner.damage.note(key, d);
+        if !opts.repair {
+            continue;
+        }
+        if let Some(good) = inner.good_copy(key, &d)? {
+            if inner.heal(&[(d.no, &good)])? > 0 {
+                report.corrupt_records.retain(|e| *e != entry);
+                report.records_healed += 1;
+            }
+        }
     }
     Ok(())
 }

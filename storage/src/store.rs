@@ -89,7 +89,7 @@ impl StoreConfig {
             read_ahead: 4,
             read_parallelism: std::thread::available_parallelism().map_or(4, |n| 2 * n.get()),
             verify_full_hash_on_read: false,
-            format: Format::V1,
+            format: Format::V2,
             cdc: crate::cdc::CdcParams::DEFAULT,
             codec: crate::pack::Codec::Lz4,
             pack_target: 32 << 20,
@@ -162,6 +162,8 @@ pub(crate) struct Inner {
     pub compaction_due: AtomicBool,
     /// A background compaction is waiting for `compact_delay` to pass.
     compaction_scheduled: AtomicBool,
+    /// Format v2 records known to be damaged, waiting for a good copy (heal.rs).
+    pub damage: crate::heal::DamageMap,
 }
 
 /// The blob engine. Cheap to clone; all clones share one catalog and set of data directories.
@@ -252,6 +254,7 @@ impl Store {
                 compacting: Mutex::new(()),
                 compaction_due: AtomicBool::new(false),
                 compaction_scheduled: AtomicBool::new(false),
+                damage: Default::default(),
                 db,
                 dirs: DataDirs::new(dirs),
                 read_slots: Arc::new(tokio::sync::Semaphore::new(cfg.read_parallelism.max(1))),

@@ -509,3 +509,86 @@ async fn deletes_are_compacted_in_the_background_after_a_delay() {
     let store = Store::open(cfg).unwrap();
     assert!(store.list_blobs().await.unwrap().is_empty());
 }
+
+/// The only pack of a store (tests that write a few MiB).
+fn only_pack(root: &std::path::Path) -> std::path::PathBuf {
+    let packs: Vec<_> = std::fs::read_dir(root.join("data/packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    packs[0].clone()
+}
+
+/// Flips one bit at `at` in a file.
+fn flip(path: &std::path::Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 1;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Offsets in a fresh store's first pack: its header (16 bytes), then the first record's
+/// header (56 bytes) and stored bytes.
+const FIRST_RECORD_HEADER: usize = 16;
+const FIRST_RECORD_DATA: usize = 16 + 56;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_record_is_replaced_by_the_next_write_of_its_bytes() {
+    for (what, at) in [
+        ("data", FIRST_RECORD_DATA + 1000),
+        ("header", FIRST_RECORD_HEADER + 30),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let data = pattern(91, 3 << 20);
+        let first = put(&store, &data).await;
+        flip(&only_pack(dir.path()), at);
+        let r = store.scrub(scrub_now(false)).await.unwrap();
+        assert_eq!(r.corrupt_records.len(), 1, "{what}: {r:?}");
+        if what == "data" {
+            let err = store.read_to_vec(first, None).await.unwrap_err();
+            assert!(err.is_integrity(), "{err:?}");
+        }
+        // The same bytes again: the dedup hit checks the record, finds the damage, stores a
+        // fresh copy and moves the damaged record's group onto it.
+        let second = put(&store, &data).await;
+        for id in [first, second] {
+            assert!(
+                store.read_to_vec(id, None).await.unwrap() == data,
+                "{what}: reads back whole"
+            );
+        }
+        let r = store.scrub(scrub_now(false)).await.unwrap();
+        assert!(r.is_clean(), "{what}: {r:?}");
+        // Compaction then frees the damaged record's old place.
+        store.compact(1.0).await.unwrap();
+        let r = store.scrub(scrub_now(false)).await.unwrap();
+        assert!(r.is_clean() && r.garbage_bytes < 1 << 20, "{what}: {r:?}");
+        for id in [first, second] {
+            assert!(store.read_to_vec(id, None).await.unwrap() == data);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrub_repair_heals_a_damaged_record_from_a_stored_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let data = pattern(92, 2 << 20);
+    // Two writes staged before either commits store two copies; the index names the second.
+    let a = store.write_bytes(data.clone(), md5_only()).await.unwrap();
+    let b = store.write_bytes(data.clone(), md5_only()).await.unwrap();
+    let a = store.commit(a).await.unwrap();
+    let b = store.commit(b).await.unwrap();
+    flip(&only_pack(dir.path()), FIRST_RECORD_DATA + 1000); // A's first record
+    let r = store.scrub(scrub_now(false)).await.unwrap();
+    assert_eq!(r.corrupt_records.len(), 1, "{r:?}");
+    assert_eq!(r.damaged_blobs, vec![a]);
+    let r = store.scrub(scrub_now(true)).await.unwrap();
+    assert_eq!(r.records_healed, 1, "{r:?}");
+    assert!(r.corrupt_records.is_empty() && !r.has_damage(), "{r:?}");
+    for id in [a, b] {
+        assert!(store.read_to_vec(id, None).await.unwrap() == data);
+    }
+    assert!(store.scrub(scrub_now(false)).await.unwrap().is_clean());
+}

@@ -38,7 +38,7 @@ def write_conf(root, sections):
 def start_glint(sections, probe_port, name):
     """Starts the real binary; waits until probe_port answers HTTP. Returns (proc, root)."""
     binary = os.environ["GLINT_BIN"]
-    # GLINT_TEST_STORE_FORMAT=v2 runs the whole suite on the engine's format v2.
+    # GLINT_TEST_STORE_FORMAT=v1 runs the whole suite on the engine's format v1 (v2 is the default).
     if os.environ.get("GLINT_TEST_STORE_FORMAT"):
         sections = dict(sections)
         sections["glint"] = dict(sections.get("glint", {}),
