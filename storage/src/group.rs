@@ -128,7 +128,20 @@ impl GroupLocation {
     }
 
     pub fn locate(&self, slot: usize) -> Option<ChunkLocation> {
-        self.locate_all().get(slot).copied().flatten()
+        let here = *self.slots.get(slot)?;
+        if here.gone {
+            return None;
+        }
+        let before: u64 = self.slots[..slot]
+            .iter()
+            .filter(|s| !s.gone)
+            .map(|s| RECORD_HEADER as u64 + s.stored_len as u64)
+            .sum();
+        Some(ChunkLocation {
+            pack: self.pack,
+            record: self.first + before,
+            slot: here,
+        })
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -307,6 +320,9 @@ mod tests {
         assert_eq!(at[1], None);
         assert_eq!(at[2].unwrap().record, (1 << 33) + 56 + 16384);
         assert_eq!(at[2].unwrap().data_offset(), (1 << 33) + 2 * 56 + 16384);
+        for i in 0..4 {
+            assert_eq!(g.locate(i), at.get(i).copied().flatten(), "slot {i}");
+        }
         for cut in 0..enc.len() {
             assert!(GroupLocation::decode(&enc[..cut]).is_err(), "cut {cut}");
         }
