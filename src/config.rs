@@ -82,6 +82,18 @@ pub struct GlanceOptions {
     pub proxy_headers: bool,
     /// Keystone identity (`[paste_deploy] flavor = keystone`); None = noauth.
     pub keystone: Option<KeystoneOptions>,
+    /// The `image_conversion` import plugin; None: imports keep the uploaded format.
+    pub image_conversion: Option<ConversionOptions>,
+}
+
+/// `[image_conversion]`, enabled by `[image_import_opts] image_import_plugins`.
+#[derive(Clone, Debug)]
+pub struct ConversionOptions {
+    /// `raw` or `qcow2` (upstream's `output_format`, default `raw`).
+    pub output_format: String,
+    /// Where source and converted images are kept while `qemu-img` runs (`[task] work_dir`;
+    /// default `convert/` in the first data directory, on the data volume).
+    pub work_dir: PathBuf,
 }
 
 /// `[cors]`, with oslo.middleware's option names and Glance's defaults.
@@ -413,7 +425,6 @@ impl Config {
             .get("glint", "s3_bootstrap_project")
             .unwrap_or_else(|| "admin".into());
         Ok(Config {
-            data_dirs,
             catalog_dir: r.parse("glint", "catalog_dir", PathBuf::from("var/catalog"))?,
             chunk_size: r.parse("glint", "chunk_size", glint_storage::DEFAULT_CHUNK_SIZE)?,
             store_format: r.parse("glint", "store_format", glint_storage::Format::V2)?,
@@ -444,7 +455,8 @@ impl Config {
                 "shutdown_timeout",
                 30,
             )?),
-            glance: glance_options(&r)?,
+            glance: glance_options(&r, &data_dirs)?,
+            data_dirs,
         })
     }
 }
@@ -479,8 +491,9 @@ fn connection_limits(r: &Reader) -> Result<crate::conn::Limits, ConfigError> {
 }
 
 /// What changes the Images API's answers (upstream's names and defaults).
-fn glance_options(r: &Reader) -> Result<GlanceOptions, ConfigError> {
+fn glance_options(r: &Reader, data_dirs: &[PathBuf]) -> Result<GlanceOptions, ConfigError> {
     Ok(GlanceOptions {
+        image_conversion: image_conversion(r, data_dirs)?,
         limit_param_default: r.parse("DEFAULT", "limit_param_default", 25)?,
         api_limit_max: r.parse("DEFAULT", "api_limit_max", 1000)?,
         image_member_quota: r.parse("DEFAULT", "image_member_quota", 128)?,
@@ -528,6 +541,52 @@ fn glance_options(r: &Reader) -> Result<GlanceOptions, ConfigError> {
         proxy_headers: r.flag("oslo_middleware", "enable_proxy_headers_parsing", false)?,
         keystone: keystone_options(r)?,
     })
+}
+
+/// `[image_import_opts] image_import_plugins` and `[image_conversion]`. Plugins Glint does
+/// not implement are refused at start, not ignored.
+fn image_conversion(
+    r: &Reader,
+    data_dirs: &[PathBuf],
+) -> Result<Option<ConversionOptions>, ConfigError> {
+    let plugins = list(r.get("image_import_opts", "image_import_plugins"), "");
+    let mut enabled = false;
+    for p in plugins {
+        match p.as_str() {
+            "image_conversion" => enabled = true,
+            "no_op" => {}
+            other => {
+                return Err(ConfigError::Invalid {
+                    section: "image_import_opts",
+                    key: "image_import_plugins",
+                    reason: format!(
+                        "plugin {other:?} is not implemented (available: image_conversion, no_op)"
+                    ),
+                })
+            }
+        }
+    }
+    let output_format = r
+        .get("image_conversion", "output_format")
+        .unwrap_or_else(|| "raw".into());
+    if !matches!(output_format.as_str(), "raw" | "qcow2") {
+        return Err(ConfigError::Invalid {
+            section: "image_conversion",
+            key: "output_format",
+            reason: format!("{output_format:?} is not raw or qcow2"),
+        });
+    }
+    let work_dir = match r.get("task", "work_dir") {
+        Some(d) => PathBuf::from(d),
+        None => data_dirs
+            .first()
+            .map(|d| d.join("convert"))
+            .unwrap_or_else(std::env::temp_dir),
+    };
+    Ok(enabled.then_some(ConversionOptions {
+        output_format,
+        work_dir,
+    }))
 }
 
 /// `[import_filtering_opts]`.
@@ -640,6 +699,34 @@ mod tests {
             ("compact_below = lots", "compact_below"),
         ] {
             let e = load(&format!("[glint]\n{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn image_conversion_plugin_options() {
+        let load = |text: &str| Config::from_ini(Ini::load_from_str(text).unwrap());
+        assert!(load("").unwrap().glance.image_conversion.is_none());
+        let c = load("[image_import_opts]\nimage_import_plugins = ['no_op', 'image_conversion']\n")
+            .unwrap();
+        let conv = c.glance.image_conversion.unwrap();
+        assert_eq!(conv.output_format, "raw");
+        assert_eq!(conv.work_dir, PathBuf::from("var/data/convert"));
+        let c = load(
+            "[image_import_opts]\nimage_import_plugins = image_conversion\n\
+             [image_conversion]\noutput_format = qcow2\n[task]\nwork_dir = /srv/work\n",
+        )
+        .unwrap();
+        let conv = c.glance.image_conversion.unwrap();
+        assert_eq!(
+            (conv.output_format.as_str(), conv.work_dir),
+            ("qcow2", PathBuf::from("/srv/work"))
+        );
+        for (bad, key) in [
+            ("[image_import_opts]\nimage_import_plugins = image_decompression\n", "image_import_plugins"),
+            ("[image_import_opts]\nimage_import_plugins = image_conversion\n[image_conversion]\noutput_format = vmdk\n", "output_format"),
+        ] {
+            let e = load(bad).unwrap_err().to_string();
             assert!(e.contains(key), "{e}");
         }
     }

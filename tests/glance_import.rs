@@ -349,3 +349,133 @@ async fn multiple_stores() {
     cheap_store.settle().await;
     assert_eq!(common::stored_bytes(&cheap_store).await, 0);
 }
+
+/// Runs qemu-img (qemu-utils) with `args`, panicking with its message on failure.
+fn qemu_img(args: &[&str]) {
+    let out = std::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .expect("qemu-img (qemu-utils) is installed");
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_conversion_plugin_turns_qcow2_imports_into_raw() {
+    use sha2::Digest as _;
+    let work = tempfile::tempdir().unwrap();
+    let path = |name: &str| work.path().join(name).to_string_lossy().into_owned();
+    // A guest disk with data, a zero run and more data, shipped as compressed qcow2.
+    let mut guest = image_data(3 << 20);
+    guest.extend(std::iter::repeat_n(0u8, 2 << 20));
+    guest.extend(image_data(3 << 20).into_iter().rev());
+    std::fs::write(path("guest.raw"), &guest).unwrap();
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        "-c",
+        &path("guest.raw"),
+        &path("guest.qcow2"),
+    ]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "qcow2",
+        "-O",
+        "raw",
+        &path("guest.qcow2"),
+        &path("want.raw"),
+    ]);
+    let want = std::fs::read(path("want.raw")).unwrap();
+    let qcow2 = std::fs::read(path("guest.qcow2")).unwrap();
+    // And one with a backing file on the host: refused before qemu-img sees it.
+    qemu_img(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-b",
+        &path("guest.raw"),
+        "-F",
+        "raw",
+        &path("backed.qcow2"),
+    ]);
+    let backed = std::fs::read(path("backed.qcow2")).unwrap();
+
+    let convert_dir = work.path().join("convert");
+    let dir = convert_dir.clone();
+    let s = start_glance_with(1 << 30, move |c| {
+        c.glance.image_conversion = Some(glint::config::ConversionOptions {
+            output_format: "raw".into(),
+            work_dir: dir,
+        });
+    })
+    .await;
+    let import = |id: &str| {
+        let path = format!("/v2/images/{id}/import");
+        let s = &s;
+        async move {
+            post_json(
+                s,
+                &path,
+                serde_json::json!({"method": {"name": "glance-direct"}}),
+            )
+            .await
+        }
+    };
+    let staged_image = |body: Vec<u8>| {
+        let s = &s;
+        async move {
+            let (_, img) = s
+                .create(serde_json::json!({"disk_format": "qcow2", "container_format": "bare"}))
+                .await;
+            let id = img["id"].as_str().unwrap().to_string();
+            let r = s
+                .req(reqwest::Method::PUT, &format!("/v2/images/{id}/stage"))
+                .header("content-type", "application/octet-stream")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 204);
+            id
+        }
+    };
+
+    let id = staged_image(qcow2).await;
+    assert_eq!(import(&id).await, 202);
+    let img = wait_for(&s, &id, |i| i["status"] == "active").await;
+    assert_eq!(img["disk_format"], "raw");
+    assert_eq!(img["size"], want.len() as u64);
+    assert_eq!(img["virtual_size"], want.len() as u64);
+    assert_eq!(img["checksum"], hex::encode(md5::Md5::digest(&want)));
+    assert_eq!(img["os_hash_algo"], "sha512");
+    assert_eq!(
+        img["os_hash_value"],
+        hex::encode(sha2::Sha512::digest(&want))
+    );
+    let body = s.get_bytes(&format!("/v2/images/{id}/file")).await;
+    assert!(
+        body.as_ref() == want.as_slice(),
+        "the bytes of qemu-img convert -O raw"
+    );
+    // The zero run costs nothing; the staged qcow2 is gone.
+    s.store.settle().await;
+    assert!(common::stored_bytes(&s.store).await < 6 << 20);
+
+    let bad = staged_image(backed).await;
+    assert_eq!(import(&bad).await, 202);
+    let img = wait_for(&s, &bad, |i| i["status"] == "queued").await;
+    assert!(img["os_glance_failed_import"].is_string(), "{img}");
+    let tasks: serde_json::Value = s.get_json(&format!("/v2/images/{bad}/tasks")).await;
+    assert_eq!(tasks["tasks"][0]["status"], "failure");
+    let msg = tasks["tasks"][0]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("safety"), "{msg}");
+    // Nothing is left in the work area.
+    assert_eq!(std::fs::read_dir(&convert_dir).unwrap().count(), 0);
+}

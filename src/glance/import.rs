@@ -282,6 +282,10 @@ async fn run(
     let job = Job::new(g, image, targets);
     let (size, activated) = match method {
         Method::GlanceDirect => job.staged().await?,
+        Method::WebDownload(target) if job.conversion().is_some() => {
+            let limit = size_limit(g, image.owner.as_deref()).await?;
+            job.converted(download(&target).await?, limit).await?
+        }
         Method::WebDownload(target) => {
             let limit = size_limit(g, image.owner.as_deref()).await?;
             let data = fetch(g, g.stores.store(job.first.as_deref()), &target, limit).await?;
@@ -348,8 +352,58 @@ impl<'a> Job<'a> {
             .virtual_size)
     }
 
+    /// The image_conversion plugin's options, when it converts this image.
+    fn conversion(&self) -> Option<&crate::config::ConversionOptions> {
+        self.g.opts().image_conversion.as_ref().filter(|o| {
+            super::convert::applies(
+                o,
+                self.image.disk_format.as_deref(),
+                self.image.container_format.as_deref(),
+            )
+        })
+    }
+
+    /// With the image_conversion plugin: the image becomes active with `source` converted
+    /// (judged before conversion) in its new disk format.
+    async fn converted<S, E>(&self, source: S, limit: u64) -> Result<(u64, bool), ApiError>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let g = self.g;
+        let opts = self.conversion().expect("checked by the caller");
+        let first = self.first.clone();
+        let c = super::convert::convert(
+            opts,
+            g.stores.store(first.as_deref()),
+            g.opts().hashing_algorithm,
+            source,
+            self.image.disk_format.as_deref().unwrap_or_default(),
+            limit,
+            |f| self.verdict(f),
+        )
+        .await?;
+        let size = c.data.size;
+        let meta = (c.data.size, c.data.md5, c.data.os_hash, c.virtual_size);
+        let disk_format = c.disk_format;
+        let ok = activate(
+            g,
+            &self.image.id,
+            ImageStatus::Importing,
+            first,
+            NewData::Fresh(Box::new(c.data.staged)),
+            meta,
+            move |r| {
+                unlock_import(r);
+                r.disk_format = Some(disk_format.clone());
+            },
+        )
+        .await?;
+        Ok((size, ok))
+    }
+
     /// glance-direct: the image adopts its staged blob (copied first when its data goes to
-    /// another store).
+    /// another store; converted, with the image_conversion plugin).
     async fn staged(&self) -> Result<(u64, bool), ApiError> {
         let (g, id) = (self.g, &self.image.id);
         let staged = load_current(g, id)
@@ -357,6 +411,14 @@ impl<'a> Job<'a> {
             .staged
             .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "No staged data"))?;
         let blob: BlobId = staged.blob;
+        if self.conversion().is_some() {
+            let (_, reader) = g.store.read(blob, None).await?;
+            let (size, ok) = self.converted(reader, g.cfg.image_size_cap).await?;
+            if ok {
+                let _ = g.store.delete(blob).await;
+            }
+            return Ok((size, ok));
+        }
         let meta = (
             staged.size,
             staged.md5.clone(),
@@ -402,6 +464,9 @@ impl<'a> Job<'a> {
         let (info, reader) = g.store.read(blob, None).await?;
         if info.size > limit {
             return Err(glint_storage::StoreError::TooLarge { limit }.into());
+        }
+        if self.conversion().is_some() {
+            return self.converted(reader, limit).await;
         }
         let first = self.first.clone();
         if !self.first_is_main {
@@ -636,6 +701,20 @@ async fn fetch(
     target: &super::uri_filter::Target,
     limit: u64,
 ) -> Result<super::data::Ingested, ApiError> {
+    ingest(
+        store,
+        download(target).await?,
+        limit,
+        g.opts().hashing_algorithm,
+    )
+    .await
+    .map_err(ApiError::from)
+}
+
+/// The body of a web-download, from the address the filter checked.
+async fn download(
+    target: &super::uri_filter::Target,
+) -> Result<impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + use<>, ApiError> {
     let failed = |e: String| ApiError::bad(format!("web-download of {} failed: {e}", target.url));
     let client = reqwest::Client::builder()
         // Connect to the address that passed the filter, not to a fresh DNS answer.
@@ -652,14 +731,7 @@ async fn fetch(
     if !resp.status().is_success() {
         return Err(failed(format!("the server answered {}", resp.status())));
     }
-    ingest(
-        store,
-        resp.bytes_stream(),
-        limit,
-        g.opts().hashing_algorithm,
-    )
-    .await
-    .map_err(ApiError::from)
+    Ok(resp.bytes_stream())
 }
 
 /// The blob of an S3 object (`s3://bucket/key`) the caller's project may read by the

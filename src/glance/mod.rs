@@ -6,6 +6,7 @@
 //! is, who may see or read it, and where records live is the images domain's (`crate::images`).
 
 mod cache;
+mod convert;
 mod cors;
 mod data;
 mod discovery;
@@ -76,6 +77,9 @@ impl Glance {
         let keystone = cfg.glance.keystone.clone().map(keystone::Keystone::new);
         let notifier = notify::Notifier::open(cfg.glance.notifications_file.as_deref())
             .map_err(SchemaError::Notifications)?;
+        if let Some(c) = &cfg.glance.image_conversion {
+            convert::clean_work_dir(c);
+        }
         Ok(Glance {
             background,
             images: crate::images::ImageRepo::new(stores.clone(), policy.clone()),
