@@ -7,9 +7,10 @@
 # catalog table files) and `du` of the data directory are recorded.
 #
 #   pairs: release (A.raw then B.raw), upgrade (A.raw, U.raw), qcow2 (A.qcow2, B.qcow2),
-#          compressed qcow2 (A.c.qcow2, B.c.qcow2), snapshot (A.qcow2, S.qcow2)
+#          compressed qcow2 (A.c.qcow2, B.c.qcow2), snapshot (A.qcow2, S.qcow2), and the
+#          compressed qcow2 pair imported with the image_conversion plugin (converted to raw)
 #   IMAGES=dir (default $GLINT_CACHE_DIR/dedup-images)  OUT=dir (results: dedup.tsv)
-#   FORMATS="v1 v2" (the default: both, in the same run)
+#   FORMATS="v1 v2" (the default: both, in the same run)  PAIRS="release …" (default: all)
 source "$(dirname "$0")/../scripts/env.sh"
 source "$(dirname "$0")/lib.sh"
 cd "$GLINT_ROOT"
@@ -26,6 +27,9 @@ printf 'format\tpair\tstep\tlogical\tstored\tcatalog\tdu_data_kib\n' > "$tsv"
 measure() {
   local format=$1 pair=$2 step=$3 root=$4 status
   bench_stop_glint
+  # Space deleted data (a converted import's staged source) held is compacted first (every
+  # pack with garbage: compact_below = 1.0 below), so stored bytes are live bytes.
+  "$bin" --config "$root/glance-api.conf" gc > /dev/null
   status=$("$bin" --config "$root/glance-api.conf" status --json)
   python3 - "$format" "$pair" "$step" "$(du -sk "$root/data" | cut -f1)" "$status" >> "$tsv" <<'PY'
 import json, sys
@@ -37,16 +41,25 @@ PY
 
 for format in ${FORMATS:-v1 v2}; do
   for pair in "release A.raw B.raw raw" "upgrade A.raw U.raw raw" "qcow2 A.qcow2 B.qcow2 qcow2" \
-              "compressed_qcow2 A.c.qcow2 B.c.qcow2 qcow2" "snapshot A.qcow2 S.qcow2 qcow2"; do
+              "compressed_qcow2 A.c.qcow2 B.c.qcow2 qcow2" "snapshot A.qcow2 S.qcow2 qcow2" \
+              "converted_compressed_qcow2 A.c.qcow2 B.c.qcow2 qcow2 convert"; do
     set -- $pair
-    name=$1 first=$2 second=$3 disk=$4
+    name=$1 first=$2 second=$3 disk=$4 how=${5:-upload}
+    [ -z "${PAIRS:-}" ] || [[ " $PAIRS " == *" $name "* ]] || continue
+    # compact_below = 1.0: the measurement's gc leaves no garbage in any pack.
+    opts=("store_format = $format" "compact_below = 1.0")
+    put=bench_upload_image
+    if [ "$how" = convert ]; then
+      opts+=("[image_import_opts]" "image_import_plugins = image_conversion")
+      put=bench_import_image
+    fi
     root=$(mktemp -d "${GLINT_BENCH_DIR:-/tmp}/dedup-glint.XXXX")
     read -r gp sp < <(bench_ports 2)
-    bench_start_glint "$bin" "$root" "$gp" "$sp" "store_format = $format"
-    bench_upload_image "http://127.0.0.1:$gp" "$images/$first" "$disk" > /dev/null
+    bench_start_glint "$bin" "$root" "$gp" "$sp" "${opts[@]}"
+    $put "http://127.0.0.1:$gp" "$images/$first" "$disk" > /dev/null
     measure "$format" "$name" first "$root"
-    bench_start_glint "$bin" "$root" "$gp" "$sp" "store_format = $format"
-    bench_upload_image "http://127.0.0.1:$gp" "$images/$second" "$disk" > /dev/null
+    bench_start_glint "$bin" "$root" "$gp" "$sp" "${opts[@]}"
+    $put "http://127.0.0.1:$gp" "$images/$second" "$disk" > /dev/null
     measure "$format" "$name" both "$root"
     rm -rf "$root"
   done

@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use rocksdb::{TransactionOptions, WriteOptions as DbWriteOptions};
 
-use crate::catalog::{cf, CF_CHUNK_INDEX, CF_GROUPS};
+use crate::catalog::{cf, CF_GROUPS};
 use crate::error::{Result, StoreError};
-use crate::group::{group_key, ChunkNo, GroupLocation, Reader, Slot};
+use crate::group::{group_key, ChunkNo, GroupLocation, Slot};
 use crate::ids::ChunkId;
 use crate::ingest::{index_key, IndexKey};
 use crate::pack::{self, Encoded, RecordHeader, RECORD_HEADER};
@@ -211,22 +211,10 @@ impl Inner {
     /// The record of the chunk the index holds under `key`, if it is another chunk than
     /// `damaged`, has `raw_len` bytes and is sound: a good copy to heal `damaged` from.
     pub(crate) fn good_copy(&self, key: IndexKey, damaged: &Damaged) -> Result<Option<Encoded>> {
-        let Some(v) = self.db.get_cf(cf(&self.db, CF_CHUNK_INDEX), key)? else {
+        let Some(no) = self.indexed(key)?.filter(|&no| no != damaged.no) else {
             return Ok(None);
         };
-        let Some(no) = Reader(&v).varint().map(ChunkNo) else {
-            return Ok(None);
-        };
-        if no == damaged.no {
-            return Ok(None);
-        }
-        let Some(g) = self
-            .db
-            .get_cf(cf(&self.db, CF_GROUPS), group_key(no.group()))?
-        else {
-            return Ok(None);
-        };
-        let Some(at) = GroupLocation::decode(&g)?.locate(no.slot()) else {
+        let Some(at) = self.locate_chunk(no)? else {
             return Ok(None);
         };
         let mut rec = vec![0u8; RECORD_HEADER + at.slot.stored_len as usize];

@@ -30,7 +30,7 @@ use crate::catalog::{cf, CF_CHUNK_INDEX, CF_GROUPS};
 use crate::cdc::Chunker;
 use crate::digest::Digests;
 use crate::error::{Result, StoreError};
-use crate::group::{group_key, ChunkNo, GroupLocation, Slot, GROUP_SLOTS};
+use crate::group::{group_key, ChunkLocation, ChunkNo, GroupLocation, Slot, GROUP_SLOTS};
 use crate::ids::{BlobId, ChunkId};
 use crate::manifest::{push_extent, Extent};
 use crate::pack::{self, Encoded, RecordHeader, RECORD_HEADER};
@@ -70,6 +70,25 @@ struct Examined {
 }
 
 impl Inner {
+    /// The chunk number the dedup index holds under `key` (a hint: see [`IndexKey`]).
+    pub(crate) fn indexed(&self, key: IndexKey) -> Result<Option<ChunkNo>> {
+        Ok(self
+            .db
+            .get_cf(cf(&self.db, CF_CHUNK_INDEX), key)?
+            .and_then(|v| crate::group::Reader(&v).varint().map(ChunkNo)))
+    }
+
+    /// Where chunk `no`'s record is now, if its group has it.
+    pub(crate) fn locate_chunk(&self, no: ChunkNo) -> Result<Option<ChunkLocation>> {
+        match self
+            .db
+            .get_cf(cf(&self.db, CF_GROUPS), group_key(no.group()))?
+        {
+            Some(g) => Ok(GroupLocation::decode(&g)?.locate(no.slot())),
+            None => Ok(None),
+        }
+    }
+
     /// The stored chunk with this name and length, if the index knows one and its pack record
     /// confirms the full name. Pins it first, so compaction keeps it from then on.
     fn find_chunk(
@@ -77,23 +96,11 @@ impl Inner {
         name: &ChunkId,
         raw_len: u32,
     ) -> Result<Option<(ChunkNo, PinGuard)>> {
-        let Some(v) = self
-            .db
-            .get_cf(cf(&self.db, CF_CHUNK_INDEX), index_key(name))?
-        else {
-            return Ok(None);
-        };
-        let Some(no) = crate::group::Reader(&v).varint().map(ChunkNo) else {
+        let Some(no) = self.indexed(index_key(name))? else {
             return Ok(None);
         };
         let pin = self.pin_key(PinKey::No(no));
-        let Some(g) = self
-            .db
-            .get_cf(cf(&self.db, CF_GROUPS), group_key(no.group()))?
-        else {
-            return Ok(None);
-        };
-        let Some(at) = GroupLocation::decode(&g)?.locate(no.slot()) else {
+        let Some(at) = self.locate_chunk(no)? else {
             return Ok(None);
         };
         if at.slot.raw_len != raw_len {
