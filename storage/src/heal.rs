@@ -39,7 +39,7 @@ pub(crate) struct Damaged {
 
 impl Damaged {
     /// Whether a record with this header holds the damaged chunk's bytes.
-    fn is_restored_by(&self, good: &RecordHeader) -> bool {
+    pub fn is_restored_by(&self, good: &RecordHeader) -> bool {
         self.raw_len == good.raw_len
             && match self.name {
                 Some(n) => n == good.name,
@@ -208,12 +208,12 @@ impl Inner {
         Ok(replaced)
     }
 
-    /// The record of the chunk the index holds under `key`, if it is another chunk than
-    /// `damaged`, has `raw_len` bytes and is sound: a good copy to heal `damaged` from.
-    pub(crate) fn good_copy(&self, key: IndexKey, damaged: &Damaged) -> Result<Option<Encoded>> {
-        let Some(no) = self.indexed(key)?.filter(|&no| no != damaged.no) else {
+    /// The record of chunk `no`, if it is another chunk than `damaged`, holds the same bytes
+    /// and is sound: a good copy to heal `damaged` from.
+    pub(crate) fn good_copy(&self, no: ChunkNo, damaged: &Damaged) -> Result<Option<Encoded>> {
+        if no == damaged.no {
             return Ok(None);
-        };
+        }
         let Some(at) = self.locate_chunk(no)? else {
             return Ok(None);
         };

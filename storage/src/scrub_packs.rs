@@ -159,13 +159,18 @@ pub(crate) fn scrub_packs(
         }
         report.garbage_bytes += size.saturating_sub(live + pack::PACK_HEADER as u64);
     }
-    note_and_heal(inner, opts, report)
+    note_and_heal(inner, &groups, opts, report)
 }
 
 /// Notes every damaged record, so that the next write of its bytes replaces it, and with
 /// `repair` replaces those of which a good copy is stored already (heal.rs). A record whose
 /// header is damaged too is known by its index key, found by one pass over the index.
-fn note_and_heal(inner: &Arc<Inner>, opts: ScrubOptions, report: &mut ScrubReport) -> Result<()> {
+fn note_and_heal(
+    inner: &Arc<Inner>,
+    groups: &[(u64, GroupLocation)],
+    opts: ScrubOptions,
+    report: &mut ScrubReport,
+) -> Result<()> {
     if report.corrupt_records.is_empty() {
         return Ok(());
     }
@@ -228,12 +233,63 @@ fn note_and_heal(inner: &Arc<Inner>, opts: ScrubOptions, report: &mut ScrubRepor
         }
         it.status()?;
     }
-    for (key, d, entry) in found {
-        inner.damage.note(key, d);
-        if !opts.repair {
-            continue;
+    for (key, d, _) in &found {
+        inner.damage.note(*key, *d);
+    }
+    if !opts.repair {
+        return Ok(());
+    }
+    // Good copies: the chunk the index names, else any record with the same bytes (the
+    // index holds only hook chunks), found by reading the headers of same-length records.
+    let mut copies: HashMap<u64, ChunkNo> = HashMap::new();
+    for (key, d, _) in &found {
+        if let Some(no) = inner.indexed(*key)? {
+            if inner.good_copy(no, d)?.is_some() {
+                copies.insert(d.no.0, no);
+            }
         }
-        if let Some(good) = inner.good_copy(key, &d)? {
+    }
+    let unmatched: Vec<&Damaged> = found
+        .iter()
+        .map(|(_, d, _)| d)
+        .filter(|d| !copies.contains_key(&d.no.0))
+        .collect();
+    if !unmatched.is_empty() {
+        for (g, l) in groups {
+            for (slot, at) in l.locate_all().into_iter().enumerate() {
+                let Some(at) = at else { continue };
+                let wanted: Vec<&&Damaged> = unmatched
+                    .iter()
+                    .filter(|d| d.raw_len == at.slot.raw_len && !copies.contains_key(&d.no.0))
+                    .collect();
+                if wanted.is_empty() {
+                    continue;
+                }
+                let mut h = [0u8; RECORD_HEADER];
+                if inner
+                    .packs
+                    .read_exact_at(at.pack, at.record, &mut h)
+                    .is_err()
+                {
+                    continue;
+                }
+                let Some(header) = pack::RecordHeader::decode(&h) else {
+                    continue;
+                };
+                let no = ChunkNo::new(*g, slot);
+                for d in wanted {
+                    if d.is_restored_by(&header) && no != d.no {
+                        copies.insert(d.no.0, no);
+                    }
+                }
+            }
+        }
+    }
+    for (_, d, entry) in found {
+        let Some(&no) = copies.get(&d.no.0) else {
+            continue;
+        };
+        if let Some(good) = inner.good_copy(no, &d)? {
             if inner.heal(&[(d.no, &good)])? > 0 {
                 report.corrupt_records.retain(|e| *e != entry);
                 report.records_healed += 1;

@@ -580,7 +580,8 @@ async fn scrub_repair_heals_a_damaged_record_from_a_stored_copy() {
     let b = store.write_bytes(data.clone(), md5_only()).await.unwrap();
     let a = store.commit(a).await.unwrap();
     let b = store.commit(b).await.unwrap();
-    flip(&only_pack(dir.path()), FIRST_RECORD_DATA + 1000); // A's first record
+    let pack = only_pack(dir.path());
+    flip(&pack, FIRST_RECORD_DATA + 1000); // A's first record
     let r = store.scrub(scrub_now(false)).await.unwrap();
     assert_eq!(r.corrupt_records.len(), 1, "{r:?}");
     assert_eq!(r.damaged_blobs, vec![a]);
@@ -591,4 +592,23 @@ async fn scrub_repair_heals_a_damaged_record_from_a_stored_copy() {
         assert!(store.read_to_vec(id, None).await.unwrap() == data);
     }
     assert!(store.scrub(scrub_now(false)).await.unwrap().is_clean());
+
+    // Now the copy the index names (B's) is damaged: the good one is found by its header.
+    // Records start with the magic "GCK\x02"; in the first pack A's come first (healing
+    // copied A's damaged group elsewhere, leaving the old records), then B's, as many.
+    let bytes = std::fs::read(&pack).unwrap();
+    let starts: Vec<usize> = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"GCK\x02")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(starts.len() % 2, 0, "{} records", starts.len());
+    flip(&pack, starts[starts.len() / 2] + 56 + 100);
+    let r = store.scrub(scrub_now(true)).await.unwrap();
+    assert_eq!(r.records_healed, 1, "{r:?}");
+    assert!(!r.has_damage(), "{r:?}");
+    for id in [a, b] {
+        assert!(store.read_to_vec(id, None).await.unwrap() == data);
+    }
 }
