@@ -18,14 +18,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rocksdb::{TransactionOptions, WriteOptions as DbWriteOptions};
-
-use crate::catalog::{cf, CF_CHUNK_INDEX, CF_GROUPS, CF_GROUP_REFS};
 use crate::error::{Result, StoreError};
 use crate::group::{
     decode_counts, group_key, parse_group_key, ChunkNo, GroupLocation, Reader, Slot,
 };
 use crate::ingest::{index_key, IndexKey};
+use crate::kv::Family;
 use crate::pack::{RecordHeader, RECORD_HEADER};
 use crate::store::{Inner, PinKey, Store};
 
@@ -72,30 +70,23 @@ impl Store {
 impl Inner {
     /// Every group, with its counts, by pack.
     fn survey(&self) -> Result<HashMap<u64, Vec<Group>>> {
-        let snap = self.db.snapshot();
+        let snap = self.kv.snapshot();
         let mut counts: HashMap<u64, Vec<i64>> = HashMap::new();
-        let mut it = snap.raw_iterator_cf(cf(&self.db, CF_GROUP_REFS));
-        it.seek_to_first();
-        while it.valid() {
-            let g = parse_group_key(it.key().expect("valid"))?;
-            counts.insert(g, decode_counts(it.value().expect("valid")));
-            it.next();
-        }
-        it.status()?;
+        snap.walk(Family::GroupRefs, &[], &mut |k, v| {
+            counts.insert(parse_group_key(k)?, decode_counts(v));
+            Ok(true)
+        })?;
         let mut by_pack: HashMap<u64, Vec<Group>> = HashMap::new();
-        let mut it = snap.raw_iterator_cf(cf(&self.db, CF_GROUPS));
-        it.seek_to_first();
-        while it.valid() {
-            let id = parse_group_key(it.key().expect("valid"))?;
-            let loc = GroupLocation::decode(it.value().expect("valid"))?;
+        snap.walk(Family::Groups, &[], &mut |k, v| {
+            let id = parse_group_key(k)?;
+            let loc = GroupLocation::decode(v)?;
             let counts = counts.remove(&id).unwrap_or_default();
             by_pack
                 .entry(loc.pack)
                 .or_default()
                 .push(Group { id, loc, counts });
-            it.next();
-        }
-        it.status()?;
+            Ok(true)
+        })?;
         Ok(by_pack)
     }
 
@@ -237,18 +228,11 @@ impl Inner {
             self.packs.retire(w);
         }
 
-        let mut wo = DbWriteOptions::default();
-        wo.set_sync(true);
-        let txn = self.db.transaction_opt(&wo, &TransactionOptions::default());
-        let (locs, refs, index) = (
-            cf(&self.db, CF_GROUPS),
-            cf(&self.db, CF_GROUP_REFS),
-            cf(&self.db, CF_CHUNK_INDEX),
-        );
+        let txn = self.kv.begin();
         let mut dropped: Vec<ChunkNo> = Vec::new();
         for (((g, keep), first), names) in groups.iter().zip(&keep).zip(&moved).zip(&names) {
             let counts = txn
-                .get_for_update_cf(refs, group_key(g.id), true)?
+                .get_locked(Family::GroupRefs, &group_key(g.id), true)?
                 .map(|v| decode_counts(&v))
                 .unwrap_or_default();
             let mut slots: Vec<Slot> = g.loc.slots.clone();
@@ -264,19 +248,19 @@ impl Inner {
                 dropped.push(no);
                 if let Some(k) = names[i] {
                     let points_here = txn
-                        .get_for_update_cf(index, k, true)?
+                        .get_locked(Family::ChunkIndex, &k, true)?
                         .and_then(|v| Reader(&v).varint())
                         == Some(no.0);
                     if points_here {
-                        txn.delete_cf(index, k)?;
+                        txn.delete(Family::ChunkIndex, &k)?;
                     }
                 }
             }
             match (first, new_pack) {
-                (Some(first), Some(new_pack)) => txn.put_cf(
-                    locs,
-                    group_key(g.id),
-                    GroupLocation {
+                (Some(first), Some(new_pack)) => txn.put(
+                    Family::Groups,
+                    &group_key(g.id),
+                    &GroupLocation {
                         pack: new_pack,
                         first: *first,
                         slots,
@@ -284,9 +268,9 @@ impl Inner {
                     .encode(),
                 )?,
                 _ => {
-                    txn.delete_cf(locs, group_key(g.id))?;
+                    txn.delete(Family::Groups, &group_key(g.id))?;
                     if counts.iter().all(|&c| c == 0) {
-                        txn.delete_cf(refs, group_key(g.id))?;
+                        txn.delete(Family::GroupRefs, &group_key(g.id))?;
                     }
                 }
             }

@@ -30,7 +30,7 @@ pub enum StoreError {
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("catalog: {0}")]
-    Catalog(#[from] rocksdb::Error),
+    Catalog(CatalogError),
     #[error("catalog record is malformed: {0}")]
     Malformed(&'static str),
     #[error("input stream failed: {0}")]
@@ -41,6 +41,45 @@ pub enum StoreError {
     Config(String),
     #[error("background task failed: {0}")]
     Task(String),
+}
+
+/// A catalog backend's failure, classified by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CatalogError {
+    pub kind: CatalogErrorKind,
+    message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatalogErrorKind {
+    /// A lock wait timed out, a deadlock or a serialization conflict: the transaction may
+    /// succeed when run again.
+    Conflict,
+    /// The catalog cannot be reached (a database restarting): answer "try later".
+    Unavailable,
+    Other,
+}
+
+impl CatalogError {
+    pub fn conflict(message: impl Into<String>) -> CatalogError {
+        CatalogError {
+            kind: CatalogErrorKind::Conflict,
+            message: message.into(),
+        }
+    }
+    pub fn unavailable(message: impl Into<String>) -> CatalogError {
+        CatalogError {
+            kind: CatalogErrorKind::Unavailable,
+            message: message.into(),
+        }
+    }
+    pub fn other(message: impl Into<String>) -> CatalogError {
+        CatalogError {
+            kind: CatalogErrorKind::Other,
+            message: message.into(),
+        }
+    }
 }
 
 impl StoreError {

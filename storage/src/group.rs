@@ -44,16 +44,13 @@ impl ChunkNo {
 
 /// One past the highest group any catalog record names (locations or counts), so that a
 /// reopened store never hands out a number something may still refer to.
-pub(crate) fn first_free_group(db: &crate::catalog::Db) -> Result<u64> {
-    use crate::catalog::{cf, CF_GROUPS, CF_GROUP_REFS};
+pub(crate) fn first_free_group(kv: &dyn crate::kv::KvRead) -> Result<u64> {
+    use crate::kv::Family;
     let mut next = 0;
-    for family in [CF_GROUPS, CF_GROUP_REFS] {
-        let mut it = db.raw_iterator_cf(cf(db, family));
-        it.seek_to_last();
-        if it.valid() {
-            next = next.max(parse_group_key(it.key().expect("valid"))? + 1);
+    for family in [Family::Groups, Family::GroupRefs] {
+        if let Some(k) = crate::kv::last_key(kv, family, 8)? {
+            next = next.max(parse_group_key(&k)? + 1);
         }
-        it.status()?;
     }
     Ok(next)
 }
@@ -221,24 +218,6 @@ pub(crate) fn decode_counts(buf: &[u8]) -> Vec<i64> {
         }
     }
     out
-}
-
-/// The `group_refs` merge operator: element-wise sum of the stored array and every operand.
-pub(crate) fn add_counts(
-    _key: &[u8],
-    existing: Option<&[u8]>,
-    operands: &rocksdb::MergeOperands,
-) -> Option<Vec<u8>> {
-    let mut total = existing.map(decode_counts).unwrap_or_default();
-    for op in operands {
-        for (i, d) in decode_counts(op).into_iter().enumerate() {
-            if i >= total.len() {
-                total.resize(i + 1, 0);
-            }
-            total[i] = total[i].wrapping_add(d);
-        }
-    }
-    Some(encode_counts(&total))
 }
 
 fn zigzag(n: i64) -> u64 {

@@ -16,13 +16,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rocksdb::{TransactionOptions, WriteOptions as DbWriteOptions};
-
-use crate::catalog::{cf, CF_GROUPS};
 use crate::error::{Result, StoreError};
 use crate::group::{group_key, ChunkNo, GroupLocation, Slot};
 use crate::ids::ChunkId;
 use crate::ingest::{index_key, IndexKey};
+use crate::kv::Family;
 use crate::pack::{self, Encoded, RecordHeader, RECORD_HEADER};
 use crate::store::Inner;
 
@@ -118,8 +116,7 @@ impl Inner {
     }
 
     fn heal_group(self: &Arc<Self>, group: u64, goods: &[(usize, &Encoded)]) -> Result<usize> {
-        let groups = cf(&self.db, CF_GROUPS);
-        let Some(before) = self.db.get_cf(groups, group_key(group))? else {
+        let Some(before) = self.kv.get(Family::Groups, &group_key(group))? else {
             return Ok(0);
         };
         let loc = GroupLocation::decode(&before)?;
@@ -181,11 +178,9 @@ impl Inner {
         let new_pack = w.id;
         self.packs.retire(w);
 
-        let mut wo = DbWriteOptions::default();
-        wo.set_sync(true);
-        let txn = self.db.transaction_opt(&wo, &TransactionOptions::default());
+        let txn = self.kv.begin();
         if txn
-            .get_for_update_cf(groups, group_key(group), true)?
+            .get_locked(Family::Groups, &group_key(group), true)?
             .as_deref()
             != Some(&before[..])
         {
@@ -197,7 +192,7 @@ impl Inner {
             first,
             slots,
         };
-        txn.put_cf(groups, group_key(group), moved.encode())?;
+        txn.put(Family::Groups, &group_key(group), &moved.encode())?;
         txn.commit()?;
         tracing::info!(
             group,

@@ -26,12 +26,12 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::catalog::{cf, CF_CHUNK_INDEX, CF_GROUPS};
 use crate::cdc::Chunker;
 use crate::digest::Digests;
 use crate::error::{Result, StoreError};
 use crate::group::{group_key, ChunkLocation, ChunkNo, GroupLocation, Slot, GROUP_SLOTS};
 use crate::ids::{BlobId, ChunkId};
+use crate::kv::{Family, Op};
 use crate::manifest::{push_extent, Extent};
 use crate::pack::{self, Encoded, RecordHeader, RECORD_HEADER};
 use crate::store::{Inner, PinGuard, PinKey, Store};
@@ -73,17 +73,14 @@ impl Inner {
     /// The chunk number the dedup index holds under `key` (a hint: see [`IndexKey`]).
     pub(crate) fn indexed(&self, key: IndexKey) -> Result<Option<ChunkNo>> {
         Ok(self
-            .db
-            .get_cf(cf(&self.db, CF_CHUNK_INDEX), key)?
+            .kv
+            .get(Family::ChunkIndex, &key)?
             .and_then(|v| crate::group::Reader(&v).varint().map(ChunkNo)))
     }
 
     /// Where chunk `no`'s record is now, if its group has it.
     pub(crate) fn locate_chunk(&self, no: ChunkNo) -> Result<Option<ChunkLocation>> {
-        match self
-            .db
-            .get_cf(cf(&self.db, CF_GROUPS), group_key(no.group()))?
-        {
+        match self.kv.get(Family::Groups, &group_key(no.group()))? {
             Some(g) => Ok(GroupLocation::decode(&g)?.locate(no.slot())),
             None => Ok(None),
         }
@@ -638,15 +635,15 @@ impl Store {
         let index = finished.index;
         let db_inner = inner.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            let mut batch = rocksdb::WriteBatchWithTransaction::<true>::default();
-            let family = cf(&db_inner.db, CF_CHUNK_INDEX);
-            let mut v = Vec::with_capacity(10);
-            for (k, no) in &index {
-                v.clear();
-                crate::group::put_varint(&mut v, no.0);
-                batch.put_cf(family, k, &v);
-            }
-            Ok(db_inner.db.write(batch)?)
+            let ops: Vec<Op> = index
+                .iter()
+                .map(|(k, no)| {
+                    let mut v = Vec::with_capacity(10);
+                    crate::group::put_varint(&mut v, no.0);
+                    Op::Put(Family::ChunkIndex, k.to_vec(), v)
+                })
+                .collect();
+            db_inner.kv.write(&ops, false)
         })
         .await??;
         let mut extents = finished.extents;

@@ -1,4 +1,5 @@
-//! Glint's blob engine: a content-addressed chunk store on local disks with a RocksDB catalog.
+//! Glint's blob engine: a content-addressed chunk store on local disks with a RocksDB catalog
+//! (behind the `kv` seam).
 //! Both front ends (S3 objects, Glance images) store their bytes through it.
 //!
 //! See `storage/README.md` for the design: on-disk layout, commit protocol, crash safety and
@@ -25,6 +26,7 @@ mod group;
 mod heal;
 mod ids;
 mod ingest;
+mod kv;
 mod lease;
 mod manifest;
 mod migrate;
@@ -44,7 +46,7 @@ mod write;
 pub use catalog::Catalog;
 pub use compact::CompactReport;
 pub use digest::{DigestSet, Digests, Hasher};
-pub use error::{Result, StoreError};
+pub use error::{CatalogError, CatalogErrorKind, Result, StoreError};
 pub use ids::{BlobId, ChunkId};
 pub use manifest::BlobInfo;
 pub use pack::Codec;

@@ -11,11 +11,11 @@
 
 use futures::StreamExt;
 
-use crate::catalog::{cf, CF_BLOBS, CF_MANIFESTS};
 use crate::digest::DigestSet;
 use crate::error::{Result, StoreError};
 use crate::group::group_key;
 use crate::ids::BlobId;
+use crate::kv::Family;
 use crate::manifest::{encode_segment, segment_key, segments, BlobInfo, Extent};
 use crate::store::Store;
 use crate::tx::Tx;
@@ -68,8 +68,7 @@ impl Tx<'_> {
     /// Gives blob `id` the extents of `staged` (same bytes, new format), in this transaction.
     /// `Ok(false)` if the blob is gone.
     fn replace_manifest(&mut self, id: BlobId, staged: &StagedBlob) -> Result<bool> {
-        let db = self.db();
-        let Some(rec) = self.txn().get_for_update_cf(cf(db, CF_BLOBS), id.0, true)? else {
+        let Some(rec) = self.txn().get_locked(Family::Blobs, &id.0, true)? else {
             return Ok(false);
         };
         let old = BlobInfo::decode(id, &rec)?;
@@ -77,14 +76,16 @@ impl Tx<'_> {
             return Err(StoreError::Malformed("a migrated blob changed size"));
         }
         let mut refs = self.drop_manifest(id)?;
-        let manifests = cf(db, CF_MANIFESTS);
-        let groups = cf(db, crate::catalog::CF_GROUPS);
         for (g, loc) in &staged.groups {
-            self.txn().put_cf(groups, group_key(*g), loc.encode())?;
+            self.txn()
+                .put(Family::Groups, &group_key(*g), &loc.encode())?;
         }
         for (start, seg) in segments(&staged.extents) {
-            self.txn()
-                .put_cf(manifests, segment_key(id, start), encode_segment(seg))?;
+            self.txn().put(
+                Family::Manifests,
+                &segment_key(id, start),
+                &encode_segment(seg),
+            )?;
         }
         for e in &staged.extents {
             refs.add(e, 1);
@@ -93,9 +94,9 @@ impl Tx<'_> {
             extents: staged.extents.len() as u64,
             ..old
         };
-        self.txn().put_cf(cf(db, CF_BLOBS), id.0, info.encode())?;
+        self.txn().put(Family::Blobs, &id.0, &info.encode())?;
         self.packs_lowered |= refs.lowers_groups();
-        let lowered = refs.apply(db, self.txn())?;
+        let lowered = refs.apply(self.txn())?;
         self.note_decremented(lowered);
         Ok(true)
     }

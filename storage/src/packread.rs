@@ -9,9 +9,9 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use crate::catalog::{cf, CF_GROUPS};
 use crate::error::{Result, StoreError};
 use crate::group::{group_key, ChunkLocation, ChunkNo, GroupLocation};
+use crate::kv::Family;
 use crate::pack::{self, Codec, RECORD_HEADER};
 use crate::store::Inner;
 
@@ -49,8 +49,8 @@ impl PackRead {
 impl Inner {
     pub(crate) fn group_location(&self, group: u64) -> Result<GroupLocation> {
         let v = self
-            .db
-            .get_cf(cf(&self.db, CF_GROUPS), group_key(group))?
+            .kv
+            .get(Family::Groups, &group_key(group))?
             .ok_or(StoreError::Malformed(
                 "a manifest names a chunk group that does not exist",
             ))?;

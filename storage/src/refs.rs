@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::catalog::{cf, encode_count, Db, CF_CHUNKS, CF_GROUP_REFS};
 use crate::error::Result;
-use crate::group::{encode_counts, group_key, ChunkNo, GROUP_SLOTS};
+use crate::group::{group_key, ChunkNo, GROUP_SLOTS};
 use crate::ids::ChunkId;
+use crate::kv::{Family, KvTxn};
 use crate::manifest::Extent;
 
 #[derive(Default)]
@@ -43,22 +43,20 @@ impl Refs {
 
     /// Merges the deltas into the transaction; returns the v1 chunks whose count went down
     /// (candidates for reclamation after the commit).
-    pub fn apply(self, db: &Db, txn: &rocksdb::Transaction<'_, Db>) -> Result<Vec<ChunkId>> {
-        let chunks = cf(db, CF_CHUNKS);
+    pub fn apply(self, txn: &dyn KvTxn) -> Result<Vec<ChunkId>> {
         let mut lowered = Vec::new();
         for (c, n) in self.chunks {
             if n != 0 {
-                txn.merge_cf(chunks, c.0, encode_count(n))?;
+                txn.add(Family::Chunks, &c.0, &[n])?;
             }
             if n < 0 {
                 lowered.push(c);
             }
         }
-        let groups = cf(db, CF_GROUP_REFS);
         for (g, deltas) in self.groups {
             let used = deltas.iter().rposition(|&d| d != 0).map_or(0, |i| i + 1);
             if used > 0 {
-                txn.merge_cf(groups, group_key(g), encode_counts(&deltas[..used]))?;
+                txn.add(Family::GroupRefs, &group_key(g), &deltas[..used])?;
             }
         }
         Ok(lowered)

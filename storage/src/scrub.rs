@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::catalog::{cf, decode_count, encode_count, CF_BLOBS, CF_CHUNKS, CF_MANIFESTS};
+use crate::catalog::decode_count;
 use crate::datadirs::DataDirs;
 use crate::error::{Result, StoreError};
 use crate::ids::{BlobId, ChunkId};
+use crate::kv::{Family, Op};
 use crate::manifest::{decode_segment, parse_segment_key, BlobInfo};
 use crate::store::{Inner, Store};
 
@@ -105,76 +106,56 @@ impl Store {
 }
 
 fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
-    let db = &inner.db;
+    let kv = &*inner.kv;
     let mut report = ScrubReport::default();
-    let snap = db.snapshot();
+    let snap = kv.snapshot();
 
     // 1. What the manifests say: expected reference counts and per-blob totals.
     let mut expected: HashMap<ChunkId, i64> = HashMap::new();
     // The v2 side of the same count: per group slot, as a delete would drop them.
     let mut expected_groups = crate::refs::Refs::default();
     let mut totals: HashMap<BlobId, (u64, u64)> = HashMap::new();
-    {
-        let mut it = snap.raw_iterator_cf(cf(db, CF_MANIFESTS));
-        it.seek_to_first();
-        while it.valid() {
-            let (blob, _) = parse_segment_key(it.key().expect("valid"))?;
-            let t = totals.entry(blob).or_default();
-            for e in decode_segment(it.value().expect("valid"))? {
-                t.0 += e.len();
-                t.1 += 1;
-                if let Some(c) = e.chunk() {
-                    *expected.entry(c).or_default() += 1;
-                }
-                expected_groups.add(&e, 1);
+    snap.walk(Family::Manifests, &[], &mut |k, v| {
+        let (blob, _) = parse_segment_key(k)?;
+        let t = totals.entry(blob).or_default();
+        for e in decode_segment(v)? {
+            t.0 += e.len();
+            t.1 += 1;
+            if let Some(c) = e.chunk() {
+                *expected.entry(c).or_default() += 1;
             }
-            it.next();
+            expected_groups.add(&e, 1);
         }
-        it.status()?;
-    }
+        Ok(true)
+    })?;
 
     // 2. Blob records against their manifests.
-    {
-        let mut it = snap.raw_iterator_cf(cf(db, CF_BLOBS));
-        it.seek_to_first();
-        while it.valid() {
-            let id = BlobId(
-                it.key()
-                    .expect("valid")
-                    .try_into()
-                    .map_err(|_| StoreError::Malformed("blob key"))?,
-            );
-            let info = BlobInfo::decode(id, it.value().expect("valid"))?;
-            report.blobs += 1;
-            let (size, extents) = totals.remove(&id).unwrap_or((0, 0));
-            if size != info.size || extents != info.extents {
-                report.bad_blobs.push(id);
-            }
-            it.next();
+    snap.walk(Family::Blobs, &[], &mut |k, v| {
+        let id = BlobId(
+            k.try_into()
+                .map_err(|_| StoreError::Malformed("blob key"))?,
+        );
+        let info = BlobInfo::decode(id, v)?;
+        report.blobs += 1;
+        let (size, extents) = totals.remove(&id).unwrap_or((0, 0));
+        if size != info.size || extents != info.extents {
+            report.bad_blobs.push(id);
         }
-        it.status()?;
-    }
+        Ok(true)
+    })?;
     report.bad_blobs.extend(totals.keys().copied()); // manifests whose record is gone
 
     // 3. Stored counts against expected ones.
-    let chunks_cf = cf(db, CF_CHUNKS);
     let mut stored: HashMap<ChunkId, i64> = HashMap::new();
-    {
-        let mut it = snap.raw_iterator_cf(chunks_cf);
-        it.seek_to_first();
-        while it.valid() {
-            let id = ChunkId(
-                it.key()
-                    .expect("valid")
-                    .try_into()
-                    .map_err(|_| StoreError::Malformed("chunk key"))?,
-            );
-            stored.insert(id, decode_count(it.value().expect("valid")));
-            it.next();
-        }
-        it.status()?;
-    }
-    crate::scrub_packs::scrub_packs(inner, &snap, &expected_groups, opts, &mut report)?;
+    snap.walk(Family::Chunks, &[], &mut |k, v| {
+        let id = ChunkId(
+            k.try_into()
+                .map_err(|_| StoreError::Malformed("chunk key"))?,
+        );
+        stored.insert(id, decode_count(v));
+        Ok(true)
+    })?;
+    crate::scrub_packs::scrub_packs(inner, &*snap, &expected_groups, opts, &mut report)?;
     drop(snap);
     let mut all: Vec<ChunkId> = expected.keys().chain(stored.keys()).copied().collect();
     all.sort_unstable();
@@ -187,7 +168,10 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
         if have != want {
             report.refcount_mismatches.push((*id, have, want));
             if opts.repair {
-                db.merge_cf(chunks_cf, id.0, encode_count(want - have))?;
+                kv.write(
+                    &[Op::Add(Family::Chunks, id.0.to_vec(), vec![want - have])],
+                    true,
+                )?;
                 report.repaired += 1;
             }
         }
@@ -218,8 +202,8 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
     // A chunk referenced in the snapshot may have been released since; only report it
     // missing if it is still referenced now.
     for id in expected.keys().filter(|id| !present.contains(id)) {
-        let now_count = db
-            .get_cf(chunks_cf, id.0)?
+        let now_count = kv
+            .get(Family::Chunks, &id.0)?
             .as_deref()
             .map(decode_count)
             .unwrap_or(0);
@@ -258,22 +242,18 @@ fn blobs_referencing(
     chunks: &std::collections::HashSet<ChunkId>,
     numbers: &std::collections::HashSet<u64>,
 ) -> Result<Vec<BlobId>> {
-    let db = &inner.db;
     let mut out: Vec<BlobId> = Vec::new();
-    let mut it = db.raw_iterator_cf(cf(db, CF_MANIFESTS));
-    it.seek_to_first();
-    while it.valid() {
-        let (blob, _) = parse_segment_key(it.key().expect("valid"))?;
+    inner.kv.walk(Family::Manifests, &[], &mut |k, v| {
+        let (blob, _) = parse_segment_key(k)?;
         if out.last() != Some(&blob)
-            && decode_segment(it.value().expect("valid"))?.iter().any(|e| {
+            && decode_segment(v)?.iter().any(|e| {
                 e.chunk().is_some_and(|c| chunks.contains(&c))
                     || crate::scrub_packs::references_any(e, numbers)
             })
         {
             out.push(blob);
         }
-        it.next();
-    }
-    it.status()?;
+        Ok(true)
+    })?;
     Ok(out)
 }

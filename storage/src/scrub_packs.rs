@@ -6,14 +6,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::catalog::{cf, CF_CHUNK_INDEX, CF_GROUPS, CF_GROUP_REFS};
 use crate::error::{Result, StoreError};
-use crate::group::{
-    decode_counts, encode_counts, group_key, parse_group_key, ChunkNo, GroupLocation, Reader,
-};
+use crate::group::{decode_counts, group_key, parse_group_key, ChunkNo, GroupLocation, Reader};
 use crate::heal::Damaged;
 use crate::ids::ChunkId;
 use crate::ingest::{index_key, IndexKey};
+use crate::kv::{Family, KvRead, Op};
 use crate::manifest::Extent;
 use crate::pack::{self, RECORD_HEADER};
 use crate::refs::Refs;
@@ -22,34 +20,21 @@ use crate::store::Inner;
 
 pub(crate) fn scrub_packs(
     inner: &Arc<Inner>,
-    snap: &rocksdb::SnapshotWithThreadMode<'_, crate::catalog::Db>,
+    snap: &dyn KvRead,
     expected: &Refs,
     opts: ScrubOptions,
     report: &mut ScrubReport,
 ) -> Result<()> {
-    let db = &inner.db;
     let mut stored: HashMap<u64, Vec<i64>> = HashMap::new();
-    let mut it = snap.raw_iterator_cf(cf(db, CF_GROUP_REFS));
-    it.seek_to_first();
-    while it.valid() {
-        stored.insert(
-            parse_group_key(it.key().expect("valid"))?,
-            decode_counts(it.value().expect("valid")),
-        );
-        it.next();
-    }
-    it.status()?;
+    snap.walk(Family::GroupRefs, &[], &mut |k, v| {
+        stored.insert(parse_group_key(k)?, decode_counts(v));
+        Ok(true)
+    })?;
     let mut groups: Vec<(u64, GroupLocation)> = Vec::new();
-    let mut it = snap.raw_iterator_cf(cf(db, CF_GROUPS));
-    it.seek_to_first();
-    while it.valid() {
-        groups.push((
-            parse_group_key(it.key().expect("valid"))?,
-            GroupLocation::decode(it.value().expect("valid"))?,
-        ));
-        it.next();
-    }
-    it.status()?;
+    snap.walk(Family::Groups, &[], &mut |k, v| {
+        groups.push((parse_group_key(k)?, GroupLocation::decode(v)?));
+        Ok(true)
+    })?;
 
     // Counts.
     let expected = expected.groups();
@@ -74,7 +59,10 @@ pub(crate) fn scrub_packs(
             }
         }
         if opts.repair && delta.iter().any(|&d| d != 0) {
-            db.merge_cf(cf(db, CF_GROUP_REFS), group_key(g), encode_counts(&delta))?;
+            inner.kv.write(
+                &[Op::Add(Family::GroupRefs, group_key(g).to_vec(), delta)],
+                true,
+            )?;
             report.repaired += 1;
         }
     }
@@ -211,12 +199,10 @@ fn note_and_heal(
         }
     }
     if !unnamed.is_empty() {
-        let mut it = inner.db.raw_iterator_cf(cf(&inner.db, CF_CHUNK_INDEX));
-        it.seek_to_first();
-        while it.valid() {
-            let no = Reader(it.value().expect("valid")).varint();
+        inner.kv.walk(Family::ChunkIndex, &[], &mut |k, v| {
+            let no = Reader(v).varint();
             if let Some((p, off, raw_len, crc)) = no.and_then(|n| unnamed.remove(&n)) {
-                let key: IndexKey = it.key().expect("valid").try_into().unwrap_or_default();
+                let key: IndexKey = k.try_into().unwrap_or_default();
                 let no = no.expect("matched");
                 found.push((
                     key,
@@ -229,9 +215,8 @@ fn note_and_heal(
                     (p, off, no),
                 ));
             }
-            it.next();
-        }
-        it.status()?;
+            Ok(true)
+        })?;
     }
     for (key, d, _) in &found {
         inner.damage.note(*key, *d);

@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::catalog::{
-    self, cf, decode_count, Catalog, Db, CF_BLOBS, CF_CHUNKS, CF_DOOMED, CF_META,
-};
+use crate::catalog::{decode_count, Catalog};
 use crate::datadirs::{self, DataDir, DataDirs, Probe};
 use crate::error::{Result, StoreError};
 use crate::ids::{BlobId, ChunkId};
+use crate::kv::{self, Family, Kv, Op, RocksKv};
 use crate::lease::Leases;
 use crate::manifest::BlobInfo;
 
@@ -139,7 +138,8 @@ impl StoreConfig {
 }
 
 pub(crate) struct Inner {
-    pub db: Db,
+    /// The catalog (kv/): RocksDB by default.
+    pub kv: Box<dyn Kv>,
     pub dirs: DataDirs,
     pub cfg: StoreConfig,
     /// Chunks (and v2 packs) that in-flight writes have written or found, not yet covered
@@ -197,9 +197,8 @@ impl Store {
         for root in &cfg.data_dirs {
             probes.push((root.clone(), datadirs::probe(root)?));
         }
-        let db = catalog::open(&cfg.catalog_dir)?;
-        let meta = cf(&db, CF_META);
-        let known: Vec<(PathBuf, u64)> = match db.get_cf(meta, META_DIRS)? {
+        let kv: Box<dyn Kv> = Box::new(RocksKv::open(&cfg.catalog_dir)?);
+        let known: Vec<(PathBuf, u64)> = match kv.get(Family::Meta, META_DIRS)? {
             Some(v) => decode_dirs(&v)?,
             None => Vec::new(),
         };
@@ -237,16 +236,25 @@ impl Store {
             dirs.push(DataDir { root, id });
         }
         let record: Vec<(PathBuf, u64)> = dirs.iter().map(|d| (d.root.clone(), d.id)).collect();
-        let mut wo = rocksdb::WriteOptions::default();
-        wo.set_sync(true);
-        db.put_cf_opt(meta, META_DIRS, encode_dirs(&record), &wo)?;
+        kv.write(
+            &[Op::Put(
+                Family::Meta,
+                META_DIRS.to_vec(),
+                encode_dirs(&record),
+            )],
+            true,
+        )?;
         // A brand-new catalog has nothing to recover.
-        let clean = known.is_empty() || db.get_cf(meta, META_CLEAN)?.is_some_and(|v| v == b"1");
+        let clean =
+            known.is_empty() || kv.get(Family::Meta, META_CLEAN)?.is_some_and(|v| v == b"1");
         // From here until a clean close, a crash means recovery must scan.
-        db.put_cf_opt(meta, META_CLEAN, b"0", &wo)?;
+        kv.write(
+            &[Op::Put(Family::Meta, META_CLEAN.to_vec(), b"0".to_vec())],
+            true,
+        )?;
 
         let packs = crate::packs::Packs::open(&cfg.data_dirs, cfg.pack_target)?;
-        let next_group = AtomicU64::new(crate::group::first_free_group(&db)?);
+        let next_group = AtomicU64::new(crate::group::first_free_group(&*kv)?);
         let store = Store {
             inner: Arc::new(Inner {
                 packs,
@@ -255,7 +263,7 @@ impl Store {
                 compaction_due: AtomicBool::new(false),
                 compaction_scheduled: AtomicBool::new(false),
                 damage: Default::default(),
-                db,
+                kv,
                 dirs: DataDirs::new(dirs),
                 read_slots: Arc::new(tokio::sync::Semaphore::new(cfg.read_parallelism.max(1))),
                 cfg,
@@ -298,10 +306,8 @@ impl Store {
     /// One catalog value, read outside any transaction.
     pub async fn get(&self, cat: Catalog, key: Vec<u8>) -> Result<Option<Vec<u8>>> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || -> Result<_> {
-            Ok(inner.db.get_cf(cf(&inner.db, cat.cf_name()), key)?)
-        })
-        .await?
+        tokio::task::spawn_blocking(move || -> Result<_> { inner.kv.get(Family::Front(cat), &key) })
+            .await?
     }
 
     /// Up to `limit` entries of `cat` whose keys start with `prefix`, from the first key
@@ -315,8 +321,13 @@ impl Store {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let it = inner.db.raw_iterator_cf(cf(&inner.db, cat.cf_name()));
-            catalog::scan(it, &prefix, after.as_deref(), limit)
+            kv::scan(
+                &*inner.kv,
+                Family::Front(cat),
+                &prefix,
+                after.as_deref(),
+                limit,
+            )
         })
         .await?
     }
@@ -351,10 +362,9 @@ impl Store {
     pub async fn debug_add_refcount(&self, id: ChunkId, delta: i64) -> Result<()> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            let chunks = cf(&inner.db, CF_CHUNKS);
-            Ok(inner
-                .db
-                .merge_cf(chunks, id.0, crate::catalog::encode_count(delta))?)
+            inner
+                .kv
+                .write(&[Op::Add(Family::Chunks, id.0.to_vec(), vec![delta])], true)
         })
         .await?
     }
@@ -368,11 +378,14 @@ impl Store {
             let no = crate::group::ChunkNo(no);
             let mut deltas = vec![0i64; no.slot() + 1];
             deltas[no.slot()] = delta;
-            Ok(inner.db.merge_cf(
-                cf(&inner.db, crate::catalog::CF_GROUP_REFS),
-                crate::group::group_key(no.group()),
-                crate::group::encode_counts(&deltas),
-            )?)
+            inner.kv.write(
+                &[Op::Add(
+                    Family::GroupRefs,
+                    crate::group::group_key(no.group()).to_vec(),
+                    deltas,
+                )],
+                true,
+            )
         })
         .await?
     }
@@ -384,18 +397,14 @@ impl Store {
             // A blob deleted while being read is gone for everyone but its readers.
             let doomed: std::collections::HashSet<BlobId> =
                 inner.doomed_blobs()?.into_iter().collect();
-            let mut it = inner.db.raw_iterator_cf(cf(&inner.db, CF_BLOBS));
-            it.seek_to_first();
             let mut out = Vec::new();
-            while it.valid() {
-                let k = it.key().expect("valid");
+            inner.kv.walk(Family::Blobs, &[], &mut |k, _| {
                 let id = BlobId::from_key(k).ok_or(StoreError::Malformed("blob key"))?;
                 if !doomed.contains(&id) {
                     out.push(id);
                 }
-                it.next();
-            }
-            it.status()?;
+                Ok(true)
+            })?;
             Ok(out)
         })
         .await?
@@ -437,16 +446,12 @@ pub struct Usage {
 impl Inner {
     fn usage(&self, flush: bool) -> Result<Usage> {
         let mut u = Usage::default();
-        let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_BLOBS));
-        it.seek_to_first();
-        while it.valid() {
-            let id = BlobId::from_key(it.key().expect("valid"))
-                .ok_or(StoreError::Malformed("blob key"))?;
+        self.kv.walk(Family::Blobs, &[], &mut |k, v| {
+            let id = BlobId::from_key(k).ok_or(StoreError::Malformed("blob key"))?;
             u.blobs += 1;
-            u.logical_bytes += BlobInfo::decode(id, it.value().expect("valid"))?.size;
-            it.next();
-        }
-        it.status()?;
+            u.logical_bytes += BlobInfo::decode(id, v)?.size;
+            Ok(true)
+        })?;
         self.dirs.list_chunks(|_, p, _| {
             u.chunk_files += 1;
             u.chunk_file_bytes += std::fs::metadata(&p).map_or(0, |m| m.len());
@@ -457,34 +462,17 @@ impl Inner {
                 u.pack_bytes += m.len();
             }
         }
-        if flush {
-            for name in catalog::families() {
-                self.db.flush_cf(cf(&self.db, name))?;
-            }
-        }
-        // The table files (not the write-ahead log, which is recycled and bounded).
-        let dir = &self.cfg.catalog_dir;
-        for e in std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
-            let e = e.map_err(|e| StoreError::io(dir, e))?;
-            if e.file_name().to_string_lossy().ends_with(".sst") {
-                u.catalog_bytes += e.metadata().map_or(0, |m| m.len());
-            }
-        }
+        u.catalog_bytes = self.kv.stored_bytes(flush)?;
         Ok(u)
     }
 
     /// Blobs whose delete waits for their readers (the `doomed` column family; usually empty).
     fn doomed_blobs(&self) -> Result<Vec<BlobId>> {
-        let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_DOOMED));
-        it.seek_to_first();
         let mut ids = Vec::new();
-        while it.valid() {
-            if let Some(id) = it.key().and_then(BlobId::from_key) {
-                ids.push(id);
-            }
-            it.next();
-        }
-        it.status()?;
+        self.kv.walk(Family::Doomed, &[], &mut |k, _| {
+            ids.extend(BlobId::from_key(k));
+            Ok(true)
+        })?;
         Ok(ids)
     }
 
@@ -495,7 +483,7 @@ impl Inner {
     }
 
     pub fn blob_info(&self, id: BlobId) -> Result<Option<BlobInfo>> {
-        match self.db.get_cf(cf(&self.db, CF_BLOBS), id.0)? {
+        match self.kv.get(Family::Blobs, &id.0)? {
             Some(v) => Ok(Some(BlobInfo::decode(id, &v)?)),
             None => Ok(None),
         }
@@ -548,20 +536,20 @@ impl Inner {
         if candidates.is_empty() {
             return Ok(0);
         }
-        let chunks = cf(&self.db, CF_CHUNKS);
         let pins = self.pins.lock().expect("pins");
         let mut removed = 0;
         for id in candidates {
             if pins.contains_key(&PinKey::Chunk(*id)) {
                 continue;
             }
-            let stored = self.db.get_cf(chunks, id.0)?;
+            let stored = self.kv.get(Family::Chunks, &id.0)?;
             if stored.as_deref().map(decode_count).unwrap_or(0) > 0 {
                 continue;
             }
             self.dirs.remove_chunk(id)?;
             if stored.is_some() {
-                self.db.delete_cf(chunks, id.0)?;
+                self.kv
+                    .write(&[Op::Delete(Family::Chunks, id.0.to_vec())], false)?;
             }
             removed += 1;
         }
@@ -572,7 +560,6 @@ impl Inner {
     /// at zero whose file is already gone.
     pub fn collect_garbage(&self, grace: Duration) -> Result<usize> {
         let now = std::time::SystemTime::now();
-        let chunks = cf(&self.db, CF_CHUNKS);
         let mut candidates = Vec::new();
         self.dirs.list_chunks(|id, _, mtime| {
             if now.duration_since(mtime).unwrap_or_default() >= grace {
@@ -582,8 +569,8 @@ impl Inner {
         let mut unreferenced = Vec::new();
         for id in candidates {
             let count = self
-                .db
-                .get_cf(chunks, id.0)?
+                .kv
+                .get(Family::Chunks, &id.0)?
                 .as_deref()
                 .map(decode_count)
                 .unwrap_or(0);
@@ -592,17 +579,14 @@ impl Inner {
             }
         }
         let mut zero_records = Vec::new();
-        let mut it = self.db.raw_iterator_cf(chunks);
-        it.seek_to_first();
-        while it.valid() {
-            if decode_count(it.value().expect("valid")) <= 0 {
-                if let Ok(k) = <[u8; 32]>::try_from(it.key().expect("valid")) {
+        self.kv.walk(Family::Chunks, &[], &mut |k, v| {
+            if decode_count(v) <= 0 {
+                if let Ok(k) = <[u8; 32]>::try_from(k) {
                     zero_records.push(ChunkId(k));
                 }
             }
-            it.next();
-        }
-        it.status()?;
+            Ok(true)
+        })?;
         let removed = self.reclaim(&unreferenced)?;
         self.reclaim(&zero_records)?;
         Ok(removed)
@@ -611,12 +595,10 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let mut wo = rocksdb::WriteOptions::default();
-        wo.set_sync(true);
-        if let Err(e) = self
-            .db
-            .put_cf_opt(cf(&self.db, CF_META), META_CLEAN, b"1", &wo)
-        {
+        if let Err(e) = self.kv.write(
+            &[Op::Put(Family::Meta, META_CLEAN.to_vec(), b"1".to_vec())],
+            true,
+        ) {
             tracing::error!(error = %e, "could not record a clean shutdown");
         }
     }

@@ -1,18 +1,17 @@
 //! Transactions: every logical change — a blob committed with the catalog record that names
-//! it, a clone, a concatenation, a delete — is one RocksDB transaction, committed as one
-//! synced write batch. Pessimistic locks (`get_for_update`) serialize conflicting changes:
+//! it, a clone, a concatenation, a delete — is one catalog transaction (kv/), committed as
+//! one synced write. Pessimistic locks (`get_for_update`) serialize conflicting changes:
 //! a delete locks the blob record exclusively, a clone or concatenation locks its sources
 //! shared, and front ends lock their own keys (an object name, an image id) the same way.
 
 use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rocksdb::{ErrorKind, TransactionOptions, WriteOptions as DbWriteOptions};
-
-use crate::catalog::{cf, Catalog, Db, CF_BLOBS, CF_DOOMED, CF_GROUPS, CF_MANIFESTS};
-use crate::error::{Result, StoreError};
+use crate::catalog::Catalog;
+use crate::error::{CatalogErrorKind, Result, StoreError};
 use crate::group::group_key;
 use crate::ids::{BlobId, ChunkId};
+use crate::kv::{self, Family, KvTxn};
 use crate::manifest::{
     decode_segment, encode_segment, parse_segment_key, push_extent, segment_key, segments,
     BlobInfo, Extent,
@@ -26,7 +25,7 @@ const MAX_ATTEMPTS: u32 = 20;
 /// An open transaction, handed to the closure given to [`Store::transact`].
 pub struct Tx<'a> {
     inner: &'a Inner,
-    txn: rocksdb::Transaction<'a, Db>,
+    txn: Box<dyn KvTxn + 'a>,
     decremented: Vec<ChunkId>,
     /// Deletes deferred because the blob is being read (lease.rs).
     deferred: Vec<BlobId>,
@@ -36,11 +35,8 @@ pub struct Tx<'a> {
     pub(crate) packs_lowered: bool,
 }
 
-fn retryable(e: &rocksdb::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::Busy | ErrorKind::TimedOut | ErrorKind::TryAgain
-    )
+fn retryable(e: &StoreError) -> bool {
+    matches!(e, StoreError::Catalog(c) if c.kind == CatalogErrorKind::Conflict)
 }
 
 impl Store {
@@ -79,16 +75,12 @@ impl Inner {
         &self,
         mut f: impl FnMut(&mut Tx<'_>) -> Result<R>,
     ) -> Result<R> {
-        let mut wo = DbWriteOptions::default();
-        wo.set_sync(true);
-        let mut topts = TransactionOptions::default();
-        topts.set_deadlock_detect(true);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut tx = Tx {
                 inner: self,
-                txn: self.db.transaction_opt(&wo, &topts),
+                txn: self.kv.begin(),
                 decremented: Vec::new(),
                 deferred: Vec::new(),
                 deleting: Vec::new(),
@@ -127,7 +119,7 @@ impl Inner {
                     }
                     return Ok(r);
                 }
-                Err(StoreError::Catalog(e)) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
                     std::thread::sleep(Duration::from_millis(1 << attempt.min(6)));
                 }
                 Err(e) => return Err(e),
@@ -137,12 +129,8 @@ impl Inner {
 }
 
 impl<'a> Tx<'a> {
-    pub(crate) fn db(&self) -> &'a Db {
-        &self.inner.db
-    }
-
-    pub(crate) fn txn(&self) -> &rocksdb::Transaction<'a, Db> {
-        &self.txn
+    pub(crate) fn txn(&self) -> &dyn KvTxn {
+        &*self.txn
     }
 
     /// v1 chunks whose count this transaction lowered: reclaimed after the commit.
@@ -151,23 +139,19 @@ impl<'a> Tx<'a> {
     }
 
     pub fn get(&self, cat: Catalog, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.txn.get_cf(cf(self.db(), cat.cf_name()), key)?)
+        self.txn.get(Family::Front(cat), key)
     }
 
     /// Reads `key` and locks it until commit (exclusively: other `get_for_update` callers
     /// wait). Use it for every read-modify-write of a catalog record.
     pub fn get_for_update(&self, cat: Catalog, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .txn
-            .get_for_update_cf(cf(self.db(), cat.cf_name()), key, true)?)
+        self.txn.get_locked(Family::Front(cat), key, true)
     }
 
     /// Reads `key` under a shared lock: other shared readers proceed, an exclusive
     /// `get_for_update` waits (e.g. PUTs into a bucket share its lock; deleting it excludes).
     pub fn get_shared(&self, cat: Catalog, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .txn
-            .get_for_update_cf(cf(self.db(), cat.cf_name()), key, false)?)
+        self.txn.get_locked(Family::Front(cat), key, false)
     }
 
     /// Like [`Store::scan`], seeing this transaction's own writes.
@@ -178,30 +162,29 @@ impl<'a> Tx<'a> {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let it = self.txn.raw_iterator_cf(cf(self.db(), cat.cf_name()));
-        crate::catalog::scan(it, prefix, after, limit)
+        kv::scan(&*self.txn, Family::Front(cat), prefix, after, limit)
     }
 
     pub fn put(&self, cat: Catalog, key: &[u8], value: &[u8]) -> Result<()> {
-        Ok(self.txn.put_cf(cf(self.db(), cat.cf_name()), key, value)?)
+        self.txn.put(Family::Front(cat), key, value)
     }
 
     pub fn delete(&self, cat: Catalog, key: &[u8]) -> Result<()> {
-        Ok(self.txn.delete_cf(cf(self.db(), cat.cf_name()), key)?)
+        self.txn.delete(Family::Front(cat), key)
     }
 
     /// Commits a staged blob in this transaction.
     pub fn add_blob(&mut self, staged: &StagedBlob) -> Result<BlobId> {
         if self
             .txn
-            .get_for_update_cf(cf(self.db(), CF_BLOBS), staged.id.0, true)?
+            .get_locked(Family::Blobs, &staged.id.0, true)?
             .is_some()
         {
             return Err(StoreError::AlreadyCommitted(staged.id));
         }
-        let groups = cf(self.db(), CF_GROUPS);
         for (g, loc) in &staged.groups {
-            self.txn.put_cf(groups, group_key(*g), loc.encode())?;
+            self.txn
+                .put(Family::Groups, &group_key(*g), &loc.encode())?;
         }
         self.write_blob(staged.id, &staged.extents)?;
         Ok(staged.id)
@@ -213,9 +196,7 @@ impl<'a> Tx<'a> {
         let mut extents = Vec::new();
         for (src, range) in parts {
             // A shared lock: concurrent clones proceed, a delete of the source waits.
-            let rec = self
-                .txn
-                .get_for_update_cf(cf(self.db(), CF_BLOBS), src.0, false)?;
+            let rec = self.txn.get_locked(Family::Blobs, &src.0, false)?;
             let info = BlobInfo::decode(*src, &rec.ok_or(StoreError::BlobNotFound(*src))?)?;
             let range = range.clone().unwrap_or(0..info.size);
             if range.start > range.end || range.end > info.size {
@@ -238,22 +219,20 @@ impl<'a> Tx<'a> {
     /// chunks left with none are reclaimed after the commit. A blob being read is deleted
     /// when its last reader is done (lease.rs); to everyone else it is gone either way.
     pub fn delete_blob(&mut self, id: BlobId) -> Result<()> {
-        let blobs = cf(self.db(), CF_BLOBS);
-        if self.txn.get_for_update_cf(blobs, id.0, true)?.is_none() {
+        if self.txn.get_locked(Family::Blobs, &id.0, true)?.is_none() {
             return Err(StoreError::BlobNotFound(id));
         }
-        let doomed = cf(self.db(), CF_DOOMED);
         if self.inner.leases.begin_delete(id) {
-            self.txn.put_cf(doomed, id.0, [])?;
+            self.txn.put(Family::Doomed, &id.0, &[])?;
             self.deferred.push(id);
             return Ok(());
         }
         self.deleting.push(id);
-        self.txn.delete_cf(doomed, id.0)?;
+        self.txn.delete(Family::Doomed, &id.0)?;
         let refs = self.drop_manifest(id)?;
-        self.txn.delete_cf(blobs, id.0)?;
+        self.txn.delete(Family::Blobs, &id.0)?;
         self.packs_lowered |= refs.lowers_groups();
-        let lowered = refs.apply(self.db(), &self.txn)?;
+        let lowered = refs.apply(&*self.txn)?;
         self.decremented.extend(lowered);
         Ok(())
     }
@@ -261,37 +240,30 @@ impl<'a> Tx<'a> {
     /// Deletes blob `id`'s manifest segments in this transaction and returns the references
     /// they held, as -1 deltas (for the caller to apply with whatever replaces them).
     pub(crate) fn drop_manifest(&mut self, id: BlobId) -> Result<Refs> {
-        let manifests = cf(self.db(), CF_MANIFESTS);
         let mut refs = Refs::default();
         let mut keys = Vec::new();
-        let mut it = self.db().raw_iterator_cf(manifests);
-        it.seek(id.0);
-        while it.valid() {
-            let key = it.key().expect("valid");
-            if !key.starts_with(&id.0) {
-                break;
-            }
-            for e in decode_segment(it.value().expect("valid"))? {
+        // The committed manifest (a manifest is written once, by the transaction that
+        // creates its blob, and the blob record's lock is held here).
+        kv::walk_prefix(&*self.inner.kv, Family::Manifests, &id.0, &mut |k, v| {
+            for e in decode_segment(v)? {
                 refs.add(&e, -1);
             }
-            keys.push(key.to_vec());
-            it.next();
-        }
-        it.status()?;
+            keys.push(k.to_vec());
+            Ok(true)
+        })?;
         for k in keys {
-            self.txn.delete_cf(manifests, k)?;
+            self.txn.delete(Family::Manifests, &k)?;
         }
         Ok(refs)
     }
 
     /// The end of a deferred delete: a no-op when it already happened.
     pub(crate) fn finish_doomed(&mut self, id: BlobId) -> Result<()> {
-        let doomed = cf(self.db(), CF_DOOMED);
-        if self.txn.get_for_update_cf(doomed, id.0, true)?.is_none() {
+        if self.txn.get_locked(Family::Doomed, &id.0, true)?.is_none() {
             return Ok(());
         }
         match self.delete_blob(id) {
-            Err(StoreError::BlobNotFound(_)) => Ok(self.txn.delete_cf(doomed, id.0)?),
+            Err(StoreError::BlobNotFound(_)) => self.txn.delete(Family::Doomed, &id.0),
             other => other,
         }
     }
@@ -308,18 +280,19 @@ impl<'a> Tx<'a> {
             extents: extents.len() as u64,
             created,
         };
-        self.txn
-            .put_cf(cf(self.db(), CF_BLOBS), id.0, info.encode())?;
-        let manifests = cf(self.db(), CF_MANIFESTS);
+        self.txn.put(Family::Blobs, &id.0, &info.encode())?;
         for (start, seg) in segments(extents) {
-            self.txn
-                .put_cf(manifests, segment_key(id, start), encode_segment(seg))?;
+            self.txn.put(
+                Family::Manifests,
+                &segment_key(id, start),
+                &encode_segment(seg),
+            )?;
         }
         let mut refs = Refs::default();
         for e in extents {
             refs.add(e, 1);
         }
-        refs.apply(self.db(), &self.txn)?;
+        refs.apply(&*self.txn)?;
         Ok(())
     }
 }
@@ -346,30 +319,31 @@ impl Inner {
         if range.start >= range.end {
             return Ok(());
         }
-        let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_MANIFESTS));
-        it.seek_for_prev(segment_key(id, range.start));
-        if !it.valid() || !it.key().expect("valid").starts_with(&id.0) {
-            it.seek(segment_key(id, 0));
-        }
-        while it.valid() {
-            let (blob, mut pos) = parse_segment_key(it.key().expect("valid"))?;
+        // Start at the segment holding `range.start`: the last one starting at or before it.
+        let from = match self
+            .kv
+            .floor(Family::Manifests, &segment_key(id, range.start))?
+        {
+            Some((k, _)) if k.starts_with(&id.0) => k,
+            _ => segment_key(id, 0).to_vec(),
+        };
+        self.kv.walk(Family::Manifests, &from, &mut |k, v| {
+            let (blob, mut pos) = parse_segment_key(k)?;
             if blob != id || pos >= range.end {
-                break;
+                return Ok(false);
             }
-            for e in decode_segment(it.value().expect("valid"))? {
+            for e in decode_segment(v)? {
                 let len = e.len();
                 let (from, to) = (range.start.max(pos), range.end.min(pos + len));
                 if from < to && !f(e.slice(from - pos, to - pos)) {
-                    return Ok(());
+                    return Ok(false);
                 }
                 pos += len;
                 if pos >= range.end {
-                    return Ok(());
+                    return Ok(false);
                 }
             }
-            it.next();
-        }
-        it.status()?;
-        Ok(())
+            Ok(true)
+        })
     }
 }

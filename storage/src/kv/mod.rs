@@ -1,0 +1,180 @@
+//! The catalog seam: every catalog read and write of the engine and the front ends goes
+//! through these traits, so the catalog can live in the embedded RocksDB (`rocks.rs`, the
+//! default) or in a shared database for cluster mode.
+//!
+//! The model is RocksDB's, kept small: named families of byte keys and values in byte
+//! order; point reads; forward walks from a key and "the last key at or before" (for
+//! seeking into a manifest); pessimistic transactions with shared and exclusive row locks
+//! that read their own writes; and two commutative counter kinds — a chunk's reference
+//! count (one i64) and a group's per-slot counts (an i64 per slot) — that a transaction
+//! adds to without reading, so concurrent commits never conflict on them.
+
+mod rocks;
+
+pub(crate) use rocks::RocksKv;
+
+use crate::catalog::Catalog;
+use crate::error::Result;
+
+/// A family of records: the engine's own, or one a front end keeps its records in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Family {
+    /// Blob id → size, extent count, creation time.
+    Blobs,
+    /// Blob id ‖ start offset → a segment of extents.
+    Manifests,
+    /// Format v1: chunk id → reference count (an add counter).
+    Chunks,
+    /// Data directory ids, the clean-shutdown mark.
+    Meta,
+    /// Blobs deleted while being read (lease.rs).
+    Doomed,
+    /// Format v2: group → pack location and per-slot record descriptions.
+    Groups,
+    /// Format v2: group → per-slot reference counts (an add counter per slot).
+    GroupRefs,
+    /// Format v2 dedup index: name prefix → chunk number.
+    ChunkIndex,
+    Front(Catalog),
+}
+
+impl Family {
+    pub(crate) const ENGINE: [Family; 8] = [
+        Family::Blobs,
+        Family::Manifests,
+        Family::Chunks,
+        Family::Meta,
+        Family::Doomed,
+        Family::Groups,
+        Family::GroupRefs,
+        Family::ChunkIndex,
+    ];
+
+    /// Every family, engine first.
+    pub(crate) fn all() -> impl Iterator<Item = Family> {
+        Family::ENGINE
+            .into_iter()
+            .chain(Catalog::ALL.into_iter().map(Family::Front))
+    }
+
+    /// The family's name (a RocksDB column family; a table name elsewhere).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Family::Blobs => "blobs",
+            Family::Manifests => "manifests",
+            Family::Chunks => "chunks",
+            Family::Meta => "meta",
+            Family::Doomed => "doomed",
+            Family::Groups => "groups",
+            Family::GroupRefs => "group_refs",
+            Family::ChunkIndex => "chunk_index",
+            Family::Front(c) => c.cf_name(),
+        }
+    }
+}
+
+/// Called with each entry of a walk; returns whether to go on.
+pub(crate) type Visit<'v> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'v;
+
+/// Reads: of the committed state, of a snapshot, or of a transaction (its own writes
+/// included).
+pub(crate) trait KvRead {
+    fn get(&self, fam: Family, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Visits the entries with keys ≥ `from`, in key order, until `visit` returns false.
+    fn walk(&self, fam: Family, from: &[u8], visit: &mut Visit<'_>) -> Result<()>;
+
+    /// The entry with the greatest key ≤ `key`.
+    fn floor(&self, fam: Family, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
+}
+
+/// One open transaction. Dropping it without `commit` rolls it back.
+pub(crate) trait KvTxn: KvRead {
+    /// Reads `key` and locks it until the end of the transaction: exclusively (other
+    /// lockers wait) or shared (other shared lockers proceed, exclusive ones wait).
+    fn get_locked(&self, fam: Family, key: &[u8], exclusive: bool) -> Result<Option<Vec<u8>>>;
+    fn put(&self, fam: Family, key: &[u8], value: &[u8]) -> Result<()>;
+    fn delete(&self, fam: Family, key: &[u8]) -> Result<()>;
+    /// Adds to a counter family's value (`Chunks`: one count; `GroupRefs`: per slot, from
+    /// slot 0; missing slots count as zero).
+    fn add(&self, fam: Family, key: &[u8], deltas: &[i64]) -> Result<()>;
+    /// Makes every change durable and visible at once.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A change written outside any transaction (`Kv::write`).
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    Put(Family, Vec<u8>, Vec<u8>),
+    Delete(Family, Vec<u8>),
+    Add(Family, Vec<u8>, Vec<i64>),
+}
+
+/// A catalog backend.
+pub(crate) trait Kv: KvRead + Send + Sync {
+    fn begin(&self) -> Box<dyn KvTxn + '_>;
+
+    /// A consistent read-only view of the committed state (for surveys that must not see
+    /// a change halfway: scrub, compaction).
+    fn snapshot(&self) -> Box<dyn KvRead + '_>;
+
+    /// Applies `ops` atomically, outside any transaction; `sync` makes them durable before
+    /// returning (otherwise the next synced commit does).
+    fn write(&self, ops: &[Op], sync: bool) -> Result<()>;
+
+    /// Bytes the catalog occupies on disk (after writing out buffered writes with `flush`).
+    fn stored_bytes(&self, flush: bool) -> Result<u64>;
+}
+
+/// Up to `limit` entries whose keys start with `prefix`, from the first key strictly after
+/// `after` (or from the prefix's start).
+pub(crate) fn scan(
+    read: &(impl KvRead + ?Sized),
+    fam: Family,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let from = match after {
+        Some(a) if a >= prefix => a,
+        _ => prefix,
+    };
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    read.walk(fam, from, &mut |k, v| {
+        if !k.starts_with(prefix) {
+            return Ok(false);
+        }
+        if after != Some(k) {
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out.len() < limit)
+    })?;
+    Ok(out)
+}
+
+/// Visits every entry of `fam` whose key starts with `prefix`.
+pub(crate) fn walk_prefix(
+    read: &(impl KvRead + ?Sized),
+    fam: Family,
+    prefix: &[u8],
+    visit: &mut Visit<'_>,
+) -> Result<()> {
+    read.walk(fam, prefix, &mut |k, v| {
+        if !k.starts_with(prefix) {
+            return Ok(false);
+        }
+        visit(k, v)
+    })
+}
+
+/// The greatest key of `fam`, whose keys are at most `max_len` bytes long.
+pub(crate) fn last_key(
+    read: &(impl KvRead + ?Sized),
+    fam: Family,
+    max_len: usize,
+) -> Result<Option<Vec<u8>>> {
+    Ok(read.floor(fam, &vec![0xff; max_len + 1])?.map(|(k, _)| k))
+}
