@@ -15,6 +15,16 @@ cargo test --workspace --locked "$@" -- --skip fuzz_ --skip table_
 # The authorization tables and the property-based fuzzers, with their case counts.
 cargo test --locked --test s3_authz --test s3_headers --test fuzz "$@" -- --nocapture table_ fuzz_
 
+# The catalog in PostgreSQL (cluster mode's catalog): a throwaway server from Debian's
+# package, then the engine's whole suite (crash, model, corruption tests included) and the
+# server's Rust tests again with every store's catalog in it.
+pg_dir=$(mktemp -d /tmp/glint-pg.XXXXXX)
+trap 'bash scripts/pg.sh stop "$pg_dir" || true; rm -rf "$pg_dir"' EXIT
+GLINT_TEST_CATALOG_URL=$(bash scripts/pg.sh start "$pg_dir")
+export GLINT_TEST_CATALOG_URL
+cargo test --workspace --locked "$@" -- --skip fuzz_ --skip table_
+unset GLINT_TEST_CATALOG_URL
+
 cargo build --locked --bin glint
 venv=$GLINT_CACHE_DIR/venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"

@@ -10,6 +10,9 @@ use ini::Ini;
 pub struct Config {
     pub data_dirs: Vec<PathBuf>,
     pub catalog_dir: PathBuf,
+    /// `[database] connection` (upstream's option): a PostgreSQL catalog instead of the
+    /// embedded RocksDB in `catalog_dir`.
+    pub database_connection: Option<String>,
     pub chunk_size: usize,
     /// Engine format for new writes (`[glint] store_format`), chunk codec and compaction
     /// threshold of format v2 (storage/README.md).
@@ -288,6 +291,29 @@ pub fn scrubber_times(path: &Path, cfg: &Config) -> Result<(u64, u64), ConfigErr
     ))
 }
 
+/// `[database] connection`: upstream writes SQLAlchemy URLs (`postgresql+psycopg2://…`);
+/// the driver part is dropped. Only PostgreSQL is a catalog Glint can use.
+fn database_connection(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(v) = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    let (scheme, rest) = v.split_once("://").unwrap_or(("", ""));
+    let dialect = scheme.split('+').next().unwrap_or_default();
+    if dialect != "postgresql" && dialect != "postgres" {
+        return Err(ConfigError::Invalid {
+            section: "database",
+            key: "connection",
+            reason: format!(
+                "{scheme:?} is not a catalog Glint can use: give postgresql://user:password@host:port/database"
+            ),
+        });
+    }
+    Ok(Some(format!("postgresql://{rest}")))
+}
+
 /// A comma-separated option (oslo's ListOpt; `[a, b]` brackets allowed).
 fn list(value: Option<String>, default: &str) -> Vec<String> {
     value
@@ -426,6 +452,7 @@ impl Config {
             .unwrap_or_else(|| "admin".into());
         Ok(Config {
             catalog_dir: r.parse("glint", "catalog_dir", PathBuf::from("var/catalog"))?,
+            database_connection: database_connection(r.get("database", "connection"))?,
             chunk_size: r.parse("glint", "chunk_size", glint_storage::DEFAULT_CHUNK_SIZE)?,
             store_format: r.parse("glint", "store_format", glint_storage::Format::V2)?,
             chunk_codec: r.parse("glint", "chunk_codec", glint_storage::Codec::Lz4)?,
@@ -637,6 +664,7 @@ impl Config {
     /// The engine options every store (the default one and each backend's) takes from the
     /// `[glint]` section.
     pub fn apply_engine_options(&self, c: &mut glint_storage::StoreConfig) {
+        c.catalog_url = self.database_connection.clone();
         c.chunk_size = self.chunk_size;
         c.format = self.store_format;
         c.codec = self.chunk_codec;
@@ -701,6 +729,25 @@ mod tests {
             let e = load(&format!("[glint]\n{bad}\n")).unwrap_err().to_string();
             assert!(e.contains(key), "{e}");
         }
+    }
+
+    #[test]
+    fn database_connection_option() {
+        let load = |text: &str| Config::from_ini(Ini::load_from_str(text).unwrap());
+        assert_eq!(load("").unwrap().store_config().catalog_url, None);
+        let c = load("[database]\nconnection = postgresql+psycopg2://glance:pw@db:5432/glance\n")
+            .unwrap();
+        assert_eq!(
+            c.store_config().catalog_url.as_deref(),
+            Some("postgresql://glance:pw@db:5432/glance")
+        );
+        let e = load("[database]\nconnection = mysql+pymysql://glance:pw@db/glance\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("connection") && e.contains("postgresql://"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -65,6 +65,13 @@ impl From<glint_storage::StoreError> for ApiError {
                 "The image data stream stalled: no data arrived within client_socket_timeout",
             ),
             E::Input(_) => ApiError::bad("Error in the image data stream: the upload ended early"),
+            e if e.is_transient() => {
+                tracing::warn!(error = %e, "catalog unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The image catalog is unavailable; retry the request",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "storage error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")

@@ -52,6 +52,12 @@ impl Stores {
                     cfg.catalog_dir.join(format!("backend-{}", b.id)),
                 );
                 cfg.apply_engine_options(&mut sc);
+                // Sharing the catalog database, each backend keeps its own tables.
+                sc.catalog_schema = format!(
+                    "glint_backend_{}",
+                    b.id.to_ascii_lowercase()
+                        .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                );
                 tokio::task::spawn_blocking(move || Store::open(sc)).await??
             };
             backends.insert(

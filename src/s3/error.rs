@@ -62,6 +62,7 @@ errors! {
     invalid_part_order => BAD_REQUEST, "InvalidPartOrder", "The list of parts was not in ascending order.";
     request_timeout => BAD_REQUEST, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period.";
     slow_down => SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.";
+    service_unavailable => SERVICE_UNAVAILABLE, "ServiceUnavailable", "The service is unavailable. Please retry.";
 }
 
 impl S3Error {
@@ -113,6 +114,10 @@ impl From<StoreError> for S3Error {
             StoreError::StorageFull { .. } => S3Error::insufficient_storage(),
             StoreError::InvalidRange { .. } => S3Error::invalid_range(),
             StoreError::Input(inner) => S3Error::from_body(inner),
+            e if e.is_transient() => {
+                tracing::warn!(error = %e, "catalog unavailable");
+                S3Error::service_unavailable()
+            }
             other => {
                 tracing::error!(error = %other, "storage error");
                 S3Error::internal()

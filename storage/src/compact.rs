@@ -70,7 +70,7 @@ impl Store {
 impl Inner {
     /// Every group, with its counts, by pack.
     fn survey(&self) -> Result<HashMap<u64, Vec<Group>>> {
-        let snap = self.kv.snapshot();
+        let snap = self.kv.snapshot()?;
         let mut counts: HashMap<u64, Vec<i64>> = HashMap::new();
         snap.walk(Family::GroupRefs, &[], &mut |k, v| {
             counts.insert(parse_group_key(k)?, decode_counts(v));
@@ -228,7 +228,7 @@ impl Inner {
             self.packs.retire(w);
         }
 
-        let txn = self.kv.begin();
+        let txn = self.kv.begin()?;
         let mut dropped: Vec<ChunkNo> = Vec::new();
         for (((g, keep), first), names) in groups.iter().zip(&keep).zip(&moved).zip(&names) {
             let counts = txn

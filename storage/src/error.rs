@@ -93,6 +93,12 @@ impl StoreError {
         }
     }
 
+    /// True when the same request may succeed later: the catalog could not be reached, or
+    /// its locks stayed contended through every retry. Answered 503, never 500.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Catalog(c) if c.kind != CatalogErrorKind::Other)
+    }
+
     /// True for the data-integrity failures a reader must never paper over.
     pub fn is_integrity(&self) -> bool {
         matches!(

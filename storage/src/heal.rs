@@ -178,7 +178,7 @@ impl Inner {
         let new_pack = w.id;
         self.packs.retire(w);
 
-        let txn = self.kv.begin();
+        let txn = self.kv.begin()?;
         if txn
             .get_locked(Family::Groups, &group_key(group), true)?
             .as_deref()

@@ -40,6 +40,8 @@ mod refs;
 mod scrub;
 mod scrub_packs;
 mod store;
+#[doc(hidden)]
+pub mod testing;
 mod tx;
 mod write;
 

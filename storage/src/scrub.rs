@@ -108,7 +108,7 @@ impl Store {
 fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
     let kv = &*inner.kv;
     let mut report = ScrubReport::default();
-    let snap = kv.snapshot();
+    let snap = kv.snapshot()?;
 
     // 1. What the manifests say: expected reference counts and per-blob totals.
     let mut expected: HashMap<ChunkId, i64> = HashMap::new();

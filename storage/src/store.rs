@@ -11,7 +11,7 @@ use crate::catalog::{decode_count, Catalog};
 use crate::datadirs::{self, DataDir, DataDirs, Probe};
 use crate::error::{Result, StoreError};
 use crate::ids::{BlobId, ChunkId};
-use crate::kv::{self, Family, Kv, Op, RocksKv};
+use crate::kv::{self, Family, Kv, Op, PgKv, RocksKv};
 use crate::lease::Leases;
 use crate::manifest::BlobInfo;
 
@@ -20,8 +20,14 @@ use crate::manifest::BlobInfo;
 pub struct StoreConfig {
     /// One directory per disk. Each must exist and be writable.
     pub data_dirs: Vec<PathBuf>,
-    /// Where the RocksDB catalog lives (created if missing).
+    /// Where the RocksDB catalog lives (created if missing); unused with `catalog_url`.
     pub catalog_dir: PathBuf,
+    /// A PostgreSQL catalog instead of the embedded RocksDB (`postgresql://…`, upstream's
+    /// `[database] connection`): the catalog cluster mode shares between nodes.
+    pub catalog_url: Option<String>,
+    /// The PostgreSQL schema this store's tables live in (stores sharing one database each
+    /// take their own: the default store `glint`, a Glance backend `glint_backend_<id>`).
+    pub catalog_schema: String,
     /// Fixed chunk size in bytes (see README for how the default was chosen).
     pub chunk_size: usize,
     /// Blobs no larger than this are kept inline in the catalog (one synced write, no file).
@@ -82,6 +88,8 @@ impl StoreConfig {
         StoreConfig {
             data_dirs,
             catalog_dir,
+            catalog_url: None,
+            catalog_schema: "glint".into(),
             chunk_size: DEFAULT_CHUNK_SIZE,
             inline_max: 16 << 10,
             write_parallelism: 4,
@@ -197,7 +205,10 @@ impl Store {
         for root in &cfg.data_dirs {
             probes.push((root.clone(), datadirs::probe(root)?));
         }
-        let kv: Box<dyn Kv> = Box::new(RocksKv::open(&cfg.catalog_dir)?);
+        let kv: Box<dyn Kv> = match &cfg.catalog_url {
+            Some(url) => Box::new(PgKv::open(url, &cfg.catalog_schema)?),
+            None => Box::new(RocksKv::open(&cfg.catalog_dir)?),
+        };
         let known: Vec<(PathBuf, u64)> = match kv.get(Family::Meta, META_DIRS)? {
             Some(v) => decode_dirs(&v)?,
             None => Vec::new(),

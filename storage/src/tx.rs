@@ -80,7 +80,7 @@ impl Inner {
             attempt += 1;
             let mut tx = Tx {
                 inner: self,
-                txn: self.kv.begin(),
+                txn: self.kv.begin()?,
                 decremented: Vec::new(),
                 deferred: Vec::new(),
                 deleting: Vec::new(),

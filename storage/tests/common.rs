@@ -14,6 +14,7 @@ pub fn config(root: &Path, chunk_size: usize) -> StoreConfig {
     // These helpers serve the format v1 tests (engine.rs, and the v1 runs of crash.rs and
     // model.rs); format v2 tests set it themselves.
     cfg.format = glint_storage::Format::V1;
+    cfg.catalog_url = glint_storage::testing::catalog_url_for(root);
     cfg
 }
 

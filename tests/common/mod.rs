@@ -41,6 +41,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut glint::config::Config)) -> Serv
     let mut cfg = glint::config::Config::defaults();
     cfg.data_dirs = vec![dir.path().join("data")];
     cfg.catalog_dir = dir.path().join("catalog");
+    cfg.database_connection = glint_storage::testing::catalog_url_for(dir.path());
     cfg.s3_addr = "127.0.0.1:0".parse().unwrap();
     cfg.glance_addr = "127.0.0.1:0".parse().unwrap();
     cfg.s3_bootstrap = Some((AK.into(), SK.into(), "proj".into()));

@@ -9,8 +9,10 @@
 //! count (one i64) and a group's per-slot counts (an i64 per slot) — that a transaction
 //! adds to without reading, so concurrent commits never conflict on them.
 
+mod pg;
 mod rocks;
 
+pub(crate) use pg::PgKv;
 pub(crate) use rocks::RocksKv;
 
 use crate::catalog::Catalog;
@@ -112,11 +114,11 @@ pub(crate) enum Op {
 
 /// A catalog backend.
 pub(crate) trait Kv: KvRead + Send + Sync {
-    fn begin(&self) -> Box<dyn KvTxn + '_>;
+    fn begin(&self) -> Result<Box<dyn KvTxn + '_>>;
 
     /// A consistent read-only view of the committed state (for surveys that must not see
     /// a change halfway: scrub, compaction).
-    fn snapshot(&self) -> Box<dyn KvRead + '_>;
+    fn snapshot(&self) -> Result<Box<dyn KvRead + '_>>;
 
     /// Applies `ops` atomically, outside any transaction; `sync` makes them durable before
     /// returning (otherwise the next synced commit does).

@@ -187,22 +187,22 @@ impl KvRead for RocksKv {
 }
 
 impl Kv for RocksKv {
-    fn begin(&self) -> Box<dyn KvTxn + '_> {
+    fn begin(&self) -> Result<Box<dyn KvTxn + '_>> {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         let mut topts = TransactionOptions::default();
         topts.set_deadlock_detect(true);
-        Box::new(RocksTxn {
+        Ok(Box::new(RocksTxn {
             kv: self,
             txn: self.db.transaction_opt(&wo, &topts),
-        })
+        }))
     }
 
-    fn snapshot(&self) -> Box<dyn KvRead + '_> {
-        Box::new(RocksSnapshot {
+    fn snapshot(&self) -> Result<Box<dyn KvRead + '_>> {
+        Ok(Box::new(RocksSnapshot {
             kv: self,
             snap: self.db.snapshot(),
-        })
+        }))
     }
 
     fn write(&self, ops: &[Op], sync: bool) -> Result<()> {
@@ -329,7 +329,7 @@ mod tests {
     fn counters_add_without_reading() {
         let dir = tempfile::tempdir().unwrap();
         let kv = RocksKv::open(dir.path()).unwrap();
-        let t = kv.begin();
+        let t = kv.begin().unwrap();
         t.add(Family::Chunks, b"c", &[2]).unwrap();
         t.add(Family::GroupRefs, b"g", &[1, 0, 3]).unwrap();
         t.commit().unwrap();
