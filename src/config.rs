@@ -13,6 +13,8 @@ pub struct Config {
     /// `[database] connection` (upstream's option): a PostgreSQL catalog instead of the
     /// embedded RocksDB in `catalog_dir`.
     pub database_connection: Option<String>,
+    /// `[chunk_store]`: packs in an S3-compatible object store (cluster mode).
+    pub chunk_store: Option<glint_storage::RemotePackConfig>,
     pub chunk_size: usize,
     /// Engine format for new writes (`[glint] store_format`), chunk codec and compaction
     /// threshold of format v2 (storage/README.md).
@@ -314,6 +316,40 @@ fn database_connection(value: Option<String>) -> Result<Option<String>, ConfigEr
     Ok(Some(format!("postgresql://{rest}")))
 }
 
+/// `[chunk_store]` (endpoint, bucket, region, access_key, secret_key, prefix): where packs
+/// go in cluster mode. Absent: packs stay on the local data directories.
+fn chunk_store(r: &Reader) -> Result<Option<glint_storage::RemotePackConfig>, ConfigError> {
+    let Some(endpoint) = r.get("chunk_store", "endpoint") else {
+        return Ok(None);
+    };
+    let need = |key: &'static str| {
+        r.get("chunk_store", key).ok_or(ConfigError::Invalid {
+            section: "chunk_store",
+            key,
+            reason: "required with an endpoint".into(),
+        })
+    };
+    if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+        return Err(ConfigError::Invalid {
+            section: "chunk_store",
+            key: "endpoint",
+            reason: format!("{endpoint:?} is not an http(s) URL"),
+        });
+    }
+    Ok(Some(glint_storage::RemotePackConfig {
+        endpoint,
+        bucket: need("bucket")?,
+        region: r
+            .get("chunk_store", "region")
+            .unwrap_or_else(|| "us-east-1".into()),
+        access_key: need("access_key")?,
+        secret_key: need("secret_key")?,
+        prefix: r
+            .get("chunk_store", "prefix")
+            .unwrap_or_else(|| "packs".into()),
+    }))
+}
+
 /// A comma-separated option (oslo's ListOpt; `[a, b]` brackets allowed).
 fn list(value: Option<String>, default: &str) -> Vec<String> {
     value
@@ -453,6 +489,7 @@ impl Config {
         Ok(Config {
             catalog_dir: r.parse("glint", "catalog_dir", PathBuf::from("var/catalog"))?,
             database_connection: database_connection(r.get("database", "connection"))?,
+            chunk_store: chunk_store(&r)?,
             chunk_size: r.parse("glint", "chunk_size", glint_storage::DEFAULT_CHUNK_SIZE)?,
             store_format: r.parse("glint", "store_format", glint_storage::Format::V2)?,
             chunk_codec: r.parse("glint", "chunk_codec", glint_storage::Codec::Lz4)?,
@@ -665,6 +702,7 @@ impl Config {
     /// `[glint]` section.
     pub fn apply_engine_options(&self, c: &mut glint_storage::StoreConfig) {
         c.catalog_url = self.database_connection.clone();
+        c.pack_store = self.chunk_store.clone();
         c.chunk_size = self.chunk_size;
         c.format = self.store_format;
         c.codec = self.chunk_codec;
@@ -748,6 +786,30 @@ mod tests {
             e.contains("connection") && e.contains("postgresql://"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn chunk_store_option() {
+        let load = |text: &str| Config::from_ini(Ini::load_from_str(text).unwrap());
+        assert_eq!(load("").unwrap().store_config().pack_store, None);
+        let c = load(
+            "[chunk_store]\nendpoint = http://rgw:8080\nbucket = glint\naccess_key = a\nsecret_key = s\n",
+        )
+        .unwrap();
+        let p = c.store_config().pack_store.unwrap();
+        assert_eq!(
+            (
+                p.endpoint.as_str(),
+                p.bucket.as_str(),
+                p.region.as_str(),
+                p.prefix.as_str()
+            ),
+            ("http://rgw:8080", "glint", "us-east-1", "packs")
+        );
+        let e = load("[chunk_store]\nendpoint = http://rgw:8080\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bucket"), "{e}");
     }
 
     #[test]

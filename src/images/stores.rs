@@ -52,12 +52,15 @@ impl Stores {
                     cfg.catalog_dir.join(format!("backend-{}", b.id)),
                 );
                 cfg.apply_engine_options(&mut sc);
-                // Sharing the catalog database, each backend keeps its own tables.
-                sc.catalog_schema = format!(
-                    "glint_backend_{}",
+                // Sharing the catalog database and the bucket, each backend keeps its own
+                // tables and its own pack prefix (a sibling: prefixes list recursively).
+                let tag =
                     b.id.to_ascii_lowercase()
-                        .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-                );
+                        .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+                sc.catalog_schema = format!("glint_backend_{tag}");
+                if let Some(p) = &mut sc.pack_store {
+                    p.prefix = format!("{}-backend-{tag}", p.prefix.trim_end_matches('/'));
+                }
                 tokio::task::spawn_blocking(move || Store::open(sc)).await??
             };
             backends.insert(

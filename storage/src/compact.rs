@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::group::{
     decode_counts, group_key, parse_group_key, ChunkNo, GroupLocation, Reader, Slot,
 };
@@ -97,13 +97,14 @@ impl Inner {
         // again), skip those an uncommitted write still pins, and survey again: only groups
         // committed before that second survey can live in a sealed, unpinned pack.
         let first = self.survey()?;
+        let sizes: HashMap<u64, u64> = self.packs.sizes()?.into_iter().collect();
         let mut chosen = Vec::new();
-        for pack in self.packs.ids() {
+        for (&pack, &size) in &sizes {
             if self.packs.is_lent(pack) {
                 continue;
             }
             report.packs_examined += 1;
-            if self.live_fraction(pack, first.get(&pack).map_or(&[][..], Vec::as_slice))?
+            if live_fraction(size, first.get(&pack).map_or(&[][..], Vec::as_slice), self)
                 < threshold
             {
                 chosen.push(pack);
@@ -118,10 +119,10 @@ impl Inner {
         let mut survey = self.survey()?;
         for pack in chosen {
             let groups = survey.remove(&pack).unwrap_or_default();
-            if self.live_fraction(pack, &groups)? >= threshold {
+            let size = sizes[&pack];
+            if live_fraction(size, &groups, self) >= threshold {
                 continue;
             }
-            let size = self.pack_size(pack)?;
             match self.rewrite(pack, groups)? {
                 Some((copied, dropped)) => {
                     self.packs.remove(pack)?;
@@ -140,27 +141,6 @@ impl Inner {
             tracing::info!(?report, "compacted packs");
         }
         Ok(report)
-    }
-
-    fn pack_size(&self, pack: u64) -> Result<u64> {
-        let path = self.packs.path(pack).ok_or(StoreError::PackMissing(pack))?;
-        Ok(std::fs::metadata(&path)
-            .map_err(|e| StoreError::io(&path, e))?
-            .len())
-    }
-
-    /// Live record bytes over the pack's size.
-    fn live_fraction(&self, pack: u64, groups: &[Group]) -> Result<f64> {
-        let size = self.pack_size(pack)?.max(1);
-        let live: u64 = self.with_pins(|pins| {
-            groups
-                .iter()
-                .flat_map(|g| (0..g.loc.slots.len()).map(move |i| (g, i)))
-                .filter(|(g, i)| g.live(*i, pins))
-                .map(|(g, i)| (RECORD_HEADER as u32 + g.loc.slots[i].stored_len) as u64)
-                .sum()
-        });
-        Ok(live as f64 / size as f64)
     }
 
     /// Copies the live records of `pack` into a new pack and points its groups there, in one
@@ -218,10 +198,7 @@ impl Inner {
             names.push(group_names);
         }
         if let Some(w) = &mut writer {
-            w.sync()?;
-        }
-        if let Some(d) = &new_entry {
-            crate::datadirs::fsync_dir(d)?;
+            self.packs.make_durable(w, new_entry.as_deref())?;
         }
         let new_pack = writer.as_ref().map(|w| w.id);
         if let Some(w) = writer {
@@ -289,4 +266,17 @@ impl Inner {
         }
         Ok(Some((copied, dropped.len() as u64)))
     }
+}
+
+/// Live record bytes of a pack of `size` bytes holding `groups`, over its size.
+fn live_fraction(size: u64, groups: &[Group], inner: &Inner) -> f64 {
+    let live: u64 = inner.with_pins(|pins| {
+        groups
+            .iter()
+            .flat_map(|g| (0..g.loc.slots.len()).map(move |i| (g, i)))
+            .filter(|(g, i)| g.live(*i, pins))
+            .map(|(g, i)| (RECORD_HEADER as u32 + g.loc.slots[i].stored_len) as u64)
+            .sum()
+    });
+    live as f64 / size.max(1) as f64
 }

@@ -31,6 +31,9 @@ pub enum StoreError {
     Io { path: PathBuf, source: io::Error },
     #[error("catalog: {0}")]
     Catalog(CatalogError),
+    /// The object store holding packs failed (cluster mode).
+    #[error("object store: {0}")]
+    Remote(String),
     #[error("catalog record is malformed: {0}")]
     Malformed(&'static str),
     #[error("input stream failed: {0}")]
@@ -93,10 +96,15 @@ impl StoreError {
         }
     }
 
-    /// True when the same request may succeed later: the catalog could not be reached, or
-    /// its locks stayed contended through every retry. Answered 503, never 500.
+    /// True when the same request may succeed later: the catalog or the object store could
+    /// not be reached, or the catalog's locks stayed contended through every retry.
+    /// Answered 503, never 500.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Catalog(c) if c.kind != CatalogErrorKind::Other)
+        match self {
+            StoreError::Catalog(c) => c.kind != CatalogErrorKind::Other,
+            StoreError::Remote(_) => true,
+            _ => false,
+        }
     }
 
     /// True for the data-integrity failures a reader must never paper over.

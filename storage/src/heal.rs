@@ -171,10 +171,7 @@ impl Inner {
         let lent = self.packs.lend_new()?;
         let mut w = lent.writer;
         let first = w.append_raw(&records.concat())?;
-        w.sync()?;
-        if let Some(d) = &lent.new_entry {
-            crate::datadirs::fsync_dir(d)?;
-        }
+        self.packs.make_durable(&mut w, lent.new_entry.as_deref())?;
         let new_pack = w.id;
         self.packs.retire(w);
 

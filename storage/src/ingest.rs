@@ -320,7 +320,7 @@ impl Appender {
         if full {
             self.close_group();
             let mut w = self.writer.take().expect("checked");
-            w.sync()?;
+            self.inner.packs.make_durable(&mut w, None)?;
             self.inner.packs.give_back(w);
         }
         if self.writer.is_none() {
@@ -418,17 +418,17 @@ impl Appender {
                     return Err(e);
                 }
             };
-            let group = self.group.get_or_insert_with(|| OpenGroup {
-                id: self
-                    .inner
-                    .next_group
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                loc: GroupLocation {
-                    pack: pack_id,
-                    first: offsets[0],
-                    slots: Vec::new(),
-                },
-            });
+            if self.group.is_none() {
+                self.group = Some(OpenGroup {
+                    id: self.inner.new_group()?,
+                    loc: GroupLocation {
+                        pack: pack_id,
+                        first: offsets[0],
+                        slots: Vec::new(),
+                    },
+                });
+            }
+            let group = self.group.as_mut().expect("just set");
             for e in now {
                 let no = ChunkNo::new(group.id, group.loc.slots.len());
                 group.loc.slots.push(Slot {
@@ -462,7 +462,7 @@ impl Appender {
         self.end_run();
         self.close_group();
         if let Some(mut w) = self.writer.take() {
-            w.sync()?;
+            self.inner.packs.make_durable(&mut w, None)?;
             self.inner.packs.give_back(w);
         }
         for d in std::mem::take(&mut self.new_pack_dirs) {

@@ -13,6 +13,7 @@
 //! read(id, range) ──► verified byte stream        delete / concat / clone: metadata only
 //! ```
 
+mod bridge;
 mod bufpool;
 mod catalog;
 pub mod cdc;
@@ -37,6 +38,7 @@ mod packread;
 mod packs;
 mod read;
 mod refs;
+mod remote;
 mod scrub;
 mod scrub_packs;
 mod store;
@@ -53,6 +55,7 @@ pub use ids::{BlobId, ChunkId};
 pub use manifest::BlobInfo;
 pub use pack::Codec;
 pub use read::BlobReader;
+pub use remote::RemotePackConfig;
 pub use scrub::{ScrubOptions, ScrubReport};
 pub use store::{Format, RecoveryReport, Store, StoreConfig, Usage, DEFAULT_CHUNK_SIZE};
 pub use tx::Tx;

@@ -30,6 +30,9 @@ pub(crate) struct Packs {
     /// Pack id → index into `dirs`.
     placed: Mutex<HashMap<u64, usize>>,
     read_fds: Mutex<HashMap<u64, Arc<File>>>,
+    /// Cluster mode: the object store every pack is uploaded to before it is referenced.
+    /// Local files are then the packs this node wrote or fetched, read in its stead.
+    remote: Option<crate::remote::RemotePacks>,
 }
 
 /// A writer lent to one ingest. `new_entry` is set when the pack was created for it: its
@@ -41,7 +44,11 @@ pub(crate) struct Lent {
 
 impl Packs {
     /// Creates `packs/` in each data directory if needed and indexes the packs found.
-    pub fn open(data_dirs: &[PathBuf], target: u64) -> Result<Packs> {
+    pub fn open(
+        data_dirs: &[PathBuf],
+        target: u64,
+        remote: Option<crate::remote::RemotePacks>,
+    ) -> Result<Packs> {
         let mut dirs = Vec::new();
         let mut placed = HashMap::new();
         for (i, root) in data_dirs.iter().enumerate() {
@@ -66,14 +73,64 @@ impl Packs {
             lent: Mutex::new(std::collections::HashSet::new()),
             placed: Mutex::new(placed),
             read_fds: Mutex::new(HashMap::new()),
+            remote,
         })
     }
 
-    /// Ids of every pack file (scrub, compaction).
-    pub fn ids(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self.placed.lock().expect("packs").keys().copied().collect();
+    /// Makes what `w` holds durable before anything references it: the file's data (and,
+    /// for a new pack, the directory entry `new_entry`), then in cluster mode the object.
+    pub fn make_durable(&self, w: &mut PackWriter, new_entry: Option<&Path>) -> Result<()> {
+        w.sync()?;
+        if let Some(d) = new_entry {
+            crate::datadirs::fsync_dir(d)?;
+        }
+        if let Some(remote) = &self.remote {
+            let path = self.path(w.id).ok_or(StoreError::PackMissing(w.id))?;
+            remote.upload(w.id, &path)?;
+        }
+        Ok(())
+    }
+
+    /// Every pack's id and size: local files, and in cluster mode the object store's.
+    pub fn sizes(&self) -> Result<Vec<(u64, u64)>> {
+        let mut all: HashMap<u64, u64> = HashMap::new();
+        for id in self.local_ids() {
+            if let Some(m) = self.path(id).and_then(|p| std::fs::metadata(p).ok()) {
+                all.insert(id, m.len());
+            }
+        }
+        if let Some(remote) = &self.remote {
+            all.extend(remote.list()?);
+        }
+        let mut v: Vec<(u64, u64)> = all.into_iter().collect();
         v.sort_unstable();
-        v
+        Ok(v)
+    }
+
+    /// A local file holding pack `id`, fetched from the object store if this node has none
+    /// (header scans by compaction and scrub).
+    pub fn local_copy(&self, id: u64) -> Result<PathBuf> {
+        if let Some(p) = self.path(id) {
+            return Ok(p);
+        }
+        let remote = self.remote.as_ref().ok_or(StoreError::PackMissing(id))?;
+        let dir = self.roomiest_dir();
+        let tmp = crate::remote::download_temp(&self.dirs[dir], id);
+        remote.download(id, &tmp)?;
+        let path = self.dirs[dir].join(pack::file_name(id));
+        std::fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
+        self.placed.lock().expect("packs").insert(id, dir);
+        Ok(path)
+    }
+
+    /// Ids of every pack (scrub, compaction): local files, and in cluster mode the object
+    /// store's.
+    pub fn ids(&self) -> Result<Vec<u64>> {
+        Ok(self.sizes()?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    fn local_ids(&self) -> Vec<u64> {
+        self.placed.lock().expect("packs").keys().copied().collect()
     }
 
     pub fn path(&self, id: u64) -> Option<PathBuf> {
@@ -118,7 +175,8 @@ impl Packs {
     /// Takes a writer back after its ingest: kept for the next one while it has room.
     pub fn give_back(&self, writer: PackWriter) {
         self.lent.lock().expect("packs").remove(&writer.id);
-        if writer.len() < self.target {
+        // An uploaded pack is an immutable object: nothing appends to it again.
+        if writer.len() < self.target && self.remote.is_none() {
             self.idle.lock().expect("packs").push(writer);
         }
     }
@@ -175,6 +233,10 @@ impl Packs {
 
     /// Reads `buf.len()` bytes of pack `id` at `offset`.
     pub fn read_exact_at(&self, id: u64, offset: u64, buf: &mut [u8]) -> Result<()> {
+        if let Some(got) = self.read_remote(id, offset, buf.len())? {
+            buf.copy_from_slice(&got);
+            return Ok(());
+        }
         let f = self.read_fd(id)?;
         f.read_exact_at(buf, offset).map_err(|e| {
             let path = self.path(id).unwrap_or_default();
@@ -190,6 +252,15 @@ impl Packs {
     /// `IOV_MAX` pieces (headers into scratch space, chunk data straight into its place).
     pub fn read_vectored_at(&self, id: u64, offset: u64, bufs: &mut [&mut [u8]]) -> Result<()> {
         use std::os::fd::AsRawFd;
+        let want: usize = bufs.iter().map(|b| b.len()).sum();
+        if let Some(got) = self.read_remote(id, offset, want)? {
+            let mut at = 0;
+            for b in bufs.iter_mut() {
+                b.copy_from_slice(&got[at..at + b.len()]);
+                at += b.len();
+            }
+            return Ok(());
+        }
         let f = self.read_fd(id)?;
         let all: Vec<libc::iovec> = bufs
             .iter_mut()
@@ -198,7 +269,6 @@ impl Packs {
                 iov_len: b.len(),
             })
             .collect();
-        let want: usize = bufs.iter().map(|b| b.len()).sum();
         let mut done = 0usize;
         while done < want {
             let iov = pack::remaining_iovecs(&all, done);
@@ -229,9 +299,20 @@ impl Packs {
         Ok(())
     }
 
+    /// In cluster mode, the bytes of a pack this node has no file of (one range GET).
+    fn read_remote(&self, id: u64, offset: u64, len: usize) -> Result<Option<bytes::Bytes>> {
+        match &self.remote {
+            Some(remote) if self.path(id).is_none() => remote.read(id, offset, len).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Removes pack `id` (after compaction moved what it held). Open descriptors stay valid
     /// for reads already under way.
     pub fn remove(&self, id: u64) -> Result<()> {
+        if let Some(remote) = &self.remote {
+            remote.delete(id)?;
+        }
         let Some(path) = self.path(id) else {
             return Ok(());
         };
@@ -264,7 +345,7 @@ mod tests {
     #[test]
     fn lend_append_read_back_vectored() {
         let root = tempfile::tempdir().unwrap();
-        let packs = Packs::open(&[root.path().to_path_buf()], 1 << 20).unwrap();
+        let packs = Packs::open(&[root.path().to_path_buf()], 1 << 20, None).unwrap();
         let mut lent = packs.lend().unwrap();
         assert!(lent.new_entry.is_some());
         let a = encode(Bytes::from(vec![7u8; 8192]), Codec::Raw);
@@ -288,10 +369,10 @@ mod tests {
         assert!(out[..8192].iter().all(|&x| x == 7) && out[8192..].iter().all(|&x| x == 9));
         assert_eq!(pack::RecordHeader::decode(&h2), Some(b.header));
         // Reopened: the pack is found on disk.
-        let reopened = Packs::open(&[root.path().to_path_buf()], 1 << 20).unwrap();
-        assert_eq!(reopened.ids(), vec![id]);
+        let reopened = Packs::open(&[root.path().to_path_buf()], 1 << 20, None).unwrap();
+        assert_eq!(reopened.ids().unwrap(), vec![id]);
         reopened.remove(id).unwrap();
-        assert!(reopened.ids().is_empty());
+        assert!(reopened.ids().unwrap().is_empty());
         assert!(matches!(
             reopened.read_exact_at(id, 0, &mut [0u8; 4]),
             Err(StoreError::PackMissing(_))

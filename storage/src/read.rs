@@ -116,28 +116,32 @@ async fn pump(
         let walker = inner.clone();
         let span = pos..range.end;
         let batch = tokio::task::spawn_blocking(move || {
-            let mut batch = Vec::new();
-            walker.walk_extents(id, span, |e| {
-                batch.push(e);
-                batch.len() < EXTENT_BATCH
-            })?;
-            // Runs of v2 chunks become planned pack reads here, off the async threads.
-            let mut groups = HashMap::new();
-            batch
-                .into_iter()
-                .map(|e| match e {
-                    Extent::Run {
-                        first,
-                        count,
-                        skip,
-                        len,
-                    } => Ok(Item::Packs {
-                        len,
-                        reads: walker.plan_run(first, count, skip, len, &mut groups)?,
-                    }),
-                    e => Ok(Item::Extent(e)),
-                })
-                .collect::<Result<Vec<Item>>>()
+            // The response is already under way: a catalog that is briefly unreachable (a
+            // database restart) is waited out rather than cutting the body short.
+            retry_transient(|| {
+                let mut batch = Vec::new();
+                walker.walk_extents(id, span.clone(), |e| {
+                    batch.push(e);
+                    batch.len() < EXTENT_BATCH
+                })?;
+                // Runs of v2 chunks become planned pack reads here, off the async threads.
+                let mut groups = HashMap::new();
+                batch
+                    .into_iter()
+                    .map(|e| match e {
+                        Extent::Run {
+                            first,
+                            count,
+                            skip,
+                            len,
+                        } => Ok(Item::Packs {
+                            len,
+                            reads: walker.plan_run(first, count, skip, len, &mut groups)?,
+                        }),
+                        e => Ok(Item::Extent(e)),
+                    })
+                    .collect::<Result<Vec<Item>>>()
+            })
         })
         .await??;
         if batch.is_empty() {
@@ -248,4 +252,23 @@ async fn deliver(
         }
     }
     Ok(true)
+}
+
+/// How long a read under way waits out a transient catalog failure before giving up.
+const TRANSIENT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `f` again (with backoff) while it fails transiently, for up to `TRANSIENT_PATIENCE`.
+fn retry_transient<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        match f() {
+            Err(e) if e.is_transient() && started.elapsed() < TRANSIENT_PATIENCE => {
+                tracing::debug!(error = %e, "a read waits for the catalog");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
 }

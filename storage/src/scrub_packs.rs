@@ -95,7 +95,8 @@ pub(crate) fn scrub_packs(
     for (g, l) in &groups {
         by_pack.entry(l.pack).or_default().push((*g, l));
     }
-    let on_disk: HashSet<u64> = inner.packs.ids().into_iter().collect();
+    let all_packs = inner.packs.ids()?;
+    let on_disk: HashSet<u64> = all_packs.iter().copied().collect();
     for (&p, gs) in &by_pack {
         if !on_disk.contains(&p) {
             for (g, l) in gs {
@@ -108,10 +109,12 @@ pub(crate) fn scrub_packs(
             }
         }
     }
-    for p in inner.packs.ids() {
+    for p in all_packs {
         report.packs += 1;
-        let Some(path) = inner.packs.path(p) else {
-            continue;
+        let path = match inner.packs.local_copy(p) {
+            Ok(path) => path,
+            Err(StoreError::PackMissing(_)) => continue, // compacted meanwhile
+            Err(e) => return Err(e),
         };
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,

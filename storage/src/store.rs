@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +28,9 @@ pub struct StoreConfig {
     /// The PostgreSQL schema this store's tables live in (stores sharing one database each
     /// take their own: the default store `glint`, a Glance backend `glint_backend_<id>`).
     pub catalog_schema: String,
+    /// Cluster mode: packs are uploaded to this S3-compatible object store before anything
+    /// references them, and read from it where this node has no copy (format v2 only).
+    pub pack_store: Option<crate::RemotePackConfig>,
     /// Fixed chunk size in bytes (see README for how the default was chosen).
     pub chunk_size: usize,
     /// Blobs no larger than this are kept inline in the catalog (one synced write, no file).
@@ -90,6 +93,7 @@ impl StoreConfig {
             catalog_dir,
             catalog_url: None,
             catalog_schema: "glint".into(),
+            pack_store: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
             inline_max: 16 << 10,
             write_parallelism: 4,
@@ -136,6 +140,11 @@ impl StoreConfig {
         if self.cdc.max > u32::MAX as usize / 2 {
             return Err(StoreError::Config("cdc max chunk size is too large".into()));
         }
+        if self.pack_store.is_some() && self.format != Format::V2 {
+            return Err(StoreError::Config(
+                "an object-store pack store needs store_format = v2".into(),
+            ));
+        }
         if self.write_parallelism == 0 || self.read_ahead == 0 {
             return Err(StoreError::Config(
                 "write_parallelism and read_ahead must be positive".into(),
@@ -161,9 +170,10 @@ pub(crate) struct Inner {
     pub read_slots: Arc<tokio::sync::Semaphore>,
     /// Format v2 pack files.
     pub packs: crate::packs::Packs,
-    /// The next free chunk group number (format v2); allocated groups that never commit are
-    /// simply skipped.
-    pub next_group: AtomicU64,
+    /// Chunk group numbers this store may hand out next (format v2): a block taken from the
+    /// catalog when it is shared by several nodes, else counted here. Allocated groups that
+    /// never commit are simply skipped.
+    next_groups: Mutex<std::ops::Range<u64>>,
     /// One compaction at a time (compact.rs).
     pub compacting: Mutex<()>,
     /// A commit dropped references to v2 chunks since the last scheduled compaction.
@@ -182,6 +192,19 @@ pub struct Store {
 
 const META_DIRS: &[u8] = b"datadirs";
 const META_CLEAN: &[u8] = b"clean_shutdown";
+
+/// This process's key for a per-node `meta` record. A catalog shared by several nodes holds
+/// one record per node, told apart by the node's first data directory; an embedded catalog
+/// has a single node and keeps the plain key.
+fn node_meta_key(cfg: &StoreConfig, name: &[u8]) -> Vec<u8> {
+    let mut key = name.to_vec();
+    if cfg.catalog_url.is_some() {
+        let node = blake3::hash(cfg.data_dirs[0].to_string_lossy().as_bytes());
+        key.push(b'/');
+        key.extend_from_slice(node.to_hex()[..16].as_bytes());
+    }
+    key
+}
 
 /// What recovery did at open.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -209,10 +232,11 @@ impl Store {
             Some(url) => Box::new(PgKv::open(url, &cfg.catalog_schema)?),
             None => Box::new(RocksKv::open(&cfg.catalog_dir)?),
         };
-        let known: Vec<(PathBuf, u64)> = match kv.get(Family::Meta, META_DIRS)? {
-            Some(v) => decode_dirs(&v)?,
-            None => Vec::new(),
-        };
+        let known: Vec<(PathBuf, u64)> =
+            match kv.get(Family::Meta, &node_meta_key(&cfg, META_DIRS))? {
+                Some(v) => decode_dirs(&v)?,
+                None => Vec::new(),
+            };
         let mut dirs = Vec::new();
         for (root, probe) in probes {
             let id = match probe {
@@ -250,26 +274,36 @@ impl Store {
         kv.write(
             &[Op::Put(
                 Family::Meta,
-                META_DIRS.to_vec(),
+                node_meta_key(&cfg, META_DIRS),
                 encode_dirs(&record),
             )],
             true,
         )?;
         // A brand-new catalog has nothing to recover.
-        let clean =
-            known.is_empty() || kv.get(Family::Meta, META_CLEAN)?.is_some_and(|v| v == b"1");
+        let clean = known.is_empty()
+            || kv
+                .get(Family::Meta, &node_meta_key(&cfg, META_CLEAN))?
+                .is_some_and(|v| v == b"1");
         // From here until a clean close, a crash means recovery must scan.
         kv.write(
-            &[Op::Put(Family::Meta, META_CLEAN.to_vec(), b"0".to_vec())],
+            &[Op::Put(
+                Family::Meta,
+                node_meta_key(&cfg, META_CLEAN),
+                b"0".to_vec(),
+            )],
             true,
         )?;
 
-        let packs = crate::packs::Packs::open(&cfg.data_dirs, cfg.pack_target)?;
-        let next_group = AtomicU64::new(crate::group::first_free_group(&*kv)?);
+        let remote = match &cfg.pack_store {
+            Some(p) => Some(crate::remote::RemotePacks::open(p)?),
+            None => None,
+        };
+        let packs = crate::packs::Packs::open(&cfg.data_dirs, cfg.pack_target, remote)?;
+        let first_free = crate::group::first_free_group(&*kv)?;
         let store = Store {
             inner: Arc::new(Inner {
                 packs,
-                next_group,
+                next_groups: Mutex::new(first_free..first_free),
                 compacting: Mutex::new(()),
                 compaction_due: AtomicBool::new(false),
                 compaction_scheduled: AtomicBool::new(false),
@@ -288,9 +322,13 @@ impl Store {
             ..Default::default()
         };
         // Deletes deferred for readers of the previous run: none of those readers is left.
-        for id in store.inner.doomed_blobs()? {
-            store.inner.finish_doomed(id)?;
-            report.deferred_deletes_finished += 1;
+        // A shared catalog's deferred deletes may wait for readers on other nodes, which this
+        // node cannot see (until leases are catalog rows: storage/README.md, cluster mode).
+        if store.inner.cfg.catalog_url.is_none() {
+            for id in store.inner.doomed_blobs()? {
+                store.inner.finish_doomed(id)?;
+                report.deferred_deletes_finished += 1;
+            }
         }
         if !clean {
             // No writer is running yet, so every temp file and every unreferenced chunk is
@@ -467,11 +505,9 @@ impl Inner {
             u.chunk_files += 1;
             u.chunk_file_bytes += std::fs::metadata(&p).map_or(0, |m| m.len());
         })?;
-        for id in self.packs.ids() {
-            if let Some(m) = self.packs.path(id).and_then(|p| std::fs::metadata(p).ok()) {
-                u.packs += 1;
-                u.pack_bytes += m.len();
-            }
+        for (_, size) in self.packs.sizes()? {
+            u.packs += 1;
+            u.pack_bytes += size;
         }
         u.catalog_bytes = self.kv.stored_bytes(flush)?;
         Ok(u)
@@ -485,6 +521,20 @@ impl Inner {
             Ok(true)
         })?;
         Ok(ids)
+    }
+
+    /// A chunk group number no other writer, on this node or another, will use.
+    pub(crate) fn new_group(&self) -> Result<u64> {
+        let mut next = self.next_groups.lock().expect("group numbers");
+        if next.is_empty() {
+            *next = match self.kv.group_block()? {
+                Some(block) => block,
+                None => next.end..next.end + 1024,
+            };
+        }
+        let n = next.start;
+        next.start += 1;
+        Ok(n)
     }
 
     /// Completes a delete that was deferred for readers (lease.rs), unless it was already
@@ -607,7 +657,11 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Err(e) = self.kv.write(
-            &[Op::Put(Family::Meta, META_CLEAN.to_vec(), b"1".to_vec())],
+            &[Op::Put(
+                Family::Meta,
+                node_meta_key(&self.cfg, META_CLEAN),
+                b"1".to_vec(),
+            )],
             true,
         ) {
             tracing::error!(error = %e, "could not record a clean shutdown");

@@ -25,3 +25,22 @@ pub fn catalog_url_for(root: &Path) -> Option<String> {
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     Some(format!("{base}/{name}"))
 }
+
+/// With `GLINT_TEST_PACK_STORE` (an S3 endpoint, e.g. SeaweedFS started by scripts/test.sh;
+/// bucket `GLINT_TEST_PACK_BUCKET`, keys `GLINT_TEST_PACK_ACCESS_KEY` / `_SECRET_KEY`), an
+/// object-store pack store with a prefix of its own for the store rooted at `root`.
+pub fn pack_store_for(root: &Path) -> Option<crate::RemotePackConfig> {
+    let endpoint = std::env::var("GLINT_TEST_PACK_STORE").ok()?;
+    let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    Some(crate::RemotePackConfig {
+        endpoint,
+        bucket: var("GLINT_TEST_PACK_BUCKET", "glint-test"),
+        region: var("GLINT_TEST_PACK_REGION", "us-east-1"),
+        access_key: var("GLINT_TEST_PACK_ACCESS_KEY", "glint"),
+        secret_key: var("GLINT_TEST_PACK_SECRET_KEY", "glint-secret"),
+        prefix: format!(
+            "t-{}",
+            &blake3::hash(root.to_string_lossy().as_bytes()).to_hex()[..16]
+        ),
+    })
+}

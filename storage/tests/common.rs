@@ -18,6 +18,18 @@ pub fn config(root: &Path, chunk_size: usize) -> StoreConfig {
     cfg
 }
 
+/// Sets the format of new writes; format v2 stores put their packs in the test object store
+/// when there is one (`glint_storage::testing::pack_store_for`).
+pub fn set_format(cfg: &mut StoreConfig, format: glint_storage::Format) {
+    cfg.format = format;
+    cfg.pack_store = match format {
+        glint_storage::Format::V2 => glint_storage::testing::pack_store_for(
+            cfg.data_dirs[0].parent().unwrap_or(Path::new("/")),
+        ),
+        glint_storage::Format::V1 => None,
+    };
+}
+
 pub fn open(root: &Path, chunk_size: usize) -> Store {
     Store::open(config(root, chunk_size)).unwrap()
 }

@@ -50,7 +50,7 @@ fn generate(seed: u64, len: usize) -> Vec<u8> {
 
 fn config(dir: &std::path::Path, format: Format) -> StoreConfig {
     let mut cfg = common::config(dir, CHUNK);
-    cfg.format = format;
+    common::set_format(&mut cfg, format);
     // Small packs, so that a run fills and rolls over several, and compaction has work.
     cfg.pack_target = 1 << 20;
     cfg

@@ -11,12 +11,24 @@ use glint_storage::{BlobId, DigestSet, Format, Store, StoreConfig, StoreError, W
 
 fn config(root: &std::path::Path, format: Format) -> StoreConfig {
     let mut cfg = common::config(root, 1 << 20);
-    cfg.format = format;
+    common::set_format(&mut cfg, format);
     cfg
 }
 
 fn open(root: &std::path::Path) -> Store {
     Store::open(config(root, Format::V2)).unwrap()
+}
+
+/// Whether consecutive writes append to one pack, as they do on local disks. An object
+/// store's packs are immutable, so there each write has packs of its own, and the tests
+/// built on two blobs sharing a pack do not apply (their rules are covered by the crash and
+/// model tests there).
+fn ingests_share_packs() -> bool {
+    let shared = std::env::var("GLINT_TEST_PACK_STORE").is_err();
+    if !shared {
+        eprintln!("packs are in an object store: not shared between writes, test skipped");
+    }
+    shared
 }
 
 fn md5_only() -> WriteOptions {
@@ -280,6 +292,9 @@ fn pack_count(root: &std::path::Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_frees_dead_packs_and_rewrites_sparse_ones() {
+    if !ingests_share_packs() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let a = pattern(51, 6 << 20);
@@ -341,6 +356,9 @@ async fn compaction_keeps_chunks_an_uncommitted_write_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_under_way_survives_compaction_of_its_pack() {
+    if !ingests_share_packs() {
+        return;
+    }
     use futures::StreamExt;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path(), Format::V2);
@@ -372,6 +390,9 @@ fn scrub_now(repair: bool) -> glint_storage::ScrubOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrub_checks_packs_counts_and_names_damaged_blobs() {
+    if !ingests_share_packs() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let a = pattern(81, 3 << 20);
@@ -572,6 +593,9 @@ async fn a_damaged_record_is_replaced_by_the_next_write_of_its_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrub_repair_heals_a_damaged_record_from_a_stored_copy() {
+    if !ingests_share_packs() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let data = pattern(92, 2 << 20);

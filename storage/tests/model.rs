@@ -78,7 +78,7 @@ fn run(ops: Vec<Op>, format: Format) {
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = common::config(dir.path(), CHUNK);
-        cfg.format = format;
+        common::set_format(&mut cfg, format);
         cfg.pack_target = 16 << 10;
         let store = Store::open(cfg).unwrap();
         let mut live: Vec<(BlobId, Vec<u8>)> = Vec::new();

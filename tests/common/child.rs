@@ -63,7 +63,14 @@ pub fn spawn_in(
             cat = dir.path().join("catalog").display(),
             database = glint_storage::testing::catalog_url_for(dir.path())
                 .map(|url| format!("[database]\nconnection = {url}\n"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &glint_storage::testing::pack_store_for(dir.path())
+                    .map(|p| format!(
+                        "[chunk_store]\nendpoint = {}\nbucket = {}\nregion = {}\n\
+                         access_key = {}\nsecret_key = {}\nprefix = {}\n",
+                        p.endpoint, p.bucket, p.region, p.access_key, p.secret_key, p.prefix
+                    ))
+                    .unwrap_or_default(),
             data = dir.path().join("data").display(),
             ak = super::AK,
         ),

@@ -42,11 +42,15 @@ pub async fn start_with(adjust: impl FnOnce(&mut glint::config::Config)) -> Serv
     cfg.data_dirs = vec![dir.path().join("data")];
     cfg.catalog_dir = dir.path().join("catalog");
     cfg.database_connection = glint_storage::testing::catalog_url_for(dir.path());
+    cfg.chunk_store = glint_storage::testing::pack_store_for(dir.path());
     cfg.s3_addr = "127.0.0.1:0".parse().unwrap();
     cfg.glance_addr = "127.0.0.1:0".parse().unwrap();
     cfg.s3_bootstrap = Some((AK.into(), SK.into(), "proj".into()));
     cfg.s3_domain = Some("s3.localhost".into());
     adjust(&mut cfg);
+    if cfg.store_format == glint_storage::Format::V1 {
+        cfg.chunk_store = None; // an object store holds format v2 packs only
+    }
     let running = glint::start(cfg).await.unwrap();
     glint::credentials::put(&running.store, ALT_AK, ALT_SK, "alt")
         .await

@@ -5,6 +5,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+import uuid
 
 import pytest
 
@@ -35,6 +36,28 @@ def write_conf(root, sections):
     return path
 
 
+def cluster_sections(sections, root):
+    """With GLINT_TEST_CATALOG_URL (a PostgreSQL admin URL) and GLINT_TEST_PACK_STORE (an S3
+    endpoint), the server runs as a cluster-mode node: its catalog in a database of its own,
+    its packs in the object store under a prefix of its own."""
+    sections = dict(sections)
+    tag = "p_" + uuid.uuid4().hex[:16]
+    admin = os.environ.get("GLINT_TEST_CATALOG_URL")
+    if admin:
+        subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {tag}"], check=True)
+        sections["database"] = {"connection": admin.rsplit("/", 1)[0] + "/" + tag}
+    endpoint = os.environ.get("GLINT_TEST_PACK_STORE")
+    if endpoint:
+        sections["chunk_store"] = {
+            "endpoint": endpoint,
+            "bucket": os.environ.get("GLINT_TEST_PACK_BUCKET", "glint-test"),
+            "access_key": os.environ.get("GLINT_TEST_PACK_ACCESS_KEY", "glint"),
+            "secret_key": os.environ.get("GLINT_TEST_PACK_SECRET_KEY", "glint-secret"),
+            "prefix": tag,
+        }
+    return sections
+
+
 def start_glint(sections, probe_port, name):
     """Starts the real binary; waits until probe_port answers HTTP. Returns (proc, root)."""
     binary = os.environ["GLINT_BIN"]
@@ -44,6 +67,7 @@ def start_glint(sections, probe_port, name):
         sections["glint"] = dict(sections.get("glint", {}),
                                  store_format=os.environ["GLINT_TEST_STORE_FORMAT"])
     root = tempfile.mkdtemp(prefix=f"glint-pytest-{name}-")
+    sections = cluster_sections(sections, root)
     conf = write_conf(root, sections)
     log = open(os.path.join(root, "glint.log"), "w")
     env = dict(os.environ, RUST_LOG="warn")

