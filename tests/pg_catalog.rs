@@ -57,14 +57,6 @@ impl Drop for Postgres {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_catalog_restart_answers_503_then_recovers_with_every_acknowledged_write() {
     let pg = Postgres {
@@ -72,7 +64,7 @@ async fn a_catalog_restart_answers_503_then_recovers_with_every_acknowledged_wri
             .prefix("glint-pg")
             .tempdir()
             .unwrap(),
-        port: free_port(),
+        port: common::child::free_port(),
     };
     let admin = Postgres::start(pg.dir.path(), pg.port);
     let out = Command::new("psql")

@@ -43,11 +43,11 @@ def cluster_sections(sections, root):
     sections = dict(sections)
     tag = "p_" + uuid.uuid4().hex[:16]
     admin = os.environ.get("GLINT_TEST_CATALOG_URL")
-    if admin:
+    if admin and "database" not in sections:
         subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {tag}"], check=True)
         sections["database"] = {"connection": admin.rsplit("/", 1)[0] + "/" + tag}
     endpoint = os.environ.get("GLINT_TEST_PACK_STORE")
-    if endpoint:
+    if endpoint and "chunk_store" not in sections:
         sections["chunk_store"] = {
             "endpoint": endpoint,
             "bucket": os.environ.get("GLINT_TEST_PACK_BUCKET", "glint-test"),

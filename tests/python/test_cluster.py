@@ -1,0 +1,129 @@
+"""Three Glint nodes sharing one catalog in PostgreSQL and one pack store in SeaweedFS
+(cluster mode), driven with boto3 and the Images API: what one node writes the others list
+and read byte for byte, a delete through one is seen by the others at once, and a multipart
+upload whose parts go to different nodes completes.
+
+Runs when scripts/test.sh provides GLINT_TEST_CATALOG_URL and GLINT_TEST_PACK_STORE."""
+import hashlib
+import json
+import os
+import subprocess
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+
+from conftest import AK, SK, free_port, start_glint
+
+pytestmark = pytest.mark.skipif(
+    not (os.environ.get("GLINT_TEST_CATALOG_URL") and os.environ.get("GLINT_TEST_PACK_STORE")),
+    reason="cluster mode needs GLINT_TEST_CATALOG_URL and GLINT_TEST_PACK_STORE (scripts/test.sh)")
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    tag = "c_" + uuid.uuid4().hex[:16]
+    admin = os.environ["GLINT_TEST_CATALOG_URL"]
+    subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {tag}"], check=True)
+    shared = {
+        "database": {"connection": admin.rsplit("/", 1)[0] + "/" + tag},
+        "chunk_store": {
+            "endpoint": os.environ["GLINT_TEST_PACK_STORE"],
+            "bucket": os.environ.get("GLINT_TEST_PACK_BUCKET", "glint-test"),
+            "access_key": os.environ.get("GLINT_TEST_PACK_ACCESS_KEY", "glint"),
+            "secret_key": os.environ.get("GLINT_TEST_PACK_SECRET_KEY", "glint-secret"),
+            "prefix": tag,
+        },
+    }
+    started = []
+    for i in range(3):
+        s3_port, glance_port = free_port(), free_port()
+        proc, root, _ = start_glint(dict(shared, **{
+            "DEFAULT": {"bind_port": glance_port},
+            "glint": {"s3_bind_port": s3_port, "s3_access_key": AK, "s3_secret_key": SK,
+                      "s3_bootstrap_project": "pytest", "compact_delay_secs": 0},
+        }), s3_port, f"node{i}")
+        started.append((proc, {
+            "s3": boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}",
+                               aws_access_key_id=AK, aws_secret_access_key=SK,
+                               region_name="us-east-1"),
+            "glance": f"http://127.0.0.1:{glance_port}",
+            "root": root,
+        }))
+    yield [n for _, n in started]
+    for proc, _ in started:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def glance(node, method, path, body=None, content_type="application/json"):
+    data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+    req = urllib.request.Request(node["glance"] + path, data=data, method=method, headers={
+        "X-Auth-Token": "user:pytest:member", "Content-Type": content_type})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status, r.read()
+
+
+def test_objects_written_on_one_node_are_listed_and_read_on_the_others(nodes):
+    a, b, c = nodes
+    a["s3"].create_bucket(Bucket="shared")
+    blobs = {f"k{i}": os.urandom(300_000 + i * 4097) for i in range(5)}
+    for key, data in blobs.items():
+        a["s3"].put_object(Bucket="shared", Key=key, Body=data)
+    for n in (b, c):
+        listed = [o["Key"] for o in n["s3"].list_objects_v2(Bucket="shared")["Contents"]]
+        assert listed == sorted(blobs)
+        for key, data in blobs.items():
+            assert n["s3"].get_object(Bucket="shared", Key=key)["Body"].read() == data
+        part = n["s3"].get_object(Bucket="shared", Key="k3", Range="bytes=1000-70999")
+        assert part["Body"].read() == blobs["k3"][1000:71000]
+    # A delete through B is seen by C at once.
+    b["s3"].delete_object(Bucket="shared", Key="k0")
+    with pytest.raises(c["s3"].exceptions.ClientError) as e:
+        c["s3"].head_object(Bucket="shared", Key="k0")
+    assert e.value.response["Error"]["Code"] == "404"
+    assert [o["Key"] for o in a["s3"].list_objects_v2(Bucket="shared")["Contents"]] == \
+        ["k1", "k2", "k3", "k4"]
+
+
+def test_a_multipart_upload_across_nodes_completes(nodes):
+    a, b, c = nodes
+    a["s3"].create_bucket(Bucket="parts")
+    up = a["s3"].create_multipart_upload(Bucket="parts", Key="big")["UploadId"]
+    pieces = [os.urandom(5 << 20), os.urandom(5 << 20), os.urandom(1 << 20)]
+    etags = []
+    for i, (n, data) in enumerate(zip((b, c, a), pieces), start=1):
+        r = n["s3"].upload_part(Bucket="parts", Key="big", UploadId=up, PartNumber=i, Body=data)
+        etags.append({"PartNumber": i, "ETag": r["ETag"]})
+    listed = c["s3"].list_parts(Bucket="parts", Key="big", UploadId=up)["Parts"]
+    assert [p["PartNumber"] for p in listed] == [1, 2, 3]
+    b["s3"].complete_multipart_upload(Bucket="parts", Key="big", UploadId=up,
+                                      MultipartUpload={"Parts": etags})
+    whole = b"".join(pieces)
+    for n in nodes:
+        assert n["s3"].get_object(Bucket="parts", Key="big")["Body"].read() == whole
+
+
+def test_an_image_created_uploaded_and_read_on_different_nodes(nodes):
+    a, b, c = nodes
+    status, body = glance(a, "POST", "/v2/images",
+                          {"name": "cluster", "disk_format": "raw", "container_format": "bare"})
+    assert status == 201
+    image = json.loads(body)
+    data = os.urandom(3 << 20)
+    status, _ = glance(b, "PUT", f"/v2/images/{image['id']}/file", data,
+                       "application/octet-stream")
+    assert status == 204
+    status, got = glance(c, "GET", f"/v2/images/{image['id']}/file")
+    assert status == 200 and got == data
+    status, body = glance(a, "GET", f"/v2/images/{image['id']}")
+    shown = json.loads(body)
+    assert shown["status"] == "active"
+    assert shown["checksum"] == hashlib.md5(data).hexdigest()
+    assert shown["os_hash_value"] == hashlib.sha512(data).hexdigest()
+    status, _ = glance(c, "DELETE", f"/v2/images/{image['id']}")
+    assert status == 204
+    with pytest.raises(urllib.error.HTTPError) as e:
+        glance(b, "GET", f"/v2/images/{image['id']}")
+    assert e.value.code == 404
