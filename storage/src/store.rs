@@ -294,6 +294,12 @@ impl Store {
             true,
         )?;
 
+        if cfg.catalog_url.is_some() && cfg.compact_delay.is_some() {
+            tracing::warn!(
+                "background compaction is on with a shared catalog: safe only while this is \
+                 the only node writing (cross-node pins are not built yet; see storage/README.md)"
+            );
+        }
         let remote = match &cfg.pack_store {
             Some(p) => Some(crate::remote::RemotePacks::open(p)?),
             None => None,
