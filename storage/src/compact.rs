@@ -42,7 +42,12 @@ pub struct CompactReport {
     /// Packs left for a later pass: a writer revived one of their chunks meanwhile, or a
     /// record failed its CRC (scrub reports it).
     pub deferred: usize,
+    /// Nothing was done: another node of a shared catalog is running maintenance.
+    pub busy_elsewhere: bool,
 }
+
+/// The catalog-wide lock of compaction and repairing scrubs.
+pub(crate) const MAINTENANCE: &str = "maintenance";
 
 struct Group {
     id: u64,
@@ -93,6 +98,12 @@ impl Inner {
     pub(crate) fn compact(self: &Arc<Self>, threshold: f64) -> Result<CompactReport> {
         let _one_at_a_time = self.compacting.lock().expect("compacting");
         let mut report = CompactReport::default();
+        // One node at a time across a shared catalog.
+        let Some(_singleton) = self.kv.singleton(MAINTENANCE)? else {
+            tracing::info!("another node holds the maintenance lock: compaction skipped");
+            report.busy_elsewhere = true;
+            return Ok(report);
+        };
         // Choose from a first survey; then seal the chosen packs (no ingest appends to them
         // again), skip those an uncommitted write still pins, and survey again: only groups
         // committed before that second survey can live in a sealed, unpinned pack.

@@ -108,6 +108,14 @@ impl Store {
 fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
     let kv = &*inner.kv;
     let mut report = ScrubReport::default();
+    // A repairing scrub changes counts and removes orphans: one node at a time, and never
+    // beside a compaction elsewhere.
+    let _singleton = match opts.repair {
+        true => Some(kv.singleton(crate::compact::MAINTENANCE)?.ok_or_else(|| {
+            StoreError::Task("another node is running compaction or a repairing scrub".into())
+        })?),
+        false => None,
+    };
     let snap = kv.snapshot()?;
 
     // 1. What the manifests say: expected reference counts and per-blob totals.

@@ -411,6 +411,14 @@ impl Store {
         }
     }
 
+    /// Holds the catalog-wide maintenance lock (compaction, repairing scrubs) until the
+    /// returned guard drops; `None` when another node holds it. For tests of the singleton.
+    #[doc(hidden)]
+    pub async fn debug_hold_maintenance(&self) -> Result<Option<impl Send>> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.kv.singleton(crate::compact::MAINTENANCE)).await?
+    }
+
     /// Adds `delta` to a chunk's reference count, bypassing every invariant. Only for tests
     /// that need to damage a store to see scrub find and repair it.
     #[doc(hidden)]

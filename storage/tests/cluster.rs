@@ -111,3 +111,40 @@ async fn two_nodes_share_blobs_through_the_catalog_and_the_object_store() {
         assert!(r.is_clean(), "{r:?}");
     }
 }
+
+/// Compaction and repairing scrubs run on one node at a time: while node A holds the
+/// catalog-wide maintenance lock, node B's compaction does nothing and says so, and its
+/// repairing scrub is refused; once A lets go, B's run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_runs_on_one_node_at_a_time() {
+    let shared = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let Some(a) = node(shared.path(), dir_a.path()) else {
+        eprintln!("no PostgreSQL and object store given: cluster test skipped");
+        return;
+    };
+    let b = node(shared.path(), dir_b.path()).unwrap();
+    let held = a.debug_hold_maintenance().await.unwrap();
+    assert!(held.is_some());
+    assert!(b.debug_hold_maintenance().await.unwrap().is_none());
+    let r = b.compact(0.5).await.unwrap();
+    assert!(r.busy_elsewhere, "{r:?}");
+    let repair = glint_storage::ScrubOptions {
+        verify_data: false,
+        repair: true,
+        grace: std::time::Duration::ZERO,
+    };
+    assert!(b.scrub(repair).await.is_err());
+    drop(held);
+    // The unlock happens in the background: wait for it.
+    let started = std::time::Instant::now();
+    loop {
+        let r = b.compact(0.5).await.unwrap();
+        if !r.busy_elsewhere {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(b.scrub(repair).await.unwrap().is_clean());
+}

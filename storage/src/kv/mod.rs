@@ -104,6 +104,12 @@ pub(crate) trait KvTxn: KvRead {
     fn commit(self: Box<Self>) -> Result<()>;
 }
 
+/// A held [`Kv::singleton`] lock; released on drop.
+pub(crate) struct Singleton {
+    /// What keeps the lock (a session, for PostgreSQL); dropped with the guard.
+    pub(crate) _held: Option<Box<dyn Send>>,
+}
+
 /// A change written outside any transaction (`Kv::write`).
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
@@ -132,6 +138,13 @@ pub(crate) trait Kv: KvRead + Send + Sync {
     /// the highest number in use).
     fn group_block(&self) -> Result<Option<std::ops::Range<u64>>> {
         Ok(None)
+    }
+
+    /// Holds the catalog-wide lock `name` until the guard drops, or `None` when another
+    /// process holds it. A process that dies releases it. With one process per catalog the
+    /// lock is always granted (callers serialize their own threads).
+    fn singleton(&self, _name: &str) -> Result<Option<Singleton>> {
+        Ok(Some(Singleton { _held: None }))
     }
 }
 

@@ -490,6 +490,26 @@ impl Kv for PgKv {
         Ok(Some(n * GROUP_BLOCK..(n + 1) * GROUP_BLOCK))
     }
 
+    /// A session-level advisory lock on a connection of its own, kept out of the pool while
+    /// held: the lock lives exactly as long as that session, so a node that dies frees it.
+    fn singleton(&self, name: &str) -> Result<Option<super::Singleton>> {
+        let c = self.client()?;
+        let id = lock_id(Family::Meta, name.as_bytes());
+        let c2 = c.clone();
+        let rows =
+            self.run(async move { c2.query("SELECT pg_try_advisory_lock($1)", &[&id]).await })?;
+        if !rows.first().is_some_and(|r| r.get::<_, bool>(0)) {
+            return Ok(None);
+        }
+        Ok(Some(super::Singleton {
+            _held: Some(Box::new(HeldLock {
+                c,
+                id,
+                handle: self.bridge.runtime().handle().clone(),
+            })),
+        }))
+    }
+
     fn stored_bytes(&self, _flush: bool) -> Result<u64> {
         let c = self.client()?;
         let tables: Vec<String> = Family::all().map(table).collect();
@@ -502,6 +522,26 @@ impl Kv for PgKv {
             .await
         })?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)).max(0) as u64)
+    }
+}
+
+/// A session advisory lock; unlocked (in the background) when dropped.
+struct HeldLock {
+    c: Client,
+    id: i64,
+    handle: tokio::runtime::Handle,
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        let (c, id) = (self.c.clone(), self.id);
+        // The connection goes back to the pool only after the unlock; if the unlock fails,
+        // the broken connection is discarded and its session's locks die with it.
+        self.handle.spawn(async move {
+            if let Err(e) = c.query("SELECT pg_advisory_unlock($1)", &[&id]).await {
+                tracing::warn!(error = %e, "releasing a catalog lock failed");
+            }
+        });
     }
 }
 
