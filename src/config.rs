@@ -13,6 +13,10 @@ pub struct Config {
     /// `[database] connection` (upstream's option): a PostgreSQL catalog instead of the
     /// embedded RocksDB in `catalog_dir`.
     pub database_connection: Option<String>,
+    /// `[glint] only_node`: with `[database] connection`, no other node shares the catalog,
+    /// so start-up recovery may roll back interrupted image operations (which on a shared
+    /// catalog may be other nodes' work in progress).
+    pub only_node: bool,
     /// `[chunk_store]`: packs in an S3-compatible object store (cluster mode).
     pub chunk_store: Option<glint_storage::RemotePackConfig>,
     pub chunk_size: usize,
@@ -490,6 +494,7 @@ impl Config {
             catalog_dir: r.parse("glint", "catalog_dir", PathBuf::from("var/catalog"))?,
             database_connection: database_connection(r.get("database", "connection"))?,
             chunk_store: chunk_store(&r)?,
+            only_node: r.flag("glint", "only_node", false)?,
             chunk_size: r.parse("glint", "chunk_size", glint_storage::DEFAULT_CHUNK_SIZE)?,
             store_format: r.parse("glint", "store_format", glint_storage::Format::V2)?,
             chunk_codec: r.parse("glint", "chunk_codec", glint_storage::Codec::Lz4)?,

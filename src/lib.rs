@@ -70,14 +70,25 @@ pub async fn start(
         tracing::info!(access_key = %access, project = %project, "bootstrap S3 key installed");
     }
     let stores = Arc::new(images::stores::Stores::open(store.clone(), &cfg).await?);
-    stores.reconcile().await?;
-    // Nothing runs yet: whatever a previous process left mid-way is rolled back now.
-    let recovered = glance::recovery::recover(&store, cfg.glance.task_time_to_live).await?;
-    if !recovered.is_empty() {
+    if cfg.database_connection.is_some() && !cfg.only_node {
+        // A shared catalog: uploads, imports and backend writes in progress may belong to
+        // other nodes, alive and well. Rolling them back needs to know whose they are and
+        // whether that node lives (cluster mode, storage/README.md: not built yet).
         tracing::warn!(
-            ?recovered,
-            "image operations interrupted by the last stop were rolled back"
+            "shared catalog: start-up recovery of interrupted image operations is skipped \
+             (they may be other nodes' work in progress; [glint] only_node = true if none \
+             shares it)"
         );
+    } else {
+        stores.reconcile().await?;
+        // Nothing runs yet: whatever a previous process left mid-way is rolled back now.
+        let recovered = glance::recovery::recover(&store, cfg.glance.task_time_to_live).await?;
+        if !recovered.is_empty() {
+            tracing::warn!(
+                ?recovered,
+                "image operations interrupted by the last stop were rolled back"
+            );
+        }
     }
     let cfg = Arc::new(cfg);
     let listener = server::bind(cfg.s3_addr).await?;

@@ -58,7 +58,8 @@ pub fn spawn_in(
         format!(
             "[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {glance_port}\n{default_opts}\n\
              [glint]\ns3_bind_host = 127.0.0.1\ns3_bind_port = {s3_port}\ncatalog_dir = {cat}\n\
-             s3_access_key = {ak}\ns3_secret_key = {SK}\ns3_bootstrap_project = proj\n{glint_opts}\n\
+             s3_access_key = {ak}\ns3_secret_key = {SK}\ns3_bootstrap_project = proj\n\
+             only_node = true\n{glint_opts}\n\
              [glance_store]\nfilesystem_store_datadirs = {data}\n[oslo_policy]\n{database}",
             cat = dir.path().join("catalog").display(),
             database = glint_storage::testing::catalog_url_for(dir.path())

@@ -43,6 +43,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut glint::config::Config)) -> Serv
     cfg.catalog_dir = dir.path().join("catalog");
     cfg.database_connection = glint_storage::testing::catalog_url_for(dir.path());
     cfg.chunk_store = glint_storage::testing::pack_store_for(dir.path());
+    cfg.only_node = true; // each test server has a catalog of its own
     cfg.s3_addr = "127.0.0.1:0".parse().unwrap();
     cfg.glance_addr = "127.0.0.1:0".parse().unwrap();
     cfg.s3_bootstrap = Some((AK.into(), SK.into(), "proj".into()));

@@ -46,6 +46,8 @@ def cluster_sections(sections, root):
     if admin and "database" not in sections:
         subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {tag}"], check=True)
         sections["database"] = {"connection": admin.rsplit("/", 1)[0] + "/" + tag}
+        # A catalog of its own: start-up recovery may roll back what it finds.
+        sections["glint"] = dict(sections.get("glint", {}), only_node="true")
     endpoint = os.environ.get("GLINT_TEST_PACK_STORE")
     if endpoint and "chunk_store" not in sections:
         sections["chunk_store"] = {

@@ -5,9 +5,12 @@ upload whose parts go to different nodes completes.
 
 Runs when scripts/test.sh provides GLINT_TEST_CATALOG_URL and GLINT_TEST_PACK_STORE."""
 import hashlib
+import http.client
 import json
 import os
 import subprocess
+import threading
+import time
 import urllib.request
 import uuid
 
@@ -49,12 +52,15 @@ def nodes():
                                aws_access_key_id=AK, aws_secret_access_key=SK,
                                region_name="us-east-1"),
             "glance": f"http://127.0.0.1:{glance_port}",
+            "glance_port": glance_port,
             "root": root,
+            "proc": proc,
         }))
-    yield [n for _, n in started]
-    for proc, _ in started:
-        proc.terminate()
-        proc.wait(timeout=10)
+    nodes = [n for _, n in started]
+    yield nodes
+    for n in nodes:
+        n["proc"].terminate()
+        n["proc"].wait(timeout=10)
 
 
 def glance(node, method, path, body=None, content_type="application/json"):
@@ -127,3 +133,54 @@ def test_an_image_created_uploaded_and_read_on_different_nodes(nodes):
     with pytest.raises(urllib.error.HTTPError) as e:
         glance(b, "GET", f"/v2/images/{image['id']}")
     assert e.value.code == 404
+
+
+def test_a_node_restarting_leaves_another_nodes_upload_alone(nodes):
+    """Start-up recovery must not roll back work in progress on other nodes: an upload
+    streaming into node A while node B restarts completes, and reads back on C."""
+    a, b, c = nodes
+    status, body = glance(a, "POST", "/v2/images",
+                          {"name": "slow", "disk_format": "raw", "container_format": "bare"})
+    image = json.loads(body)
+    data = os.urandom(4 << 20)
+    result = {}
+
+    def upload():
+        conn = http.client.HTTPConnection("127.0.0.1", a["glance_port"], timeout=60)
+        conn.putrequest("PUT", f"/v2/images/{image['id']}/file")
+        conn.putheader("X-Auth-Token", "user:pytest:member")
+        conn.putheader("Content-Type", "application/octet-stream")
+        conn.putheader("Content-Length", str(len(data)))
+        conn.endheaders()
+        for i in range(0, len(data), 256 << 10):
+            conn.send(data[i:i + (256 << 10)])
+            time.sleep(0.2)
+        result["status"] = conn.getresponse().status
+
+    t = threading.Thread(target=upload)
+    t.start()
+    for _ in range(50):
+        if json.loads(glance(c, "GET", f"/v2/images/{image['id']}")[1])["status"] == "saving":
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the upload never started saving")
+    # Node B restarts on the same configuration while A's upload is under way.
+    b["proc"].terminate()
+    b["proc"].wait(timeout=10)
+    conf = os.path.join(b["root"], "glance-api.conf")
+    log = open(os.path.join(b["root"], "glint-restart.log"), "w")
+    b["proc"] = subprocess.Popen([os.environ["GLINT_BIN"], "--config", conf, "serve"],
+                                 stdout=log, stderr=subprocess.STDOUT,
+                                 env=dict(os.environ, RUST_LOG="warn"))
+    for _ in range(100):
+        try:
+            glance(b, "GET", f"/v2/images/{image['id']}")
+            break
+        except OSError:
+            time.sleep(0.1)
+    assert json.loads(glance(b, "GET", f"/v2/images/{image['id']}")[1])["status"] == "saving"
+    t.join(timeout=60)
+    assert result.get("status") == 204
+    status, got = glance(c, "GET", f"/v2/images/{image['id']}/file")
+    assert status == 200 and got == data
