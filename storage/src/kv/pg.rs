@@ -80,6 +80,11 @@ struct Sql {
     put: String,
     delete: String,
     add: String,
+    /// Many rows in one statement (arrays unnested): puts and adds of one-value kinds, and
+    /// deletes of any.
+    put_many: String,
+    add_many: String,
+    delete_many: String,
 }
 
 impl Sql {
@@ -94,7 +99,20 @@ impl Sql {
             ),
             Kind::Bytes => String::new(),
         };
+        let array = match kind(fam) {
+            Kind::Bytes => "bytea[]",
+            _ => "bigint[]",
+        };
         Sql {
+            put_many: format!(
+                "INSERT INTO {t} (k, v) SELECT * FROM unnest($1::bytea[], $2::{array}) \
+                 ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"
+            ),
+            add_many: format!(
+                "INSERT INTO {t} (k, v) SELECT * FROM unnest($1::bytea[], $2::bigint[]) \
+                 ON CONFLICT (k) DO UPDATE SET v = {t}.v + EXCLUDED.v"
+            ),
+            delete_many: format!("DELETE FROM {t} WHERE k = ANY($1::bytea[])"),
             get: format!("SELECT v FROM {t} WHERE k = $1"),
             walk_from: format!("SELECT k, v FROM {t} WHERE k >= $1 ORDER BY k LIMIT $2"),
             walk_after: format!("SELECT k, v FROM {t} WHERE k > $1 ORDER BY k LIMIT $2"),
@@ -395,6 +413,84 @@ impl PgKv {
         .map(drop)
     }
 
+    /// Applies `ops` in order, each run of consecutive ops of one kind on one family as a
+    /// single statement where the family's value kind allows (a key repeated in a run is
+    /// folded first: the last put, the sum of adds), so an ingest's index entries or a
+    /// manifest's segments cost one round trip, not one each.
+    fn apply_all(&self, c: &Client, ops: &[Op]) -> Result<()> {
+        let mut i = 0;
+        while i < ops.len() {
+            let same = |a: &Op, b: &Op| match (a, b) {
+                (Op::Put(f, ..), Op::Put(g, ..)) => f == g,
+                (Op::Delete(f, _), Op::Delete(g, _)) => f == g,
+                (Op::Add(f, ..), Op::Add(g, ..)) => f == g,
+                _ => false,
+            };
+            let mut j = i + 1;
+            while j < ops.len() && same(&ops[i], &ops[j]) {
+                j += 1;
+            }
+            self.apply_run(c, &ops[i..j])?;
+            i = j;
+        }
+        Ok(())
+    }
+
+    fn apply_run(&self, c: &Client, run: &[Op]) -> Result<()> {
+        let first = &run[0];
+        let fam = match first {
+            Op::Put(f, ..) | Op::Delete(f, _) | Op::Add(f, ..) => *f,
+        };
+        let batchable = run.len() > 1
+            && match first {
+                Op::Delete(..) => true,
+                Op::Put(..) => kind(fam) != Kind::Counts,
+                Op::Add(..) => kind(fam) == Kind::Count,
+            };
+        if !batchable {
+            return run.iter().try_for_each(|op| self.apply_on(c, op));
+        }
+        let sql = self.sql(fam);
+        match first {
+            Op::Delete(..) => {
+                let keys: Vec<Vec<u8>> = run
+                    .iter()
+                    .filter_map(|op| match op {
+                        Op::Delete(_, k) => Some(k.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                self.execute(c, &sql.delete_many, vec![P::ByteArrays(keys)])?;
+            }
+            Op::Put(..) => {
+                let mut last: std::collections::BTreeMap<&[u8], &[u8]> = Default::default();
+                for op in run {
+                    if let Op::Put(_, k, v) = op {
+                        last.insert(k, v);
+                    }
+                }
+                let keys: Vec<Vec<u8>> = last.keys().map(|k| k.to_vec()).collect();
+                let values = match kind(fam) {
+                    Kind::Bytes => P::ByteArrays(last.values().map(|v| v.to_vec()).collect()),
+                    _ => P::Ints(last.values().map(|v| decode_count(v)).collect()),
+                };
+                self.execute(c, &sql.put_many, vec![P::ByteArrays(keys), values])?;
+            }
+            Op::Add(..) => {
+                let mut sums: std::collections::BTreeMap<&[u8], i64> = Default::default();
+                for op in run {
+                    if let Op::Add(_, k, d) = op {
+                        *sums.entry(k).or_default() += d.iter().sum::<i64>();
+                    }
+                }
+                let keys: Vec<Vec<u8>> = sums.keys().map(|k| k.to_vec()).collect();
+                let deltas: Vec<i64> = sums.values().copied().collect();
+                self.execute(c, &sql.add_many, vec![P::ByteArrays(keys), P::Ints(deltas)])?;
+            }
+        }
+        Ok(())
+    }
+
     fn begin_on(&self, read_only_snapshot: bool) -> Result<Client> {
         let c = self.client()?;
         let begin = if read_only_snapshot {
@@ -420,6 +516,8 @@ enum P {
     Bytes(Vec<u8>),
     Int(i64),
     Val(Val),
+    ByteArrays(Vec<Vec<u8>>),
+    Ints(Vec<i64>),
 }
 
 impl P {
@@ -428,6 +526,8 @@ impl P {
             P::Bytes(b) => b,
             P::Int(n) => n,
             P::Val(v) => v.param(),
+            P::ByteArrays(v) => v,
+            P::Ints(v) => v,
         }
     }
 }
@@ -456,6 +556,7 @@ impl Kv for PgKv {
         Ok(Box::new(PgTxn {
             kv: self,
             c: Some(self.begin_on(false)?),
+            pending: Default::default(),
         }))
     }
 
@@ -463,6 +564,7 @@ impl Kv for PgKv {
         Ok(Box::new(PgTxn {
             kv: self,
             c: Some(self.begin_on(true)?),
+            pending: Default::default(),
         }))
     }
 
@@ -471,14 +573,13 @@ impl Kv for PgKv {
         let mut txn = PgTxn {
             kv: self,
             c: Some(c),
+            pending: Default::default(),
         };
         if !sync {
             let c = txn.client().clone();
             self.run(async move { c.batch_execute("SET LOCAL synchronous_commit = off").await })?;
         }
-        for op in ops {
-            self.apply_on(txn.client(), op)?;
-        }
+        self.apply_all(txn.client(), ops)?;
         txn.finish()
     }
 
@@ -525,7 +626,7 @@ impl Kv for PgKv {
     }
 }
 
-/// A session advisory lock; unlocked (in the background) when dropped.
+/// A session advisory lock, unlocked when dropped.
 struct HeldLock {
     c: Client,
     id: i64,
@@ -536,12 +637,16 @@ impl Drop for HeldLock {
     fn drop(&mut self) {
         let (c, id) = (self.c.clone(), self.id);
         // The connection goes back to the pool only after the unlock; if the unlock fails,
-        // the broken connection is discarded and its session's locks die with it.
+        // the broken connection is discarded and its session's locks die with it. The drop
+        // waits (briefly) for the unlock, so the lock is free once the guard is gone.
+        let (done, unlocked) = std::sync::mpsc::sync_channel(1);
         self.handle.spawn(async move {
             if let Err(e) = c.query("SELECT pg_advisory_unlock($1)", &[&id]).await {
                 tracing::warn!(error = %e, "releasing a catalog lock failed");
             }
+            let _ = done.send(());
         });
+        let _ = unlocked.recv_timeout(Duration::from_secs(5));
     }
 }
 
@@ -550,6 +655,9 @@ struct PgTxn<'a> {
     kv: &'a PgKv,
     /// `None` once committed.
     c: Option<Client>,
+    /// Writes not yet sent: sent together before the next read and at commit, so a
+    /// transaction's many small writes cost a few round trips.
+    pending: std::cell::RefCell<Vec<Op>>,
 }
 
 impl PgTxn<'_> {
@@ -557,7 +665,17 @@ impl PgTxn<'_> {
         self.c.as_ref().expect("transaction is open")
     }
 
+    /// Sends the buffered writes (before a read, which must see them, and at commit).
+    fn flush(&self) -> Result<()> {
+        let ops = std::mem::take(&mut *self.pending.borrow_mut());
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.kv.apply_all(self.client(), &ops)
+    }
+
     fn finish(&mut self) -> Result<()> {
+        self.flush()?;
         let c = self.c.take().expect("transaction is open");
         let c2 = c.clone();
         match self.kv.run(async move { c2.batch_execute("COMMIT").await }) {
@@ -582,14 +700,17 @@ impl Drop for PgTxn<'_> {
 
 impl KvRead for PgTxn<'_> {
     fn get(&self, fam: Family, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.flush()?;
         self.kv.get_on(self.client(), fam, key)
     }
 
     fn walk(&self, fam: Family, from: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+        self.flush()?;
         self.kv.walk_on(self.client(), fam, from, visit)
     }
 
     fn floor(&self, fam: Family, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.flush()?;
         self.kv.floor_on(self.client(), fam, key)
     }
 }
@@ -607,18 +728,24 @@ impl KvTxn for PgTxn<'_> {
     }
 
     fn put(&self, fam: Family, key: &[u8], value: &[u8]) -> Result<()> {
-        self.kv
-            .apply_on(self.client(), &Op::Put(fam, key.to_vec(), value.to_vec()))
+        self.pending
+            .borrow_mut()
+            .push(Op::Put(fam, key.to_vec(), value.to_vec()));
+        Ok(())
     }
 
     fn delete(&self, fam: Family, key: &[u8]) -> Result<()> {
-        self.kv
-            .apply_on(self.client(), &Op::Delete(fam, key.to_vec()))
+        self.pending
+            .borrow_mut()
+            .push(Op::Delete(fam, key.to_vec()));
+        Ok(())
     }
 
     fn add(&self, fam: Family, key: &[u8], deltas: &[i64]) -> Result<()> {
-        self.kv
-            .apply_on(self.client(), &Op::Add(fam, key.to_vec(), deltas.to_vec()))
+        self.pending
+            .borrow_mut()
+            .push(Op::Add(fam, key.to_vec(), deltas.to_vec()));
+        Ok(())
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
