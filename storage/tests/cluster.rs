@@ -21,6 +21,18 @@ fn node(shared: &std::path::Path, own: &std::path::Path) -> Option<Store> {
     Some(Store::open(cfg).unwrap())
 }
 
+/// Two nodes on one catalog and one pack prefix, each with a data directory of its own (the
+/// directories live as long as the first element); `None`, said, without the engines.
+fn two_nodes() -> Option<([tempfile::TempDir; 3], Store, Store)> {
+    let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
+    let Some(a) = node(dirs[0].path(), dirs[1].path()) else {
+        eprintln!("no PostgreSQL and object store given: cluster test skipped");
+        return None;
+    };
+    let b = node(dirs[0].path(), dirs[2].path()).unwrap();
+    Some((dirs, a, b))
+}
+
 fn opts() -> WriteOptions {
     WriteOptions {
         digests: DigestSet::MD5,
@@ -30,13 +42,9 @@ fn opts() -> WriteOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_blobs_through_the_catalog_and_the_object_store() {
-    let shared = tempfile::tempdir().unwrap();
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let Some(a) = node(shared.path(), dir_a.path()) else {
-        eprintln!("no PostgreSQL and object store given: cluster test skipped");
+    let Some((dirs, a, b)) = two_nodes() else {
         return;
     };
-    let b = node(shared.path(), dir_b.path()).unwrap();
 
     // Written on A, read on B (whose data directory holds no pack: ranged GETs).
     let one = pattern(1, 5 << 20);
@@ -50,7 +58,7 @@ async fn two_nodes_share_blobs_through_the_catalog_and_the_object_store() {
         one[1_000_000..1_065_536]
     );
     assert!(
-        std::fs::read_dir(dir_b.path().join("data/packs"))
+        std::fs::read_dir(dirs[2].path().join("data/packs"))
             .unwrap()
             .next()
             .is_none(),
@@ -117,13 +125,9 @@ async fn two_nodes_share_blobs_through_the_catalog_and_the_object_store() {
 /// repairing scrub is refused; once A lets go, B's run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_runs_on_one_node_at_a_time() {
-    let shared = tempfile::tempdir().unwrap();
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let Some(a) = node(shared.path(), dir_a.path()) else {
-        eprintln!("no PostgreSQL and object store given: cluster test skipped");
+    let Some((_dirs, a, b)) = two_nodes() else {
         return;
     };
-    let b = node(shared.path(), dir_b.path()).unwrap();
     let held = a.debug_hold_maintenance().await.unwrap();
     assert!(held.is_some());
     assert!(b.debug_hold_maintenance().await.unwrap().is_none());
