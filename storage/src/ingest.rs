@@ -88,12 +88,22 @@ impl Inner {
 
     /// The stored chunk with this name and length, if the index knows one and its pack record
     /// confirms the full name. Pins it first, so compaction keeps it from then on.
+    /// `prefetched`: the batch's index entries read together (a remote catalog), else `None`
+    /// and the index is asked now.
     fn find_chunk(
         self: &Arc<Self>,
         name: &ChunkId,
         raw_len: u32,
+        prefetched: Option<&HashMap<Vec<u8>, Vec<u8>>>,
     ) -> Result<Option<(ChunkNo, PinGuard)>> {
-        match self.indexed(index_key(name))? {
+        let key = index_key(name);
+        let indexed = match prefetched {
+            Some(entries) => entries
+                .get(&key[..])
+                .and_then(|v| crate::group::Reader(v).varint().map(ChunkNo)),
+            None => self.indexed(key)?,
+        };
+        match indexed {
             Some(no) => self.confirm_chunk(no, name, raw_len),
             None => Ok(None),
         }
@@ -166,22 +176,40 @@ impl Inner {
         let mut pins = PinGuard::empty(self);
         let mut start = 0;
         let mut previous: Option<ChunkNo> = None;
-        for end in ends {
-            let chunk = data.slice(start..end);
-            start = end;
-            if is_zero(&chunk) {
+        // Zero tests and names first; with a remote catalog, the batch's index entries are
+        // then read in one round trip (entries are hints either way: see `confirm_chunk`).
+        let named: Vec<(Bytes, Option<ChunkId>)> = ends
+            .iter()
+            .map(|&end| {
+                let chunk = data.slice(start..end);
+                start = end;
+                let name = (!is_zero(&chunk)).then(|| ChunkId::of(&chunk));
+                (chunk, name)
+            })
+            .collect();
+        let prefetched = match self.kv.batches_reads() {
+            true => {
+                let keys: Vec<Vec<u8>> = named
+                    .iter()
+                    .filter_map(|(_, n)| n.as_ref().map(|n| index_key(n).to_vec()))
+                    .collect();
+                Some(self.kv.get_many(Family::ChunkIndex, &keys)?)
+            }
+            false => None,
+        };
+        for (chunk, name) in named {
+            let Some(name) = name else {
                 seen.push(Seen::Zero(chunk.len() as u64));
                 previous = None;
                 continue;
-            }
-            let name = ChunkId::of(&chunk);
+            };
             let len = chunk.len() as u32;
             let mut found = match previous {
                 Some(p) => self.confirm_chunk(ChunkNo(p.0 + 1), &name, len)?,
                 None => None,
             };
             if found.is_none() {
-                found = self.find_chunk(&name, len)?;
+                found = self.find_chunk(&name, len, prefetched.as_ref())?;
             }
             match found {
                 Some((no, pin)) => {

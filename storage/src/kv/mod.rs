@@ -133,6 +133,27 @@ pub(crate) trait Kv: KvRead + Send + Sync {
     /// Bytes the catalog occupies on disk (after writing out buffered writes with `flush`).
     fn stored_bytes(&self, flush: bool) -> Result<u64>;
 
+    /// Whether reads are worth batching: each read is a network round trip (PostgreSQL),
+    /// not a lookup in local memory and disk.
+    fn batches_reads(&self) -> bool {
+        false
+    }
+
+    /// The values of those of `keys` that exist (one round trip where that matters).
+    fn get_many(
+        &self,
+        fam: Family,
+        keys: &[Vec<u8>],
+    ) -> Result<std::collections::HashMap<Vec<u8>, Vec<u8>>> {
+        let mut out = std::collections::HashMap::new();
+        for k in keys {
+            if let Some(v) = self.get(fam, k)? {
+                out.insert(k.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+
     /// A block of chunk group numbers reserved for this process, when the catalog is shared
     /// with other processes; `None` when this process is its only writer (it counts on from
     /// the highest number in use).

@@ -583,6 +583,27 @@ impl Kv for PgKv {
         txn.finish()
     }
 
+    fn batches_reads(&self) -> bool {
+        true
+    }
+
+    fn get_many(
+        &self,
+        fam: Family,
+        keys: &[Vec<u8>],
+    ) -> Result<std::collections::HashMap<Vec<u8>, Vec<u8>>> {
+        if keys.is_empty() {
+            return Ok(Default::default());
+        }
+        let c = self.client()?;
+        let sql = format!("SELECT k, v FROM {} WHERE k = ANY($1::bytea[])", table(fam));
+        let rows = self.query(&c, &sql, vec![P::ByteArrays(keys.to_vec())])?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, Vec<u8>>(0), read_value(fam, r, 1)))
+            .collect())
+    }
+
     fn group_block(&self) -> Result<Option<std::ops::Range<u64>>> {
         let c = self.client()?;
         let rows =
