@@ -26,7 +26,7 @@ librocksdb-sys = { version = "=${ver}", default-features = false, features = ["$
 debug = false
 TOML
 echo "building librocksdb.a ($key) into $out; this takes ~15 min once" >&2
-( cd "$scratch" && env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC NUM_JOBS=$(nproc) \
+( cd "$scratch" && env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC -u CARGO_TARGET_DIR NUM_JOBS=$(nproc) \
     cargo build --release --quiet >&2 )
 lib=$(ls -t "$scratch"/target/release/build/librocksdb-sys-*/out/librocksdb.a | head -1)
 mkdir -p "$out.tmp"; cp "$lib" "$out.tmp/librocksdb.a"
