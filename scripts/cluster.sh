@@ -5,8 +5,8 @@
 #   NODES (3)  CLUSTER_DIR (./var/cluster)  BASE_PORT (18080: node i serves S3 on
 #   BASE_PORT+10*i and the Images API on BASE_PORT+10*i+1)
 #
-# Until cross-node pins and leases land (storage/README.md, cluster mode), background
-# compaction is off on every node: run `glint gc` on one node while no node takes writes.
+# Every node compacts in the background (one at a time: the catalog's maintenance lock);
+# pins and read leases are catalog rows, so any node may write, read, delete or `glint gc`.
 source "$(dirname "$0")/env.sh"
 cd "$GLINT_ROOT"
 nodes=${NODES:-3} dir=${CLUSTER_DIR:-$GLINT_ROOT/var/cluster} base=${BASE_PORT:-18080}
@@ -58,7 +58,7 @@ s3_bind_port = $s3_port
 s3_access_key = GLINTADMIN
 s3_secret_key = glint-admin-secret
 s3_bootstrap_project = admin
-compact_delay_secs = 0
+compact_delay_secs = 30
 EOF
   "$CARGO_TARGET_DIR/release/glint" --config "$n/glance-api.conf" serve >"$n/glint.log" 2>&1 &
   pids+=($!)

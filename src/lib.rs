@@ -51,6 +51,9 @@ impl Running {
     }
 }
 
+/// How often a cluster node looks for operations of nodes that are gone.
+const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Opens the store, recovers what a previous process left mid-way, and starts both
 /// listeners and the background work under one owner.
 pub async fn start(
@@ -70,14 +73,14 @@ pub async fn start(
         tracing::info!(access_key = %access, project = %project, "bootstrap S3 key installed");
     }
     let stores = Arc::new(images::stores::Stores::open(store.clone(), &cfg).await?);
-    if cfg.database_connection.is_some() && !cfg.only_node {
+    let shared_catalog = cfg.database_connection.is_some() && !cfg.only_node;
+    if shared_catalog {
         // A shared catalog: uploads, imports and backend writes in progress may belong to
-        // other nodes, alive and well. Rolling them back needs to know whose they are and
-        // whether that node lives (cluster mode, storage/README.md: not built yet).
-        tracing::warn!(
-            "shared catalog: start-up recovery of interrupted image operations is skipped \
-             (they may be other nodes' work in progress; [glint] only_node = true if none \
-             shares it)"
+        // other nodes, alive and well. Each records its node, and the reaper (below) rolls
+        // back those whose node is gone.
+        tracing::info!(
+            "shared catalog: interrupted image operations are rolled back once their node is \
+             gone, not at start"
         );
     } else {
         stores.reconcile().await?;
@@ -123,6 +126,14 @@ pub async fn start(
     )?);
     let noauth = glance.noauth();
     let o = &cfg.glance;
+    if shared_catalog {
+        glance::recovery::spawn_reaper(
+            &background,
+            store.clone(),
+            cfg.glance.task_time_to_live,
+            REAP_EVERY,
+        );
+    }
     if o.delayed_delete && o.scrubber_wakeup_time > 0 {
         glance::scrubber::spawn_periodic(
             &background,

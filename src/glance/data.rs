@@ -253,6 +253,8 @@ async fn check_data_request(
 
 /// Moves the image from queued to `to` (409 from any other status).
 async fn begin(g: &Glance, id: &str, to: ImageStatus, need_formats: bool) -> Result<(), ApiError> {
+    // Whose operation this is, for a cluster whose other nodes may have to roll it back.
+    let worker = g.store.node_id().await?;
     update(g, id, move |r| {
         if !(r.status == ImageStatus::Queued && r.status.can_become(to)) {
             return Err(ApiError::new(
@@ -269,6 +271,7 @@ async fn begin(g: &Glance, id: &str, to: ImageStatus, need_formats: bool) -> Res
             ));
         }
         r.move_status(ImageStatus::Queued, to);
+        r.worker = worker;
         Ok(())
     })
     .await

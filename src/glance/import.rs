@@ -56,6 +56,8 @@ pub async fn start(
     let input =
         json!({"image_id": rec.id, "import_req": Value::Object(body.clone()), "backend": [null]});
     let mut task = TaskRecord::new("api_image_import", caller, Some(rec.id.clone()), input);
+    let worker = g.store.node_id().await?;
+    task.worker = worker;
     tasks::save(g, &task).await?;
     let task_id = task.id.clone();
     let from = rec.status;
@@ -74,6 +76,7 @@ pub async fn start(
             ));
         }
         r.extra.insert(LOCK.into(), task_id.clone());
+        r.worker = worker;
         r.extra.insert(IMPORTING.into(), to_stores.clone());
         r.extra.insert(FAILED.into(), String::new());
         Ok(())
@@ -783,8 +786,10 @@ pub async fn legacy_web_download(g: &Glance, image_id: &str, uri: &str) -> Resul
                 "URI for legacy import task does not pass filtering: {uri}"
             ))
         })?;
-    let image = update(g, image_id, |r| {
+    let worker = g.store.node_id().await?;
+    let image = update(g, image_id, move |r| {
         if r.move_status(ImageStatus::Queued, ImageStatus::Importing) {
+            r.worker = worker;
             Ok(())
         } else {
             Err(ApiError::new(

@@ -12,6 +12,14 @@
 //! - tasks still `pending` or `processing`: `failure`, with the reason.
 //!
 //! The engine's own recovery (chunks of unfinished writes) has run by then (`Store::open`).
+//!
+//! With a catalog shared by several nodes (cluster mode) an operation in progress may be a
+//! live node's, so nothing is rolled back at start. Instead each operation records its
+//! node (`worker`), and every node runs [`reap`] from time to time: what a node that is
+//! gone left mid-way is rolled back exactly as above.
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use glint_storage::{Catalog, Store, StoreError};
 
@@ -63,16 +71,116 @@ fn clear_data(r: &mut ImageRecord) {
     r.set_multihash(None);
 }
 
-/// Runs the pass over the main store's catalog.
+/// Whose operations a pass rolls back.
+#[derive(Clone)]
+enum Whose {
+    /// Every one: at start, with this process the catalog's only user.
+    All,
+    /// Those run by these nodes, found gone (cluster mode).
+    Nodes(Arc<HashSet<u64>>),
+}
+
+impl Whose {
+    fn covers(&self, worker: Option<u64>) -> bool {
+        match self {
+            Whose::All => true,
+            Whose::Nodes(dead) => worker.is_some_and(|w| dead.contains(&w)),
+        }
+    }
+}
+
+/// Runs the pass over the main store's catalog, at start, before anything runs.
 pub async fn recover(store: &Store, task_ttl_hours: u64) -> Result<Recovered, StoreError> {
+    roll_back(store, task_ttl_hours, Whose::All, "at start").await
+}
+
+/// Cluster mode, on every node from time to time: rolls back the operations whose node is
+/// gone (a node that dies mid-upload leaves its image `saving`; any live node puts it
+/// back to `queued`, and fails its import tasks, as a restart would on one node).
+pub async fn reap(store: &Store, task_ttl_hours: u64) -> Result<Recovered, StoreError> {
+    let images = repo::all(store).await?;
+    let tasks = running_tasks(store).await?;
+    let workers: HashSet<u64> = images
+        .iter()
+        .filter(|r| settle(&mut (*r).clone()).is_some())
+        .filter_map(|r| r.worker)
+        .chain(tasks.iter().filter_map(|(_, t)| t.worker))
+        .collect();
+    let mut dead = HashSet::new();
+    for w in workers {
+        if !store.node_alive(w).await? {
+            dead.insert(w);
+        }
+    }
+    if dead.is_empty() {
+        return Ok(Recovered::default());
+    }
+    roll_back(
+        store,
+        task_ttl_hours,
+        Whose::Nodes(Arc::new(dead)),
+        "after its node died",
+    )
+    .await
+}
+
+/// Runs [`reap`] every `every` until the server stops.
+pub fn spawn_reaper(
+    background: &crate::shutdown::Background,
+    store: Store,
+    task_ttl_hours: u64,
+    every: std::time::Duration,
+) {
+    let bg = background.clone();
+    background.spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = bg.stopping() => return,
+            }
+            match reap(&store, task_ttl_hours).await {
+                Ok(r) if !r.is_empty() => tracing::warn!(?r, "rolled back operations of nodes that are gone"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "looking for operations of nodes that are gone failed"),
+            }
+        }
+    });
+}
+
+async fn running_tasks(store: &Store) -> Result<Vec<(Vec<u8>, TaskRecord)>, StoreError> {
+    let rows = store
+        .scan(Catalog::Tasks, Vec::new(), None, usize::MAX)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, serde_json::from_slice::<TaskRecord>(&v).ok()?)))
+        .filter(|(_, t)| t.is_running())
+        .collect())
+}
+
+async fn roll_back(
+    store: &Store,
+    task_ttl_hours: u64,
+    whose: Whose,
+    when: &'static str,
+) -> Result<Recovered, StoreError> {
     let mut out = Recovered::default();
     for rec in repo::all(store).await? {
+        if !whose.covers(rec.worker) {
+            continue;
+        }
         let id = rec.id.clone();
+        let whose = whose.clone();
         let kind = store
             .transact(move |tx| {
                 let Some(mut r) = repo::read_locked(tx, &id)? else {
                     return Ok(None);
                 };
+                // Under the lock: still the same operation of a node found gone.
+                if !whose.covers(r.worker) {
+                    return Ok(None);
+                }
                 let Some((kind, staged)) = settle(&mut r) else {
                     return Ok(None);
                 };
@@ -90,28 +198,39 @@ pub async fn recover(store: &Store, task_ttl_hours: u64) -> Result<Recovered, St
             Kind::Import => (&mut out.imports_failed, "import"),
         };
         *counter += 1;
-        tracing::warn!(image = %rec.id, what, "an interrupted operation was rolled back at start");
+        tracing::warn!(image = %rec.id, what, when, "an interrupted operation was rolled back");
     }
-    let rows = store
-        .scan(Catalog::Tasks, Vec::new(), None, usize::MAX)
-        .await?;
-    for (key, value) in rows {
-        let Ok(mut task) = serde_json::from_slice::<TaskRecord>(&value) else {
-            continue;
-        };
-        if !task.is_running() {
+    for (key, task) in running_tasks(store).await? {
+        if !whose.covers(task.worker) {
             continue;
         }
-        task.set_status(
-            "failure",
-            "The task was interrupted: the server stopped before it finished.",
-            task_ttl_hours,
-        );
-        let value = serde_json::to_vec(&task).expect("serializable");
-        store
-            .transact(move |tx| tx.put(Catalog::Tasks, &key, &value))
+        let whose = whose.clone();
+        let failed = store
+            .transact(move |tx| {
+                // Under the lock: still running, still the gone node's.
+                let Some(value) = tx.get_for_update(Catalog::Tasks, &key)? else {
+                    return Ok(false);
+                };
+                let Ok(mut task) = serde_json::from_slice::<TaskRecord>(&value) else {
+                    return Ok(false);
+                };
+                if !task.is_running() || !whose.covers(task.worker) {
+                    return Ok(false);
+                }
+                task.set_status(
+                    "failure",
+                    "The task was interrupted: the server running it stopped before it finished.",
+                    task_ttl_hours,
+                );
+                let value = serde_json::to_vec(&task).expect("serializable");
+                tx.put(Catalog::Tasks, &key, &value)?;
+                Ok(true)
+            })
             .await?;
-        out.tasks_failed += 1;
+        out.tasks_failed += usize::from(failed);
+        if failed {
+            tracing::warn!(task = %task.id, when, "an interrupted task was failed");
+        }
     }
     Ok(out)
 }

@@ -32,6 +32,10 @@ pub struct TaskRecord {
     pub expires_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Cluster mode: the node running the task, so that another node fails it once that
+    /// node is gone (glance/recovery.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<u64>,
 }
 
 impl TaskRecord {
@@ -47,6 +51,7 @@ impl TaskRecord {
             user_id: caller.user.clone(),
             input,
             result: None,
+            worker: None,
             message: String::new(),
             expires_at: None,
             created_at: stamp.clone(),
@@ -309,6 +314,7 @@ async fn create(g: &Arc<Glance>, caller: &Caller, incoming: RequestBody) -> ApiR
         .unwrap_or_default();
     let image = super::image::create_record(g, caller, &props).await?;
     let mut task = TaskRecord::new("import", caller, Some(image.id.clone()), input.clone());
+    task.worker = g.store.node_id().await?;
     save(g, &task).await?;
     let g2 = g.clone();
     let uri = from.to_string();

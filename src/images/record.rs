@@ -64,6 +64,11 @@ pub struct ImageRecord {
     /// Further copies in other backends (copy-image), in the order they were made.
     #[serde(default)]
     pub copies: Vec<StoredCopy>,
+    /// Cluster mode: the node running this image's upload, stage or import
+    /// (`Store::node_id`), so that another node rolls it back once that node is gone
+    /// (glance/recovery.rs). Only read while such an operation is under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -132,6 +137,7 @@ impl ImageRecord {
             blob: None,
             members: Vec::new(),
             staged: None,
+            worker: None,
             deleted_at: None,
             store: None,
             copies: Vec::new(),

@@ -107,6 +107,13 @@ impl Inner {
         // Choose from a first survey; then seal the chosen packs (no ingest appends to them
         // again), skip those an uncommitted write still pins, and survey again: only groups
         // committed before that second survey can live in a sealed, unpinned pack.
+        // Deletes deferred for readers: with a shared catalog, those whose readers' nodes
+        // are gone are finished here (a live node's last reader finishes its own).
+        if self.node.is_some() {
+            for id in self.doomed_blobs()? {
+                self.finish_doomed(id)?;
+            }
+        }
         let first = self.survey()?;
         let sizes: HashMap<u64, u64> = self.packs.sizes()?.into_iter().collect();
         let mut chosen = Vec::new();
@@ -124,6 +131,10 @@ impl Inner {
         chosen.retain(|&p| {
             self.packs.seal(p) && !self.with_pins(|pins| pins.contains_key(&PinKey::Pack(p)))
         });
+        // Packs other nodes are still writing carry their writers' pins (cluster.rs).
+        if let Some(node) = &self.node {
+            chosen = self.unpinned_packs(node, chosen)?;
+        }
         if chosen.is_empty() {
             return Ok(report);
         }
@@ -167,6 +178,7 @@ impl Inner {
         // Copy, group by group in slot order, so each new group is contiguous.
         let mut writer = None;
         let mut new_entry = None;
+        let mut new_pin = crate::store::PinGuard::empty(self);
         let mut copied = 0u64;
         let mut moved: Vec<Option<u64>> = Vec::with_capacity(groups.len());
         let mut names: Vec<Vec<Option<IndexKey>>> = Vec::with_capacity(groups.len());
@@ -197,6 +209,7 @@ impl Inner {
                     Some(w) => w,
                     None => {
                         let lent = self.packs.lend_new()?;
+                        new_pin.pin_pack(lent.writer.id)?;
                         new_entry = lent.new_entry;
                         writer.insert(lent.writer)
                     }
@@ -217,12 +230,19 @@ impl Inner {
         }
 
         let txn = self.kv.begin()?;
+        self.check_pins(&*txn, &new_pin.rows)?;
         let mut dropped: Vec<ChunkNo> = Vec::new();
         for (((g, keep), first), names) in groups.iter().zip(&keep).zip(&moved).zip(&names) {
             let counts = txn
                 .get_locked(Family::GroupRefs, &group_key(g.id), true)?
                 .map(|v| decode_counts(&v))
                 .unwrap_or_default();
+            // A writer on some node is about to reference this group: the pack waits.
+            if let Some(node) = &self.node {
+                if self.group_pinned_in_catalog(node, &*txn, g.id)? {
+                    return Ok(None);
+                }
+            }
             let mut slots: Vec<Slot> = g.loc.slots.clone();
             for (i, slot) in slots.iter_mut().enumerate() {
                 if slot.gone || keep[i] {

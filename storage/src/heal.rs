@@ -169,6 +169,11 @@ impl Inner {
             return Ok(0);
         }
         let lent = self.packs.lend_new()?;
+        let mut pin = crate::store::PinGuard::empty(self);
+        if let Err(e) = pin.pin_pack(lent.writer.id) {
+            self.packs.retire(lent.writer);
+            return Err(e);
+        }
         let mut w = lent.writer;
         let first = w.append_raw(&records.concat())?;
         self.packs.make_durable(&mut w, lent.new_entry.as_deref())?;
@@ -176,6 +181,7 @@ impl Inner {
         self.packs.retire(w);
 
         let txn = self.kv.begin()?;
+        self.check_pins(&*txn, &pin.rows)?;
         if txn
             .get_locked(Family::Groups, &group_key(group), true)?
             .as_deref()

@@ -34,7 +34,7 @@ use crate::ids::{BlobId, ChunkId};
 use crate::kv::{Family, Op};
 use crate::manifest::{push_extent, Extent};
 use crate::pack::{self, Encoded, RecordHeader, RECORD_HEADER};
-use crate::store::{Inner, PinGuard, PinKey, Store};
+use crate::store::{Inner, PinGuard, Store};
 use crate::write::{is_zero, StagedBlob, WriteOptions};
 
 /// Bytes of whole chunks handed to one examine task.
@@ -95,7 +95,8 @@ impl Inner {
         name: &ChunkId,
         raw_len: u32,
         prefetched: Option<&HashMap<Vec<u8>, Vec<u8>>>,
-    ) -> Result<Option<(ChunkNo, PinGuard)>> {
+        pins: &mut PinGuard,
+    ) -> Result<Option<ChunkNo>> {
         let key = index_key(name);
         let indexed = match prefetched {
             Some(entries) => entries
@@ -104,20 +105,21 @@ impl Inner {
             None => self.indexed(key)?,
         };
         match indexed {
-            Some(no) => self.confirm_chunk(no, name, raw_len),
+            Some(no) => self.confirm_chunk(no, name, raw_len, pins),
             None => Ok(None),
         }
     }
 
     /// Chunk `no`, if its record holds the chunk with this name and length (sound): pinned
-    /// before its location is read, so compaction keeps it from then on.
+    /// into `pins` before its location is read, so compaction keeps it from then on.
     fn confirm_chunk(
         self: &Arc<Self>,
         no: ChunkNo,
         name: &ChunkId,
         raw_len: u32,
-    ) -> Result<Option<(ChunkNo, PinGuard)>> {
-        let pin = self.pin_key(PinKey::No(no));
+        pins: &mut PinGuard,
+    ) -> Result<Option<ChunkNo>> {
+        pins.pin_chunk(no)?;
         let Some(at) = self.locate_chunk(no)? else {
             return Ok(None);
         };
@@ -148,7 +150,7 @@ impl Inner {
                     self.damage.note(index_key(name), damaged(Some(rh.name)));
                     return Ok(None);
                 }
-                Ok(Some((no, pin)))
+                Ok(Some(no))
             }
             // A damaged header where the index points: the record is known by the index key,
             // its length and its CRC (heal.rs).
@@ -205,15 +207,14 @@ impl Inner {
             };
             let len = chunk.len() as u32;
             let mut found = match previous {
-                Some(p) => self.confirm_chunk(ChunkNo(p.0 + 1), &name, len)?,
+                Some(p) => self.confirm_chunk(ChunkNo(p.0 + 1), &name, len, &mut pins)?,
                 None => None,
             };
             if found.is_none() {
-                found = self.find_chunk(&name, len, prefetched.as_ref())?;
+                found = self.find_chunk(&name, len, prefetched.as_ref(), &mut pins)?;
             }
             match found {
-                Some((no, pin)) => {
-                    pins.absorb(pin);
+                Some(no) => {
                     seen.push(Seen::Known(no, len));
                     previous = Some(no);
                 }
@@ -230,8 +231,7 @@ impl Inner {
             };
             if let Seen::Unknown(chunk, name) = &seen[i] {
                 let len = chunk.len() as u32;
-                if let Some((no, pin)) = self.confirm_chunk(before, name, len)? {
-                    pins.absorb(pin);
+                if let Some(no) = self.confirm_chunk(before, name, len, &mut pins)? {
                     seen[i] = Seen::Known(no, len);
                 }
             }
@@ -353,8 +353,10 @@ impl Appender {
         }
         if self.writer.is_none() {
             let lent = self.inner.packs.lend()?;
-            self.pins
-                .absorb(self.inner.pin_key(PinKey::Pack(lent.writer.id)));
+            if let Err(e) = self.pins.pin_pack(lent.writer.id) {
+                self.inner.packs.give_back(lent.writer);
+                return Err(e);
+            }
             if let Some(d) = lent.new_entry {
                 self.new_pack_dirs.push(d);
             }

@@ -98,29 +98,53 @@ impl Leases {
     }
 }
 
-/// Held by a read for as long as it runs.
+/// Held by a read for as long as it runs. With a shared catalog it is a catalog row too
+/// (cluster.rs), so that deletes on other nodes wait for it.
 pub(crate) struct ReadLease {
     inner: Arc<Inner>,
     id: BlobId,
+    row: Option<Vec<u8>>,
 }
 
 impl ReadLease {
+    /// Blocking with a shared catalog (a catalog transaction).
     pub(crate) fn acquire(inner: &Arc<Inner>, id: BlobId) -> Result<ReadLease> {
         inner.leases.acquire(id)?;
-        Ok(ReadLease {
+        let mut lease = ReadLease {
             inner: inner.clone(),
             id,
-        })
+            row: None,
+        };
+        if let Some(node) = &inner.node {
+            lease.row = Some(inner.lease_in_catalog(node, id)?);
+        }
+        Ok(lease)
     }
 }
 
 impl Drop for ReadLease {
     fn drop(&mut self) {
-        if !self.inner.leases.release(self.id) {
+        let last_of_doomed = self.inner.leases.release(self.id);
+        let row = self.row.take();
+        if !last_of_doomed && row.is_none() {
             return;
         }
         let id = self.id;
         self.inner.in_background(move |inner| {
+            let doomed = match row {
+                // The row goes first: whoever removes the last lease sees the blob doomed.
+                Some(row) => match inner.release_in_catalog(id, row) {
+                    Ok(doomed) => doomed,
+                    Err(e) => {
+                        tracing::warn!(blob = %id, error = %e, "dropping a read lease from the catalog failed; it goes when this node does");
+                        false
+                    }
+                },
+                None => false,
+            };
+            if !(last_of_doomed || doomed) {
+                return;
+            }
             if let Err(e) = inner.finish_doomed(id) {
                 tracing::warn!(blob = %id, error = %e, "finishing a deferred delete failed; the next open retries");
             }

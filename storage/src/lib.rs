@@ -17,6 +17,7 @@ mod bridge;
 mod bufpool;
 mod catalog;
 pub mod cdc;
+mod cluster;
 mod compact;
 mod datadirs;
 mod digest;

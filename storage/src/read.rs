@@ -51,11 +51,13 @@ impl Store {
         range: Option<Range<u64>>,
     ) -> Result<(BlobInfo, BlobReader)> {
         // The lease first: a delete that commits after it waits for this read to end.
-        let lease = ReadLease::acquire(&self.inner, id)?;
         let inner = self.inner.clone();
-        let info = tokio::task::spawn_blocking(move || inner.blob_info(id))
-            .await??
-            .ok_or(StoreError::BlobNotFound(id))?;
+        let (lease, info) = tokio::task::spawn_blocking(move || {
+            let lease = ReadLease::acquire(&inner, id)?;
+            Ok::<_, StoreError>((lease, inner.blob_info(id)?))
+        })
+        .await??;
+        let info = info.ok_or(StoreError::BlobNotFound(id))?;
         let range = range.unwrap_or(0..info.size);
         if range.start > range.end || range.end > info.size {
             return Err(StoreError::InvalidRange {

@@ -182,6 +182,9 @@ pub(crate) struct Inner {
     compaction_scheduled: AtomicBool,
     /// Format v2 records known to be damaged, waiting for a good copy (heal.rs).
     pub damage: crate::heal::DamageMap,
+    /// With a shared catalog: this node, whose pins and leases are catalog rows as well
+    /// (cluster.rs).
+    pub node: Option<crate::cluster::Node>,
 }
 
 /// The blob engine. Cheap to clone; all clones share one catalog and set of data directories.
@@ -294,12 +297,10 @@ impl Store {
             true,
         )?;
 
-        if cfg.catalog_url.is_some() && cfg.compact_delay.is_some() {
-            tracing::warn!(
-                "background compaction is on with a shared catalog: safe only while this is \
-                 the only node writing (cross-node pins are not built yet; see storage/README.md)"
-            );
-        }
+        let node = match kv.shared() {
+            true => Some(crate::cluster::Node::join(&*kv)?),
+            false => None,
+        };
         let remote = match &cfg.pack_store {
             Some(p) => Some(crate::remote::RemotePacks::open(p)?),
             None => None,
@@ -321,6 +322,7 @@ impl Store {
                 pins: Mutex::new(HashMap::new()),
                 pending_reclaims: AtomicUsize::new(0),
                 leases: Leases::default(),
+                node,
             }),
         };
         let mut report = RecoveryReport {
@@ -328,9 +330,9 @@ impl Store {
             ..Default::default()
         };
         // Deletes deferred for readers of the previous run: none of those readers is left.
-        // A shared catalog's deferred deletes may wait for readers on other nodes, which this
-        // node cannot see (until leases are catalog rows: storage/README.md, cluster mode).
-        if store.inner.cfg.catalog_url.is_none() {
+        // A shared catalog's may wait for readers on other nodes: the maintenance pass
+        // finishes those once their readers are gone (compact.rs).
+        if store.inner.node.is_none() {
             for id in store.inner.doomed_blobs()? {
                 store.inner.finish_doomed(id)?;
                 report.deferred_deletes_finished += 1;
@@ -417,6 +419,38 @@ impl Store {
     pub async fn debug_hold_maintenance(&self) -> Result<Option<impl Send>> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || inner.kv.singleton(crate::compact::MAINTENANCE)).await?
+    }
+
+    /// This process's node id when it shares its catalog with others (cluster mode), for
+    /// front ends to record who runs an operation; `None` on the embedded catalog.
+    pub async fn node_id(&self) -> Result<Option<u64>> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || match &inner.node {
+            Some(node) => node.id(&*inner.kv).map(Some),
+            None => Ok(None),
+        })
+        .await?
+    }
+
+    /// Whether the node with this id still runs (its catalog session holds its liveness
+    /// lock). Always true on the embedded catalog, where this process is the only node.
+    pub async fn node_alive(&self, id: u64) -> Result<bool> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || match &inner.node {
+            Some(node) => node.alive(&*inner.kv, id),
+            None => Ok(true),
+        })
+        .await?
+    }
+
+    /// Gives up this node's liveness lock, as a node whose catalog session was lost does:
+    /// other nodes then presume it dead and may clear its pins and leases. For the fencing
+    /// test; the node takes a new id at its next pin or lease.
+    #[doc(hidden)]
+    pub fn debug_lose_liveness(&self) {
+        if let Some(node) = &self.inner.node {
+            node.debug_lose_liveness();
+        }
     }
 
     /// Adds `delta` to a chunk's reference count, bypassing every invariant. Only for tests
@@ -528,7 +562,7 @@ impl Inner {
     }
 
     /// Blobs whose delete waits for their readers (the `doomed` column family; usually empty).
-    fn doomed_blobs(&self) -> Result<Vec<BlobId>> {
+    pub(crate) fn doomed_blobs(&self) -> Result<Vec<BlobId>> {
         let mut ids = Vec::new();
         self.kv.walk(Family::Doomed, &[], &mut |k, _| {
             ids.extend(BlobId::from_key(k));
@@ -571,6 +605,8 @@ impl Inner {
     pub fn pin_key(self: &Arc<Self>, key: PinKey) -> PinGuard {
         *self.pins.lock().expect("pins").entry(key).or_insert(0) += 1;
         PinGuard {
+            rows: Vec::new(),
+            groups: Default::default(),
             inner: self.clone(),
             ids: vec![key],
         }
@@ -688,6 +724,10 @@ impl Drop for Inner {
 pub(crate) struct PinGuard {
     inner: Arc<Inner>,
     ids: Vec<PinKey>,
+    /// With a shared catalog: the same pins as catalog rows (cluster.rs), and the groups
+    /// they cover.
+    pub(crate) rows: Vec<crate::cluster::PinRow>,
+    groups: std::collections::HashSet<u64>,
 }
 
 /// What a pin holds: a v1 chunk file, a v2 chunk (by number), or a v2 pack an ingest wrote
@@ -702,18 +742,55 @@ pub(crate) enum PinKey {
 impl PinGuard {
     pub fn absorb(&mut self, mut other: PinGuard) {
         self.ids.append(&mut std::mem::take(&mut other.ids));
+        self.rows.append(&mut std::mem::take(&mut other.rows));
+        self.groups.extend(other.groups.drain());
     }
 
     pub fn empty(inner: &Arc<Inner>) -> PinGuard {
         PinGuard {
             inner: inner.clone(),
             ids: Vec::new(),
+            rows: Vec::new(),
+            groups: Default::default(),
         }
+    }
+
+    /// Pins v2 chunk `no` for this write: in memory, and with a shared catalog its group as
+    /// a catalog row (once per group per guard). Call before reading where the chunk is.
+    pub fn pin_chunk(&mut self, no: crate::group::ChunkNo) -> Result<()> {
+        let pin = self.inner.pin_key(PinKey::No(no));
+        self.absorb(pin);
+        if let Some(node) = &self.inner.node {
+            if self.groups.insert(no.group()) {
+                let rows = self.inner.pin_groups_in_catalog(node, &[no.group()])?;
+                self.rows.extend(rows);
+            }
+        }
+        Ok(())
+    }
+
+    /// Pins a pack this write creates, before anything can upload it.
+    pub fn pin_pack(&mut self, pack: u64) -> Result<()> {
+        let pin = self.inner.pin_key(PinKey::Pack(pack));
+        self.absorb(pin);
+        if let Some(node) = &self.inner.node {
+            let rows = self.inner.pin_pack_in_catalog(node, pack)?;
+            self.rows.extend(rows);
+        }
+        Ok(())
     }
 }
 
 impl Drop for PinGuard {
     fn drop(&mut self) {
+        if !self.rows.is_empty() {
+            let rows = std::mem::take(&mut self.rows);
+            self.inner.in_background(move |inner| {
+                if let Err(e) = inner.unpin_in_catalog(&rows) {
+                    tracing::warn!(error = %e, "dropping pins from the catalog failed; they go when this node does");
+                }
+            });
+        }
         if self.ids.is_empty() {
             return;
         }

@@ -182,6 +182,8 @@ impl<'a> Tx<'a> {
         {
             return Err(StoreError::AlreadyCommitted(staged.id));
         }
+        // With a shared catalog: the pins this write took must all still be there.
+        self.inner.check_pins(&*self.txn, &staged._pins.rows)?;
         for (g, loc) in &staged.groups {
             self.txn
                 .put(Family::Groups, &group_key(*g), &loc.encode())?;
@@ -221,6 +223,14 @@ impl<'a> Tx<'a> {
     pub fn delete_blob(&mut self, id: BlobId) -> Result<()> {
         if self.txn.get_locked(Family::Blobs, &id.0, true)?.is_none() {
             return Err(StoreError::BlobNotFound(id));
+        }
+        // A reader on any node (this one included) holds a lease row: the last reader,
+        // or the maintenance pass once the readers' nodes are gone, finishes the delete.
+        if let Some(node) = &self.inner.node {
+            if self.inner.leased_in_catalog(node, &*self.txn, id)? {
+                self.txn.put(Family::Doomed, &id.0, &[])?;
+                return Ok(());
+            }
         }
         if self.inner.leases.begin_delete(id) {
             self.txn.put(Family::Doomed, &id.0, &[])?;

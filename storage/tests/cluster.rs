@@ -144,3 +144,138 @@ async fn maintenance_runs_on_one_node_at_a_time() {
     assert!(!r.busy_elsewhere, "{r:?}");
     assert!(b.scrub(repair).await.unwrap().is_clean());
 }
+
+const SCRUB: glint_storage::ScrubOptions = glint_storage::ScrubOptions {
+    verify_data: true,
+    repair: false,
+    grace: std::time::Duration::ZERO,
+};
+
+/// Compaction over every pack (threshold above 1: even fully live packs are rewritten, so
+/// every group moves and every dead chunk goes).
+const EVERYTHING: f64 = 1.01;
+
+/// Writers on node A store, again and again, the bytes of a blob that node B deletes and
+/// then compacts away at the same moment. Whatever the interleaving, A's new blob must read
+/// back byte for byte on both nodes: its dedup hits either pinned the old chunks before B's
+/// compaction decided (the pack waits) or found them gone (stored afresh). Scrub is clean
+/// after every round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_and_deleters_race_across_nodes() {
+    let Some((_dirs, a, b)) = two_nodes() else {
+        return;
+    };
+    let rounds: u64 = std::env::var("GLINT_RACE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let data = pattern(7, 3 << 20);
+    let staged = a.write_bytes(data.clone(), opts()).await.unwrap();
+    let mut old = a.commit(staged).await.unwrap();
+    for round in 0..rounds {
+        let deleter = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                b.delete(old).await.unwrap();
+                // Stagger against the writer differently every round.
+                tokio::time::sleep(std::time::Duration::from_millis(round % 4 * 7)).await;
+                b.compact(EVERYTHING).await.unwrap()
+            })
+        };
+        let writer = {
+            let (a, data) = (a.clone(), data.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(round % 3 * 5)).await;
+                let staged = a.write_bytes(data, opts()).await.unwrap();
+                a.commit(staged).await
+            })
+        };
+        deleter.await.unwrap();
+        // A commit may only fail as fenced (never here: both nodes live) — so it must not.
+        let new = writer.await.unwrap().unwrap();
+        assert_eq!(
+            a.read_to_vec(new, None).await.unwrap(),
+            data,
+            "round {round}"
+        );
+        assert_eq!(
+            b.read_to_vec(new, None).await.unwrap(),
+            data,
+            "round {round}"
+        );
+        // And nothing is lost once every pass has had its say.
+        b.compact(EVERYTHING).await.unwrap();
+        assert_eq!(
+            b.read_to_vec(new, None).await.unwrap(),
+            data,
+            "round {round}"
+        );
+        let r = a.scrub(SCRUB).await.unwrap();
+        assert!(r.is_clean(), "round {round}: {r:?}");
+        old = new;
+    }
+}
+
+/// A download streaming on node B survives a delete and a compaction on node A: B's lease
+/// row defers the delete, and the last reader finishes it, after which compaction reclaims
+/// the bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_on_one_node_outlives_a_delete_on_another() {
+    use futures::StreamExt;
+    let Some((_dirs, a, b)) = two_nodes() else {
+        return;
+    };
+    for round in 0..4u64 {
+        let data = pattern(50 + round, 6 << 20);
+        let staged = a.write_bytes(data.clone(), opts()).await.unwrap();
+        let id = a.commit(staged).await.unwrap();
+        let (_, mut reader) = b.read(id, None).await.unwrap();
+        let mut got = reader.next().await.unwrap().unwrap().to_vec();
+        a.delete(id).await.unwrap();
+        // Gone for everyone else at once…
+        assert!(a.read_to_vec(id, None).await.is_err());
+        assert!(b.read_to_vec(id, None).await.is_err());
+        let r = a.compact(EVERYTHING).await.unwrap();
+        assert!(!r.busy_elsewhere);
+        // …yet the running download reads every byte.
+        while let Some(piece) = reader.next().await {
+            got.extend_from_slice(&piece.unwrap());
+        }
+        assert_eq!(got.len(), data.len(), "round {round}");
+        assert!(
+            got == data,
+            "round {round}: the download changed under a delete"
+        );
+        drop(reader);
+        b.settle().await;
+        // The delete finished when the download did: compaction now reclaims everything.
+        a.compact(EVERYTHING).await.unwrap();
+        assert_eq!(a.usage(false).await.unwrap().blobs, 0, "round {round}");
+    }
+    assert_eq!(a.usage(false).await.unwrap().pack_bytes, 0);
+    assert!(a.scrub(SCRUB).await.unwrap().is_clean());
+}
+
+/// Fencing: a node presumed dead (its catalog session lost) has its pins cleared by
+/// compaction elsewhere, so its write in flight must fail at commit rather than reference a
+/// pack that compaction removed; the node then rejoins and writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_presumed_dead_cannot_commit_what_compaction_removed() {
+    let Some((_dirs, a, b)) = two_nodes() else {
+        return;
+    };
+    let data = pattern(90, 2 << 20);
+    let staged = b.write_bytes(data.clone(), opts()).await.unwrap();
+    b.debug_lose_liveness();
+    // A sees B's pack pinned by a dead node: the pins go, and so does the pack.
+    let r = a.compact(EVERYTHING).await.unwrap();
+    assert!(r.packs_removed >= 1, "{r:?}");
+    let err = b.commit(staged).await.unwrap_err();
+    assert!(err.is_transient(), "fenced commits fail retryably: {err}");
+    // Rejoined under a new id, B writes and both nodes read.
+    let staged = b.write_bytes(data.clone(), opts()).await.unwrap();
+    let id = b.commit(staged).await.unwrap();
+    a.compact(EVERYTHING).await.unwrap();
+    assert_eq!(a.read_to_vec(id, None).await.unwrap(), data);
+    assert!(a.scrub(SCRUB).await.unwrap().is_clean());
+}

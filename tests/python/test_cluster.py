@@ -45,7 +45,10 @@ def nodes():
         proc, root, _ = start_glint(dict(shared, **{
             "DEFAULT": {"bind_port": glance_port},
             "glint": {"s3_bind_port": s3_port, "s3_access_key": AK, "s3_secret_key": SK,
-                      "s3_bootstrap_project": "pytest", "compact_delay_secs": 0},
+                      "s3_bootstrap_project": "pytest",
+                      # Every node compacts soon after deletes: the cross-node pins are what
+                      # keep that safe while the others write and read.
+                      "compact_delay_secs": 1},
         }), s3_port, f"node{i}")
         started.append((proc, {
             "s3": boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}",
@@ -184,3 +187,46 @@ def test_a_node_restarting_leaves_another_nodes_upload_alone(nodes):
     assert result.get("status") == 204
     status, got = glance(c, "GET", f"/v2/images/{image['id']}/file")
     assert status == 200 and got == data
+
+
+def test_an_upload_whose_node_dies_is_rolled_back_by_the_others(nodes):
+    """A node killed mid-upload leaves its image `saving`; the other nodes notice that its
+    node is gone (its catalog session, and with it its liveness lock, died with it) and put
+    the image back to `queued`, after which an upload through another node succeeds."""
+    a, b, c = nodes
+    status, body = glance(a, "POST", "/v2/images",
+                          {"name": "orphan", "disk_format": "raw", "container_format": "bare"})
+    image = json.loads(body)
+    conn = http.client.HTTPConnection("127.0.0.1", a["glance_port"], timeout=60)
+    conn.putrequest("PUT", f"/v2/images/{image['id']}/file")
+    conn.putheader("X-Auth-Token", "user:pytest:member")
+    conn.putheader("Content-Type", "application/octet-stream")
+    conn.putheader("Content-Length", str(8 << 20))
+    conn.endheaders()
+    conn.send(os.urandom(1 << 20))
+    for _ in range(50):
+        if json.loads(glance(b, "GET", f"/v2/images/{image['id']}")[1])["status"] == "saving":
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the upload never started saving")
+    a["proc"].kill()
+    a["proc"].wait(timeout=10)
+    conn.close()
+    # The reapers look every 10 s.
+    for _ in range(300):
+        shown = json.loads(glance(c, "GET", f"/v2/images/{image['id']}")[1])
+        if shown["status"] == "queued":
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the dead node's upload was never rolled back: {shown['status']}")
+    assert shown["size"] is None and shown["checksum"] is None
+    data = os.urandom(2 << 20)
+    status, _ = glance(b, "PUT", f"/v2/images/{image['id']}/file", data,
+                       "application/octet-stream")
+    assert status == 204
+    status, got = glance(c, "GET", f"/v2/images/{image['id']}/file")
+    assert status == 200 and got == data
+    # The fixture stops what is left; A is gone already.
+    a["proc"] = subprocess.Popen(["true"])

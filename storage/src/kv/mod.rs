@@ -37,11 +37,15 @@ pub(crate) enum Family {
     GroupRefs,
     /// Format v2 dedup index: name prefix → chunk number.
     ChunkIndex,
+    /// Cluster mode: what a node's in-flight writes hold (cluster.rs).
+    Pins,
+    /// Cluster mode: blobs being read, by node (cluster.rs).
+    Leases,
     Front(Catalog),
 }
 
 impl Family {
-    pub(crate) const ENGINE: [Family; 8] = [
+    pub(crate) const ENGINE: [Family; 10] = [
         Family::Blobs,
         Family::Manifests,
         Family::Chunks,
@@ -50,6 +54,8 @@ impl Family {
         Family::Groups,
         Family::GroupRefs,
         Family::ChunkIndex,
+        Family::Pins,
+        Family::Leases,
     ];
 
     /// Every family, engine first.
@@ -70,6 +76,8 @@ impl Family {
             Family::Groups => "groups",
             Family::GroupRefs => "group_refs",
             Family::ChunkIndex => "chunk_index",
+            Family::Pins => "pins",
+            Family::Leases => "leases",
             Family::Front(c) => c.cf_name(),
         }
     }
@@ -95,6 +103,18 @@ pub(crate) trait KvTxn: KvRead {
     /// Reads `key` and locks it until the end of the transaction: exclusively (other
     /// lockers wait) or shared (other shared lockers proceed, exclusive ones wait).
     fn get_locked(&self, fam: Family, key: &[u8], exclusive: bool) -> Result<Option<Vec<u8>>>;
+    /// Locks each of `keys` as [`KvTxn::get_locked`] does, without reading them (one round
+    /// trip where that matters; in a fixed order, so two lockers of overlapping sets do not
+    /// deadlock each other).
+    fn lock_many(&self, fam: Family, keys: &[Vec<u8>], exclusive: bool) -> Result<()> {
+        let mut keys: Vec<&Vec<u8>> = keys.iter().collect();
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            self.get_locked(fam, k, exclusive)?;
+        }
+        Ok(())
+    }
     fn put(&self, fam: Family, key: &[u8], value: &[u8]) -> Result<()>;
     fn delete(&self, fam: Family, key: &[u8]) -> Result<()>;
     /// Adds to a counter family's value (`Chunks`: one count; `GroupRefs`: per slot, from
@@ -107,7 +127,19 @@ pub(crate) trait KvTxn: KvRead {
 /// A held [`Kv::singleton`] lock; released on drop.
 pub(crate) struct Singleton {
     /// What keeps the lock (a session, for PostgreSQL); dropped with the guard.
-    pub(crate) _held: Option<Box<dyn Send>>,
+    pub(crate) held: Option<Box<dyn Held>>,
+}
+
+/// What keeps a [`Singleton`] held.
+pub(crate) trait Held: Send {
+    /// False once the lock is lost (its session died): another process may hold it now.
+    fn alive(&self) -> bool;
+}
+
+impl Singleton {
+    pub(crate) fn alive(&self) -> bool {
+        self.held.as_ref().is_none_or(|h| h.alive())
+    }
 }
 
 /// A change written outside any transaction (`Kv::write`).
@@ -132,6 +164,12 @@ pub(crate) trait Kv: KvRead + Send + Sync {
 
     /// Bytes the catalog occupies on disk (after writing out buffered writes with `flush`).
     fn stored_bytes(&self, flush: bool) -> Result<u64>;
+
+    /// Whether other processes share this catalog (cluster mode): what one node holds in
+    /// memory (pins, read leases) must then be catalog rows as well (cluster.rs).
+    fn shared(&self) -> bool {
+        false
+    }
 
     /// Whether reads are worth batching: each read is a network round trip (PostgreSQL),
     /// not a lookup in local memory and disk.
@@ -165,7 +203,8 @@ pub(crate) trait Kv: KvRead + Send + Sync {
     /// process holds it. A process that dies releases it. With one process per catalog the
     /// lock is always granted (callers serialize their own threads).
     fn singleton(&self, _name: &str) -> Result<Option<Singleton>> {
-        Ok(Some(Singleton { _held: None }))
+        debug_assert!(!self.shared(), "a shared catalog implements singleton");
+        Ok(Some(Singleton { held: None }))
     }
 }
 

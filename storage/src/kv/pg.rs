@@ -36,7 +36,8 @@ use crate::error::{CatalogError, Result, StoreError};
 use crate::group::{decode_counts, encode_counts};
 
 /// The schema version this build creates and expects (`glint_schema`).
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+/// 1: the engine's and the front ends' families. 2: `pins` and `leases` (cluster.rs).
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 /// Chunk group numbers a node takes from the shared sequence at a time.
 const GROUP_BLOCK: u64 = 1024;
 /// Rows fetched per round trip of a walk.
@@ -298,7 +299,9 @@ impl PgKv {
                 .query_opt("SELECT max(version) FROM glint_schema", &[])
                 .await?
                 .and_then(|r| r.get(0));
-            if have.is_none() {
+            // Every version so far only adds tables, which the DDL above created.
+            if have.is_none_or(|v| v < SCHEMA_VERSION) {
+                client.execute("DELETE FROM glint_schema", &[]).await?;
                 client
                     .execute(
                         "INSERT INTO glint_schema (version) VALUES ($1)",
@@ -583,6 +586,10 @@ impl Kv for PgKv {
         txn.finish()
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn batches_reads(&self) -> bool {
         true
     }
@@ -624,7 +631,7 @@ impl Kv for PgKv {
             return Ok(None);
         }
         Ok(Some(super::Singleton {
-            _held: Some(Box::new(HeldLock {
+            held: Some(Box::new(HeldLock {
                 c,
                 id,
                 handle: self.bridge.runtime().handle().clone(),
@@ -652,6 +659,12 @@ struct HeldLock {
     c: Client,
     id: i64,
     handle: tokio::runtime::Handle,
+}
+
+impl super::Held for HeldLock {
+    fn alive(&self) -> bool {
+        !self.c.is_closed()
+    }
 }
 
 impl Drop for HeldLock {
@@ -746,6 +759,23 @@ impl KvTxn for PgTxn<'_> {
         self.kv
             .query(self.client(), lock, vec![P::Int(lock_id(fam, key))])?;
         self.get(fam, key)
+    }
+
+    fn lock_many(&self, fam: Family, keys: &[Vec<u8>], exclusive: bool) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // Sorted and deduplicated: every multi-key locker takes its locks in the same order.
+        let mut ids: Vec<i64> = keys.iter().map(|k| lock_id(fam, k)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let lock = if exclusive {
+            "SELECT count(pg_advisory_xact_lock(x)) FROM unnest($1::bigint[]) AS t(x)"
+        } else {
+            "SELECT count(pg_advisory_xact_lock_shared(x)) FROM unnest($1::bigint[]) AS t(x)"
+        };
+        self.kv.query(self.client(), lock, vec![P::Ints(ids)])?;
+        Ok(())
     }
 
     fn put(&self, fam: Family, key: &[u8], value: &[u8]) -> Result<()> {
