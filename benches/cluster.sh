@@ -31,9 +31,12 @@ head -c $((size_mib << 20)) /dev/urandom > "$data"
 export BENCH_IMAGE_SIZE_CAP=$(( (size_mib + 64) << 20 ))
 tok="X-Auth-Token: demo:demo"
 rate() { echo "$size_mib * ${2:-1} / $1" | bc -l; }
-timed() { local t0; t0=$(bench_now); "$@"; echo "$(bench_now) - $t0" | bc -l; }
+timed() { local t0; t0=$(bench_now); "$@" || return 1; echo "$(bench_now) - $t0" | bc -l; }
+# A failed request ends the run (no rate is printed for a failure).
+must() { local v; v=$("$@") && [ -n "$v" ] || { echo "failed: $*" >&2; exit 1; }; echo "$v"; }
 get() { curl -fsS "$1/v2/images/$2/file" -H "$tok" -o /dev/null; }
-get8() { local i; for i in 1 2 3 4 5 6 7 8; do get "$1" "$2" & done; wait; }
+get8() { local i p ps=() rc=0; for i in 1 2 3 4 5 6 7 8; do get "$1" "$2" & ps+=($!); done
+  for p in "${ps[@]}"; do wait "$p" || rc=1; done; return $rc; }
 
 pg_admin=$(bash scripts/pg.sh start "$work/pg")
 s3=$(WEED="$venv/bin/weed" PYTHON="$venv/bin/python" \
@@ -45,10 +48,11 @@ for round in $(seq "$rounds"); do
   bench_start_glint "$bin" "$work/emb$round" "$gp" "$sp"
   pids+=("$BENCH_GLINT_PID")
   ep="http://127.0.0.1:$gp"
-  t0=$(bench_now); id=$(bench_upload_image "$ep" "$data" raw); s=$(echo "$(bench_now) - $t0" | bc -l)
+  t0=$(bench_now); id=$(must bench_upload_image "$ep" "$data" raw) || exit 1
+  s=$(echo "$(bench_now) - $t0" | bc -l)
   echo "embedded upload $(rate "$s")"
-  echo "embedded get $(rate "$(timed get "$ep" "$id")")"
-  echo "embedded get8 $(rate "$(timed get8 "$ep" "$id")" 8)"
+  t=$(must timed get "$ep" "$id") || exit 1; echo "embedded get $(rate "$t")"
+  t=$(must timed get8 "$ep" "$id") || exit 1; echo "embedded get8 $(rate "$t" 8)"
   bench_stop_glint
 
   # Two cluster nodes on a fresh database and pack prefix.
@@ -66,11 +70,12 @@ for round in $(seq "$rounds"); do
   bench_start_glint "$bin" "$work/n2-$round" "$gp2" "$sp2" "${cluster_lines[@]}"
   pids+=("$BENCH_GLINT_PID"); n2=$BENCH_GLINT_PID
   ep1="http://127.0.0.1:$gp1" ep2="http://127.0.0.1:$gp2"
-  t0=$(bench_now); id=$(bench_upload_image "$ep1" "$data" raw); s=$(echo "$(bench_now) - $t0" | bc -l)
+  t0=$(bench_now); id=$(must bench_upload_image "$ep1" "$data" raw) || exit 1
+  s=$(echo "$(bench_now) - $t0" | bc -l)
   echo "cluster upload $(rate "$s")"
-  echo "cluster get_writer_node $(rate "$(timed get "$ep1" "$id")")"
-  echo "cluster get_other_node $(rate "$(timed get "$ep2" "$id")")"
-  echo "cluster get8_other_node $(rate "$(timed get8 "$ep2" "$id")" 8)"
+  t=$(must timed get "$ep1" "$id") || exit 1; echo "cluster get_writer_node $(rate "$t")"
+  t=$(must timed get "$ep2" "$id") || exit 1; echo "cluster get_other_node $(rate "$t")"
+  t=$(must timed get8 "$ep2" "$id") || exit 1; echo "cluster get8_other_node $(rate "$t" 8)"
   kill "$n1" "$n2"; wait "$n1" "$n2" 2>/dev/null || true
 done | tee "$work/results"
 

@@ -60,8 +60,9 @@ bench_upload_image() {
   id=$(curl -fsS -X POST "$ep/v2/images" -H "$tok" -H 'Content-Type: application/json' \
        -d "{\"name\":\"$(basename "$file")\",\"disk_format\":\"$fmt\",\"container_format\":\"bare\"}" \
        | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  [ -n "$id" ] || return 1
   curl -fsS -X PUT "$ep/v2/images/$id/file" -H "$tok" \
-    -H 'Content-Type: application/octet-stream' -T "$file" -o /dev/null
+    -H 'Content-Type: application/octet-stream' -T "$file" -o /dev/null || return 1
   echo "$id"
 }
 

@@ -266,6 +266,14 @@ struct OpenGroup {
     loc: GroupLocation,
 }
 
+/// Full packs being uploaded at once by one ingest (cluster mode).
+const UPLOADS_IN_FLIGHT: usize = 2;
+
+fn join_upload(u: std::thread::JoinHandle<Result<()>>) -> Result<()> {
+    u.join()
+        .map_err(|_| StoreError::Task("a pack upload panicked".into()))?
+}
+
 /// The appender: owns the ingest's pack and everything that must follow stream order.
 struct Appender {
     inner: Arc<Inner>,
@@ -285,6 +293,9 @@ struct Appender {
     heals: Vec<(ChunkNo, Encoded)>,
     /// The last piece of the stream so far was a chunk appended by this write.
     after_fresh: bool,
+    /// Full packs being made durable (uploaded) in the background; joined before the
+    /// blob is handed over for its commit.
+    uploads: Vec<std::thread::JoinHandle<Result<()>>>,
 }
 
 impl Appender {
@@ -304,6 +315,7 @@ impl Appender {
             chunks: 0,
             heals: Vec::new(),
             after_fresh: false,
+            uploads: Vec::new(),
         }
     }
 
@@ -348,8 +360,22 @@ impl Appender {
         if full {
             self.close_group();
             let mut w = self.writer.take().expect("checked");
-            self.inner.packs.make_durable(&mut w, None)?;
-            self.inner.packs.give_back(w);
+            if self.inner.packs.is_remote() {
+                // An upload is network-bound: it overlaps the ingest of the next pack, and
+                // `finish` waits for every one before the commit (the commit rule).
+                while self.uploads.len() >= UPLOADS_IN_FLIGHT {
+                    join_upload(self.uploads.remove(0))?;
+                }
+                let inner = self.inner.clone();
+                self.uploads.push(std::thread::spawn(move || {
+                    let r = inner.packs.make_durable(&mut w, None);
+                    inner.packs.give_back(w);
+                    r
+                }));
+            } else {
+                self.inner.packs.make_durable(&mut w, None)?;
+                self.inner.packs.give_back(w);
+            }
         }
         if self.writer.is_none() {
             let lent = self.inner.packs.lend()?;
@@ -494,6 +520,9 @@ impl Appender {
         if let Some(mut w) = self.writer.take() {
             self.inner.packs.make_durable(&mut w, None)?;
             self.inner.packs.give_back(w);
+        }
+        for u in std::mem::take(&mut self.uploads) {
+            join_upload(u)?;
         }
         for d in std::mem::take(&mut self.new_pack_dirs) {
             crate::datadirs::fsync_dir(&d)?;

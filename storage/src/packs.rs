@@ -77,6 +77,11 @@ impl Packs {
         })
     }
 
+    /// Whether packs live in an object store (cluster mode).
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
     /// Makes what `w` holds durable before anything references it: the file's data (and,
     /// for a new pack, the directory entry `new_entry`), then in cluster mode the object.
     pub fn make_durable(&self, w: &mut PackWriter, new_entry: Option<&Path>) -> Result<()> {

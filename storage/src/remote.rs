@@ -115,8 +115,11 @@ impl RemotePacks {
             if n == 0 {
                 break;
             }
-            writer.write(&buf[..n]);
+            // Handed over on the bridge's runtime: the part's upload is a task spawned there,
+            // whatever thread (inside another runtime or none) is uploading.
+            let part = bytes::Bytes::copy_from_slice(&buf[..n]);
             let (w, r) = self.bridge.wait(async move {
+                writer.put(part);
                 let r = writer.wait_for_capacity(1).await;
                 (writer, r)
             })?;

@@ -193,6 +193,10 @@ pub struct Store {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// Floors of `read_ahead` and `read_parallelism` with packs in an object store.
+const REMOTE_READ_AHEAD: usize = 16;
+const REMOTE_READ_PARALLELISM: usize = 64;
+
 const META_DIRS: &[u8] = b"datadirs";
 const META_CLEAN: &[u8] = b"clean_shutdown";
 
@@ -225,8 +229,14 @@ impl Store {
         Self::open_with_report(cfg).map(|(s, _)| s)
     }
 
-    pub fn open_with_report(cfg: StoreConfig) -> Result<(Store, RecoveryReport)> {
+    pub fn open_with_report(mut cfg: StoreConfig) -> Result<(Store, RecoveryReport)> {
         cfg.validate()?;
+        if cfg.pack_store.is_some() {
+            // Ranged GETs to an object store are bound by round trips, not by disks or
+            // cores: keep more of them in flight (each ≤ 1 MiB, so memory stays bounded).
+            cfg.read_ahead = cfg.read_ahead.max(REMOTE_READ_AHEAD);
+            cfg.read_parallelism = cfg.read_parallelism.max(REMOTE_READ_PARALLELISM);
+        }
         let mut probes = Vec::new();
         for root in &cfg.data_dirs {
             probes.push((root.clone(), datadirs::probe(root)?));

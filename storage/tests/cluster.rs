@@ -279,3 +279,21 @@ async fn a_node_presumed_dead_cannot_commit_what_compaction_removed() {
     assert_eq!(a.read_to_vec(id, None).await.unwrap(), data);
     assert!(a.scrub(SCRUB).await.unwrap().is_clean());
 }
+
+/// A blob larger than a pack: full packs are uploaded while the ingest goes on, and the
+/// commit waits for all of them; the other node reads it whole and in ranges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_blob_spanning_many_packs_reads_on_the_other_node() {
+    let Some((_dirs, a, b)) = two_nodes() else {
+        return;
+    };
+    let data = pattern(123, 100 << 20);
+    let staged = a.write_bytes(data.clone(), opts()).await.unwrap();
+    let id = a.commit(staged).await.unwrap();
+    assert!(b.read_to_vec(id, None).await.unwrap() == data);
+    let r = (70 << 20) + 12_345..(90 << 20);
+    assert!(
+        b.read_to_vec(id, Some(r.clone())).await.unwrap() == data[r.start as usize..r.end as usize]
+    );
+    assert!(a.scrub(SCRUB).await.unwrap().is_clean());
+}
