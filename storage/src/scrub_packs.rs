@@ -149,6 +149,7 @@ pub(crate) fn scrub_packs(
             }
         }
         report.garbage_bytes += size.saturating_sub(live + pack::PACK_HEADER as u64);
+        report.dead_packs += u64::from(live == 0);
     }
     note_and_heal(inner, &groups, opts, report)
 }
