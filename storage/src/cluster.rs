@@ -186,7 +186,7 @@ impl Inner {
     }
 
     fn write_pins(&self, rows: &[PinRow]) -> Result<()> {
-        self.in_transaction(|txn| {
+        self.in_transaction(true, |txn| {
             lock_rows(txn, rows, false)?;
             for r in rows {
                 txn.put(Family::Pins, &r.row, &[])?;
@@ -195,12 +195,22 @@ impl Inner {
         })
     }
 
-    /// Runs `f` in a catalog transaction, retried on lock conflicts.
-    fn in_transaction(&self, mut f: impl FnMut(&dyn KvTxn) -> Result<()>) -> Result<()> {
+    /// Runs `f` in a catalog transaction, retried on lock conflicts. `volatile` for new
+    /// pins and leases: they only matter while the catalog keeps its sessions, and a crash
+    /// of the catalog ends them all (so no commit waits for a WAL flush). Clearing a dead
+    /// node's rows is durable: a removal may follow it.
+    fn in_transaction(
+        &self,
+        volatile: bool,
+        mut f: impl FnMut(&dyn KvTxn) -> Result<()>,
+    ) -> Result<()> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let txn = self.kv.begin()?;
+            let txn = match volatile {
+                true => self.kv.begin_volatile()?,
+                false => self.kv.begin()?,
+            };
             match f(&*txn).and_then(|()| txn.commit()) {
                 Err(StoreError::Catalog(c))
                     if c.kind == CatalogErrorKind::Conflict && attempt < 10 =>
@@ -271,7 +281,7 @@ impl Inner {
     /// commit a reference into a pack removed after this.
     pub(crate) fn unpinned_packs(&self, node: &Node, packs: Vec<u64>) -> Result<Vec<u64>> {
         let mut keep = Vec::new();
-        self.in_transaction(|txn| {
+        self.in_transaction(false, |txn| {
             keep.clear();
             let keys: Vec<Vec<u8>> = packs.iter().map(|&p| pack_lock_key(p)).collect();
             txn.lock_many(Family::Pins, &keys, true)?;
@@ -289,25 +299,25 @@ impl Inner {
     /// deleted.
     pub(crate) fn lease_in_catalog(&self, node: &Node, id: BlobId) -> Result<Vec<u8>> {
         let row = row_key(&id.0, node.id(&*self.kv)?, node.token());
-        let mut found = true;
-        self.in_transaction(|txn| {
-            found = txn.get_locked(Family::Blobs, &id.0, false)?.is_some()
-                && txn.get(Family::Doomed, &id.0)?.is_none();
-            if found {
-                txn.put(Family::Leases, &row, &[])?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.kv.take_lease(&id.0, &row) {
+                Ok(true) => return Ok(row),
+                Ok(false) => return Err(StoreError::BlobNotFound(id)),
+                Err(StoreError::Catalog(c))
+                    if c.kind == CatalogErrorKind::Conflict && attempt < 10 =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
+                }
+                Err(e) => return Err(e),
             }
-            Ok(())
-        })?;
-        match found {
-            true => Ok(row),
-            false => Err(StoreError::BlobNotFound(id)),
         }
     }
 
     /// Ends a read lease; true when the blob is doomed (the caller tries to finish it).
     pub(crate) fn release_in_catalog(&self, id: BlobId, row: Vec<u8>) -> Result<bool> {
-        self.kv.write(&[Op::Delete(Family::Leases, row)], false)?;
-        Ok(self.kv.get(Family::Doomed, &id.0)?.is_some())
+        self.kv.drop_lease(&id.0, &row)
     }
 
     /// In a delete holding blob `id`'s key exclusive: whether a reader on a live node

@@ -154,6 +154,13 @@ pub(crate) enum Op {
 pub(crate) trait Kv: KvRead + Send + Sync {
     fn begin(&self) -> Result<Box<dyn KvTxn + '_>>;
 
+    /// A transaction whose commit need not be durable, only visible: for rows that mean
+    /// nothing after a crash of the catalog (pins and leases: every session, and so every
+    /// node's liveness, dies with it). Defaults to [`Kv::begin`].
+    fn begin_volatile(&self) -> Result<Box<dyn KvTxn + '_>> {
+        self.begin()
+    }
+
     /// A consistent read-only view of the committed state (for surveys that must not see
     /// a change halfway: scrub, compaction).
     fn snapshot(&self) -> Result<Box<dyn KvRead + '_>>;
@@ -190,6 +197,27 @@ pub(crate) trait Kv: KvRead + Send + Sync {
             }
         }
         Ok(out)
+    }
+
+    /// Takes a read lease (cluster.rs): under the shared key lock of `Blobs[blob]`, adds
+    /// `Leases[row]` if the blob exists and is not doomed; false otherwise. Volatile (see
+    /// [`Kv::begin_volatile`]). One round trip where that matters: every read takes one.
+    fn take_lease(&self, blob: &[u8], row: &[u8]) -> Result<bool> {
+        let txn = self.begin_volatile()?;
+        let found = txn.get_locked(Family::Blobs, blob, false)?.is_some()
+            && txn.get(Family::Doomed, blob)?.is_none();
+        if found {
+            txn.put(Family::Leases, row, &[])?;
+        }
+        txn.commit()?;
+        Ok(found)
+    }
+
+    /// Ends a read lease: removes `Leases[row]`, then tells whether `Doomed[blob]` exists
+    /// (the caller then tries to finish the delete).
+    fn drop_lease(&self, blob: &[u8], row: &[u8]) -> Result<bool> {
+        self.write(&[Op::Delete(Family::Leases, row.to_vec())], false)?;
+        Ok(self.get(Family::Doomed, blob)?.is_some())
     }
 
     /// A block of chunk group numbers reserved for this process, when the catalog is shared

@@ -225,6 +225,11 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
 }
 
 /// The advisory-lock id of a key: 64 bits of BLAKE3 over family and key.
+/// Lower-case hex, for a `'\x…'::bytea` literal in a simple query (never user text).
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn lock_id(fam: Family, key: &[u8]) -> i64 {
     let mut h = blake3::Hasher::new();
     h.update(fam.name().as_bytes());
@@ -495,15 +500,47 @@ impl PgKv {
     }
 
     fn begin_on(&self, read_only_snapshot: bool) -> Result<Client> {
+        self.begin_with(read_only_snapshot, false)
+    }
+
+    /// `volatile`: the commit returns before its WAL is flushed (visible at once, durable
+    /// a moment later; lost only if PostgreSQL itself crashes).
+    fn begin_with(&self, read_only_snapshot: bool, volatile: bool) -> Result<Client> {
         let c = self.client()?;
         let begin = if read_only_snapshot {
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".to_string()
+        } else if volatile {
+            format!(
+                "BEGIN; SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}; \
+                 SET LOCAL synchronous_commit = off"
+            )
         } else {
             format!("BEGIN; SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
         };
         let c2 = c.clone();
         self.run(async move { c2.batch_execute(&begin).await })?;
         Ok(c)
+    }
+
+    /// Runs a multi-statement string (simple query protocol: one round trip) and returns
+    /// the first column of every row it produced. On an error the connection's transaction
+    /// is rolled back, so it goes back to the pool clean.
+    fn simple(&self, sql: &str) -> Result<Vec<String>> {
+        let c = self.client()?;
+        let (c2, sql) = (c.clone(), sql.to_string());
+        match self.run(async move { c2.simple_query(&sql).await }) {
+            Ok(msgs) => Ok(msgs
+                .iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) => {
+                self.rollback(&c);
+                Err(e)
+            }
+        }
     }
 
     fn rollback(&self, c: &Client) {
@@ -563,6 +600,14 @@ impl Kv for PgKv {
         }))
     }
 
+    fn begin_volatile(&self) -> Result<Box<dyn KvTxn + '_>> {
+        Ok(Box::new(PgTxn {
+            kv: self,
+            c: Some(self.begin_with(false, true)?),
+            pending: Default::default(),
+        }))
+    }
+
     fn snapshot(&self) -> Result<Box<dyn KvRead + '_>> {
         Ok(Box::new(PgTxn {
             kv: self,
@@ -572,22 +617,51 @@ impl Kv for PgKv {
     }
 
     fn write(&self, ops: &[Op], sync: bool) -> Result<()> {
-        let c = self.begin_on(false)?;
+        let c = self.begin_with(false, !sync)?;
         let mut txn = PgTxn {
             kv: self,
             c: Some(c),
             pending: Default::default(),
         };
-        if !sync {
-            let c = txn.client().clone();
-            self.run(async move { c.batch_execute("SET LOCAL synchronous_commit = off").await })?;
-        }
         self.apply_all(txn.client(), ops)?;
         txn.finish()
     }
 
     fn shared(&self) -> bool {
         true
+    }
+
+    /// The whole lease in one simple-query round trip. Each statement of it takes a fresh
+    /// snapshot (READ COMMITTED), so the existence checks run after the lock is granted,
+    /// as in the generic version.
+    fn take_lease(&self, blob: &[u8], row: &[u8]) -> Result<bool> {
+        let (lock, blob, row) = (lock_id(Family::Blobs, blob), hex(blob), hex(row));
+        let sql = format!(
+            "BEGIN; SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}; SET LOCAL synchronous_commit = off; \
+             SELECT pg_advisory_xact_lock_shared({lock}); \
+             INSERT INTO {leases} (k, v) SELECT '\\x{row}'::bytea, ''::bytea \
+               WHERE EXISTS (SELECT 1 FROM {blobs} WHERE k = '\\x{blob}'::bytea) \
+               AND NOT EXISTS (SELECT 1 FROM {doomed} WHERE k = '\\x{blob}'::bytea) \
+               ON CONFLICT (k) DO NOTHING RETURNING 'taken'; \
+             COMMIT;",
+            leases = table(Family::Leases),
+            blobs = table(Family::Blobs),
+            doomed = table(Family::Doomed),
+        );
+        Ok(self.simple(&sql)?.iter().any(|v| v == "taken"))
+    }
+
+    fn drop_lease(&self, blob: &[u8], row: &[u8]) -> Result<bool> {
+        let sql = format!(
+            "BEGIN; SET LOCAL synchronous_commit = off; \
+             DELETE FROM {leases} WHERE k = '\\x{row}'::bytea; COMMIT; \
+             SELECT 'doomed' FROM {doomed} WHERE k = '\\x{blob}'::bytea;",
+            leases = table(Family::Leases),
+            doomed = table(Family::Doomed),
+            row = hex(row),
+            blob = hex(blob),
+        );
+        Ok(self.simple(&sql)?.iter().any(|v| v == "doomed"))
     }
 
     fn batches_reads(&self) -> bool {
