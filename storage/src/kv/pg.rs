@@ -42,6 +42,8 @@ pub(crate) const SCHEMA_VERSION: i32 = 2;
 const GROUP_BLOCK: u64 = 1024;
 /// Rows fetched per round trip of a walk.
 const WALK_PAGE: i64 = 512;
+/// The first page of a walk (see `walk_on`).
+const FIRST_WALK_PAGE: i64 = 8;
 /// How long a lock or a pooled connection is waited for before the request fails.
 const LOCK_TIMEOUT_MS: u32 = 5_000;
 
@@ -371,13 +373,17 @@ impl PgKv {
     fn walk_on(&self, c: &Client, fam: Family, from: &[u8], visit: &mut Visit<'_>) -> Result<()> {
         let mut from = from.to_vec();
         let mut first = true;
+        // Most walks stop after a few rows (a blob's manifest, a prefix): a first page of
+        // 512 rows would ship the following keys' values too (a 4 KiB GET once fetched 2 MiB
+        // of other blobs' inline manifests). Pages grow to `WALK_PAGE` as a walk goes on.
+        let mut page = FIRST_WALK_PAGE;
         loop {
             let sql = if first {
                 &self.sql(fam).walk_from
             } else {
                 &self.sql(fam).walk_after
             };
-            let rows = self.query(c, sql, vec![P::Bytes(from), P::Int(WALK_PAGE)])?;
+            let rows = self.query(c, sql, vec![P::Bytes(from), P::Int(page)])?;
             let n = rows.len();
             let mut last = None;
             for r in &rows {
@@ -388,9 +394,10 @@ impl PgKv {
                 last = Some(k.to_vec());
             }
             match last {
-                Some(k) if n as i64 == WALK_PAGE => {
+                Some(k) if n as i64 == page => {
                     from = k;
                     first = false;
+                    page = (page * 8).min(WALK_PAGE);
                 }
                 _ => return Ok(()),
             }
