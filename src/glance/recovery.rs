@@ -91,7 +91,8 @@ impl Whose {
 
 /// Runs the pass over the main store's catalog, at start, before anything runs.
 pub async fn recover(store: &Store, task_ttl_hours: u64) -> Result<Recovered, StoreError> {
-    roll_back(store, task_ttl_hours, Whose::All, "at start").await
+    let (images, tasks) = (repo::all(store).await?, running_tasks(store).await?);
+    roll_back(store, task_ttl_hours, images, tasks, Whose::All, "at start").await
 }
 
 /// Cluster mode, on every node from time to time: rolls back the operations whose node is
@@ -118,6 +119,8 @@ pub async fn reap(store: &Store, task_ttl_hours: u64) -> Result<Recovered, Store
     roll_back(
         store,
         task_ttl_hours,
+        images,
+        tasks,
         Whose::Nodes(Arc::new(dead)),
         "after its node died",
     )
@@ -159,14 +162,18 @@ async fn running_tasks(store: &Store) -> Result<Vec<(Vec<u8>, TaskRecord)>, Stor
         .collect())
 }
 
+/// Rolls back the operations of `whose` among `images` and `tasks` (read by the caller;
+/// each is read again under its lock before it changes).
 async fn roll_back(
     store: &Store,
     task_ttl_hours: u64,
+    images: Vec<ImageRecord>,
+    tasks: Vec<(Vec<u8>, TaskRecord)>,
     whose: Whose,
     when: &'static str,
 ) -> Result<Recovered, StoreError> {
     let mut out = Recovered::default();
-    for rec in repo::all(store).await? {
+    for rec in images {
         if !whose.covers(rec.worker) {
             continue;
         }
@@ -200,7 +207,7 @@ async fn roll_back(
         *counter += 1;
         tracing::warn!(image = %rec.id, what, when, "an interrupted operation was rolled back");
     }
-    for (key, task) in running_tasks(store).await? {
+    for (key, task) in tasks {
         if !whose.covers(task.worker) {
             continue;
         }

@@ -34,7 +34,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::error::{CatalogError, CatalogErrorKind, Result, StoreError};
+use crate::error::{CatalogError, Result, StoreError};
 use crate::group::group_key;
 use crate::ids::BlobId;
 use crate::kv::{self, Family, Kv, KvTxn, Op, Singleton};
@@ -204,22 +204,14 @@ impl Inner {
         volatile: bool,
         mut f: impl FnMut(&dyn KvTxn) -> Result<()>,
     ) -> Result<()> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        crate::tx::retry_conflicts(|| {
             let txn = match volatile {
                 true => self.kv.begin_volatile()?,
                 false => self.kv.begin()?,
             };
-            match f(&*txn).and_then(|()| txn.commit()) {
-                Err(StoreError::Catalog(c))
-                    if c.kind == CatalogErrorKind::Conflict && attempt < 10 =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
-                }
-                other => return other,
-            }
-        }
+            f(&*txn)?;
+            txn.commit()
+        })
     }
 
     /// In a write's commit: holds its pins' locks shared to the end of `txn` and fails if
@@ -299,25 +291,10 @@ impl Inner {
     /// deleted.
     pub(crate) fn lease_in_catalog(&self, node: &Node, id: BlobId) -> Result<Vec<u8>> {
         let row = row_key(&id.0, node.id(&*self.kv)?, node.token());
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.kv.take_lease(&id.0, &row) {
-                Ok(true) => return Ok(row),
-                Ok(false) => return Err(StoreError::BlobNotFound(id)),
-                Err(StoreError::Catalog(c))
-                    if c.kind == CatalogErrorKind::Conflict && attempt < 10 =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
-                }
-                Err(e) => return Err(e),
-            }
+        match crate::tx::retry_conflicts(|| self.kv.take_lease(&id.0, &row))? {
+            true => Ok(row),
+            false => Err(StoreError::BlobNotFound(id)),
         }
-    }
-
-    /// Ends a read lease; true when the blob is doomed (the caller tries to finish it).
-    pub(crate) fn release_in_catalog(&self, id: BlobId, row: Vec<u8>) -> Result<bool> {
-        self.kv.drop_lease(&id.0, &row)
     }
 
     /// In a delete holding blob `id`'s key exclusive: whether a reader on a live node

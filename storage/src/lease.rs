@@ -133,7 +133,7 @@ impl Drop for ReadLease {
         self.inner.in_background(move |inner| {
             let doomed = match row {
                 // The row goes first: whoever removes the last lease sees the blob doomed.
-                Some(row) => match inner.release_in_catalog(id, row) {
+                Some(row) => match inner.kv.drop_lease(&id.0, &row) {
                     Ok(doomed) => doomed,
                     Err(e) => {
                         tracing::warn!(blob = %id, error = %e, "dropping a read lease from the catalog failed; it goes when this node does");

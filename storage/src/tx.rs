@@ -39,6 +39,21 @@ fn retryable(e: &StoreError) -> bool {
     matches!(e, StoreError::Catalog(c) if c.kind == CatalogErrorKind::Conflict)
 }
 
+/// Runs `f` until it does not fail with a lock conflict (at most `MAX_ATTEMPTS` times,
+/// backing off), for the small catalog transactions outside [`Store::transact`].
+pub(crate) fn retry_conflicts<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match f() {
+            Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                std::thread::sleep(Duration::from_millis(1 << attempt.min(6)));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Store {
     /// Runs `f` in a transaction on a blocking thread and commits it durably. `f` may run
     /// more than once: on a lock timeout or deadlock the transaction is retried from scratch.

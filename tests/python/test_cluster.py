@@ -90,6 +90,25 @@ def restart(node):
     pytest.fail("the node did not come back")
 
 
+def open_upload(node, image_id, length):
+    """Starts `PUT /v2/images/{id}/file` of `length` bytes on `node`; the caller sends them."""
+    conn = http.client.HTTPConnection("127.0.0.1", node["glance_port"], timeout=60)
+    conn.putrequest("PUT", f"/v2/images/{image_id}/file")
+    conn.putheader("X-Auth-Token", "user:pytest:member")
+    conn.putheader("Content-Type", "application/octet-stream")
+    conn.putheader("Content-Length", str(length))
+    conn.endheaders()
+    return conn
+
+
+def wait_saving(node, image_id):
+    for _ in range(50):
+        if json.loads(glance(node, "GET", f"/v2/images/{image_id}")[1])["status"] == "saving":
+            return
+        time.sleep(0.1)
+    pytest.fail("the upload never started saving")
+
+
 def test_objects_written_on_one_node_are_listed_and_read_on_the_others(nodes):
     a, b, c = nodes
     a["s3"].create_bucket(Bucket="shared")
@@ -165,12 +184,7 @@ def test_a_node_restarting_leaves_another_nodes_upload_alone(nodes):
     result = {}
 
     def upload():
-        conn = http.client.HTTPConnection("127.0.0.1", a["glance_port"], timeout=60)
-        conn.putrequest("PUT", f"/v2/images/{image['id']}/file")
-        conn.putheader("X-Auth-Token", "user:pytest:member")
-        conn.putheader("Content-Type", "application/octet-stream")
-        conn.putheader("Content-Length", str(len(data)))
-        conn.endheaders()
+        conn = open_upload(a, image["id"], len(data))
         for i in range(0, len(data), 256 << 10):
             conn.send(data[i:i + (256 << 10)])
             time.sleep(0.2)
@@ -178,12 +192,7 @@ def test_a_node_restarting_leaves_another_nodes_upload_alone(nodes):
 
     t = threading.Thread(target=upload)
     t.start()
-    for _ in range(50):
-        if json.loads(glance(c, "GET", f"/v2/images/{image['id']}")[1])["status"] == "saving":
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the upload never started saving")
+    wait_saving(c, image["id"])
     # Node B restarts on the same configuration while A's upload is under way.
     b["proc"].terminate()
     b["proc"].wait(timeout=10)
@@ -203,19 +212,9 @@ def test_an_upload_whose_node_dies_is_rolled_back_by_the_others(nodes):
     status, body = glance(a, "POST", "/v2/images",
                           {"name": "orphan", "disk_format": "raw", "container_format": "bare"})
     image = json.loads(body)
-    conn = http.client.HTTPConnection("127.0.0.1", a["glance_port"], timeout=60)
-    conn.putrequest("PUT", f"/v2/images/{image['id']}/file")
-    conn.putheader("X-Auth-Token", "user:pytest:member")
-    conn.putheader("Content-Type", "application/octet-stream")
-    conn.putheader("Content-Length", str(8 << 20))
-    conn.endheaders()
+    conn = open_upload(a, image["id"], 8 << 20)
     conn.send(os.urandom(1 << 20))
-    for _ in range(50):
-        if json.loads(glance(b, "GET", f"/v2/images/{image['id']}")[1])["status"] == "saving":
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the upload never started saving")
+    wait_saving(b, image["id"])
     a["proc"].kill()
     a["proc"].wait(timeout=10)
     conn.close()
