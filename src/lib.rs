@@ -73,6 +73,9 @@ pub async fn start(
         tracing::info!(access_key = %access, project = %project, "bootstrap S3 key installed");
     }
     let stores = Arc::new(images::stores::Stores::open(store.clone(), &cfg).await?);
+    if images::index::ensure(&store).await? {
+        tracing::info!("image listing index built from the image records");
+    }
     let shared_catalog = cfg.database_connection.is_some() && !cfg.only_node;
     if shared_catalog {
         // A shared catalog: uploads, imports and backend writes in progress may belong to

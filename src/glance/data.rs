@@ -65,7 +65,7 @@ pub async fn size_limit(g: &Glance, owner: Option<&str>) -> Result<u64, glint_st
     let Some(owner) = owner.filter(|_| quota > 0) else {
         return Ok(cap);
     };
-    let used: u64 = repo::all(&g.store)
+    let used: u64 = crate::images::index::owned_by(&g.store, owner)
         .await?
         .iter()
         .filter(|r| r.owner.as_deref() == Some(owner))

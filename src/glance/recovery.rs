@@ -25,7 +25,7 @@ use glint_storage::{Catalog, Store, StoreError};
 
 use super::import::release_failed_import;
 use super::tasks::TaskRecord;
-use crate::images::{repo, ImageRecord, ImageStatus};
+use crate::images::{index, repo, ImageRecord, ImageStatus};
 
 /// What one pass found and set right.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -99,8 +99,8 @@ pub async fn recover(store: &Store, task_ttl_hours: u64) -> Result<Recovered, St
 /// gone (a node that dies mid-upload leaves its image `saving`; any live node puts it
 /// back to `queued`, and fails its import tasks, as a restart would on one node).
 pub async fn reap(store: &Store, task_ttl_hours: u64) -> Result<Recovered, StoreError> {
-    let images = repo::all(store).await?;
     let tasks = running_tasks(store).await?;
+    let images = in_flight(store, &tasks).await?;
     let workers: HashSet<u64> = images
         .iter()
         .filter(|r| settle(&mut (*r).clone()).is_some())
@@ -149,6 +149,23 @@ pub fn spawn_reaper(
             }
         }
     });
+}
+
+/// The images an operation may be under way on: those in a passing status (from the
+/// listing index's status scopes, not a decode of every record) and those a running task
+/// holds (an import's lock on an image of any status).
+async fn in_flight(
+    store: &Store,
+    tasks: &[(Vec<u8>, TaskRecord)],
+) -> Result<Vec<ImageRecord>, StoreError> {
+    let mut images = index::with_status(store, &["saving", "uploading", "importing"]).await?;
+    let mut seen: HashSet<String> = images.iter().map(|r| r.id.clone()).collect();
+    for id in tasks.iter().filter_map(|(_, t)| t.image_id.as_deref()) {
+        if seen.insert(id.to_string()) {
+            images.extend(repo::get(store, id).await?);
+        }
+    }
+    Ok(images)
 }
 
 async fn running_tasks(store: &Store) -> Result<Vec<(Vec<u8>, TaskRecord)>, StoreError> {

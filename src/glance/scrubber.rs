@@ -29,7 +29,7 @@ pub async fn scrub_once(
     let store = stores.main();
     let now = time::OffsetDateTime::now_utc();
     let mut pass = ScrubPass::default();
-    for rec in repo::all(store).await? {
+    for rec in crate::images::index::with_status(store, &["pending_delete"]).await? {
         if rec.status != ImageStatus::PendingDelete {
             continue;
         }

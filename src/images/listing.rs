@@ -84,7 +84,7 @@ pub enum DateField {
     UpdatedAt,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Filter {
     /// Base attribute (as its JSON text) or custom property equals one of the values.
     OneOf(String, Vec<String>),
@@ -96,7 +96,7 @@ pub enum Filter {
 }
 
 /// One listing request.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ListQuery {
     /// At most this many images (0: none).
     pub limit: usize,

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod caller;
+pub mod index;
 pub mod inspect;
 pub mod listing;
 pub mod metadefs;

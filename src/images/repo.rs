@@ -13,6 +13,7 @@ use glint_storage::{BlobId, Catalog, Store, StoreError, Tx};
 
 use super::access::{check_download, may_see, Denied};
 use super::caller::Caller;
+use super::index;
 use super::listing::{ListQuery, Page};
 use super::policy::Policy;
 use super::record::{now, valid_uuid, ImageRecord};
@@ -74,10 +75,20 @@ pub fn read_locked(tx: &Tx<'_>, id: &str) -> glint_storage::Result<Option<ImageR
         .transpose()
 }
 
-/// Inside a transaction: stores `rec`, stamping `updated_at`.
+/// Inside a transaction: the record of `id` as stored (for the index entries a change
+/// replaces; one that does not decode has none to replace).
+fn stored(tx: &Tx<'_>, id: &str) -> glint_storage::Result<Option<ImageRecord>> {
+    Ok(tx
+        .get(Catalog::Images, id.as_bytes())?
+        .and_then(|v| decode(id.as_bytes(), &v).ok()))
+}
+
+/// Inside a transaction: stores `rec`, stamping `updated_at`, with its listing index entries.
 pub fn write(tx: &Tx<'_>, rec: &mut ImageRecord) -> glint_storage::Result<()> {
     rec.updated_at = now();
     rec.format = FORMAT;
+    let old = stored(tx, &rec.id)?;
+    index::sync(tx, old.as_ref(), Some(rec))?;
     tx.put(Catalog::Images, rec.id.as_bytes(), &encode(rec))
 }
 
@@ -89,12 +100,15 @@ pub fn insert(tx: &Tx<'_>, rec: &ImageRecord) -> glint_storage::Result<bool> {
     {
         return Ok(false);
     }
+    index::sync(tx, None, Some(rec))?;
     tx.put(Catalog::Images, rec.id.as_bytes(), &encode(rec))?;
     Ok(true)
 }
 
-/// Inside a transaction: removes the record of `id`.
+/// Inside a transaction: removes the record of `id` and its index entries.
 pub fn remove(tx: &Tx<'_>, id: &str) -> glint_storage::Result<()> {
+    let old = stored(tx, id)?;
+    index::sync(tx, old.as_ref(), None)?;
     tx.delete(Catalog::Images, id.as_bytes())
 }
 
@@ -252,15 +266,17 @@ impl ImageRepo {
         caller: &Caller,
         query: &ListQuery,
     ) -> Result<Option<Page>, StoreError> {
-        Ok(query.page(all(&self.store).await?, caller))
+        index::page(&self.store, query.clone(), caller.clone()).await
     }
 
     /// The images `caller` may see, in id order.
     pub async fn list_visible(&self, caller: &Caller) -> Result<Vec<ImageRecord>, StoreError> {
-        Ok(all(&self.store)
-            .await?
-            .into_iter()
-            .filter(|r| may_see(&self.policy, caller, r))
-            .collect())
+        let mut query = ListQuery::new(usize::MAX);
+        query.visibility = Some(super::listing::Visibility::All);
+        query.member_status = super::listing::MemberStatus::All;
+        let mut out = index::candidates(&self.store, &query, caller).await?;
+        out.retain(|r| may_see(&self.policy, caller, r));
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
     }
 }

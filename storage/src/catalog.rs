@@ -15,10 +15,13 @@ pub enum Catalog {
     Tasks,
     /// Metadata definitions (namespaces and what they hold, resource types).
     Metadefs,
+    /// Which images a listing may hold, in listing order (the Images API's secondary
+    /// index: written in the same transactions as the records it points at).
+    ImageIndex,
 }
 
 impl Catalog {
-    pub const ALL: [Catalog; 8] = [
+    pub const ALL: [Catalog; 9] = [
         Catalog::Buckets,
         Catalog::Objects,
         Catalog::Uploads,
@@ -27,6 +30,7 @@ impl Catalog {
         Catalog::Images,
         Catalog::Tasks,
         Catalog::Metadefs,
+        Catalog::ImageIndex,
     ];
 
     pub(crate) fn cf_name(self) -> &'static str {
@@ -39,6 +43,7 @@ impl Catalog {
             Catalog::Images => "images",
             Catalog::Tasks => "tasks",
             Catalog::Metadefs => "metadefs",
+            Catalog::ImageIndex => "image_index",
         }
     }
 }

@@ -58,6 +58,8 @@ pub use pack::Codec;
 pub use read::BlobReader;
 pub use remote::RemotePackConfig;
 pub use scrub::{ScrubOptions, ScrubReport};
-pub use store::{Format, RecoveryReport, Store, StoreConfig, Usage, DEFAULT_CHUNK_SIZE};
+pub use store::{
+    CatalogReader, Format, RecoveryReport, Store, StoreConfig, Usage, DEFAULT_CHUNK_SIZE,
+};
 pub use tx::Tx;
 pub use write::{StagedBlob, WriteOptions};

@@ -399,6 +399,18 @@ impl Store {
         .await?
     }
 
+    /// Runs `f` on a blocking thread with reads of the committed catalog: for answers that
+    /// take several dependent reads (a listing walks an index, then fetches the records it
+    /// names), so they cost one hop off the runtime, not one per read.
+    pub async fn read_catalog<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&CatalogReader<'_>) -> Result<R> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&CatalogReader { kv: &*inner.kv })).await?
+    }
+
     /// Removes unreferenced chunk files older than `grace` that no in-flight write holds, and
     /// temp files older than `grace`. Safe while writers run: a writer pins its chunks before
     /// it looks for or writes them, and a pinned or young file is never removed.
@@ -891,4 +903,44 @@ fn decode_dirs(v: &[u8]) -> Result<Vec<(PathBuf, u64)>> {
             Ok((PathBuf::from(p), id))
         })
         .collect()
+}
+
+/// Reads of the committed catalog (`Store::read_catalog`), outside any transaction: each read sees
+/// the latest commit, so one that depends on another must re-check what it relies on.
+pub struct CatalogReader<'a> {
+    kv: &'a dyn Kv,
+}
+
+impl CatalogReader<'_> {
+    pub fn get(&self, cat: Catalog, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.kv.get(Family::Front(cat), key)
+    }
+
+    /// The values of those of `keys` that exist (one round trip with PostgreSQL).
+    pub fn get_many(&self, cat: Catalog, keys: &[Vec<u8>]) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
+        self.kv.get_many(Family::Front(cat), keys)
+    }
+
+    /// As [`Store::scan`].
+    pub fn scan(
+        &self,
+        cat: Catalog,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        kv::scan(self.kv, Family::Front(cat), prefix, after, limit)
+    }
+
+    /// Up to `limit` entries whose keys start with `prefix`, in descending key order, from
+    /// the greatest key strictly before `before` (or from the prefix's end).
+    pub fn scan_back(
+        &self,
+        cat: Catalog,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        kv::scan_back(self.kv, Family::Front(cat), prefix, before, limit)
+    }
 }

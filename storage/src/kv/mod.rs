@@ -96,6 +96,10 @@ pub(crate) trait KvRead {
 
     /// The entry with the greatest key ≤ `key`.
     fn floor(&self, fam: Family, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
+
+    /// Visits the entries with keys < `below` (every entry when `None`), in descending key
+    /// order, until `visit` returns false: newest-first listings walk their index this way.
+    fn walk_back(&self, fam: Family, below: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<()>;
 }
 
 /// One open transaction. Dropping it without `commit` rolls it back.
@@ -265,6 +269,47 @@ pub(crate) fn scan(
     Ok(out)
 }
 
+/// Up to `limit` entries whose keys start with `prefix`, in descending key order, from the
+/// greatest key strictly before `before` (or from the prefix's end).
+pub(crate) fn scan_back(
+    read: &(impl KvRead + ?Sized),
+    fam: Family,
+    prefix: &[u8],
+    before: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let end = successor(prefix);
+    let below = match before {
+        Some(b) if end.as_deref().is_none_or(|e| b < e) => Some(b),
+        _ => end.as_deref(),
+    };
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    read.walk_back(fam, below, &mut |k, v| {
+        if !k.starts_with(prefix) {
+            return Ok(false);
+        }
+        out.push((k.to_vec(), v.to_vec()));
+        Ok(out.len() < limit)
+    })?;
+    Ok(out)
+}
+
+/// The least key greater than every key that starts with `prefix`; `None` when there is
+/// none (the prefix is empty or all 0xff).
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut s = prefix.to_vec();
+    while let Some(last) = s.pop() {
+        if last < 0xff {
+            s.push(last + 1);
+            return Some(s);
+        }
+    }
+    None
+}
+
 /// Visits every entry of `fam` whose key starts with `prefix`.
 pub(crate) fn walk_prefix(
     read: &(impl KvRead + ?Sized),
@@ -278,6 +323,19 @@ pub(crate) fn walk_prefix(
         }
         visit(k, v)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::successor;
+
+    #[test]
+    fn prefix_successor() {
+        assert_eq!(successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(successor(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(successor(b"\xff\xff"), None);
+        assert_eq!(successor(b""), None);
+    }
 }
 
 /// The greatest key of `fam`, whose keys are at most `max_len` bytes long.

@@ -37,7 +37,8 @@ use crate::group::{decode_counts, encode_counts};
 
 /// The schema version this build creates and expects (`glint_schema`).
 /// 1: the engine's and the front ends' families. 2: `pins` and `leases` (cluster.rs).
-pub(crate) const SCHEMA_VERSION: i32 = 2;
+/// 3: `image_index` (the Images API's listing index).
+pub(crate) const SCHEMA_VERSION: i32 = 3;
 /// Chunk group numbers a node takes from the shared sequence at a time.
 const GROUP_BLOCK: u64 = 1024;
 /// Rows fetched per round trip of a walk.
@@ -80,6 +81,8 @@ struct Sql {
     walk_from: String,
     walk_after: String,
     floor: String,
+    back_from_end: String,
+    back_below: String,
     put: String,
     delete: String,
     add: String,
@@ -120,6 +123,8 @@ impl Sql {
             walk_from: format!("SELECT k, v FROM {t} WHERE k >= $1 ORDER BY k LIMIT $2"),
             walk_after: format!("SELECT k, v FROM {t} WHERE k > $1 ORDER BY k LIMIT $2"),
             floor: format!("SELECT k, v FROM {t} WHERE k <= $1 ORDER BY k DESC LIMIT 1"),
+            back_from_end: format!("SELECT k, v FROM {t} ORDER BY k DESC LIMIT $1"),
+            back_below: format!("SELECT k, v FROM {t} WHERE k < $1 ORDER BY k DESC LIMIT $2"),
             put: format!(
                 "INSERT INTO {t} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"
             ),
@@ -404,6 +409,44 @@ impl PgKv {
         }
     }
 
+    /// Like `walk_on`, backwards from below `below`, in pages that grow the same way.
+    fn walk_back_on(
+        &self,
+        c: &Client,
+        fam: Family,
+        below: Option<&[u8]>,
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        let mut below = below.map(<[u8]>::to_vec);
+        let mut page = FIRST_WALK_PAGE;
+        loop {
+            let rows = match &below {
+                None => self.query(c, &self.sql(fam).back_from_end, vec![P::Int(page)])?,
+                Some(b) => self.query(
+                    c,
+                    &self.sql(fam).back_below,
+                    vec![P::Bytes(b.clone()), P::Int(page)],
+                )?,
+            };
+            let n = rows.len();
+            let mut last = None;
+            for r in &rows {
+                let k: &[u8] = r.get(0);
+                if !visit(k, &read_value(fam, r, 1))? {
+                    return Ok(());
+                }
+                last = Some(k.to_vec());
+            }
+            match last {
+                Some(k) if n as i64 == page => {
+                    below = Some(k);
+                    page = (page * 8).min(WALK_PAGE);
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
     fn floor_on(&self, c: &Client, fam: Family, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let rows = self.query(c, &self.sql(fam).floor, vec![P::Bytes(key.to_vec())])?;
         Ok(rows
@@ -595,6 +638,11 @@ impl KvRead for PgKv {
     fn floor(&self, fam: Family, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let c = self.client()?;
         self.floor_on(&c, fam, key)
+    }
+
+    fn walk_back(&self, fam: Family, below: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<()> {
+        let c = self.client()?;
+        self.walk_back_on(&c, fam, below, visit)
     }
 }
 
@@ -827,6 +875,11 @@ impl KvRead for PgTxn<'_> {
     fn floor(&self, fam: Family, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         self.flush()?;
         self.kv.floor_on(self.client(), fam, key)
+    }
+
+    fn walk_back(&self, fam: Family, below: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<()> {
+        self.flush()?;
+        self.kv.walk_back_on(self.client(), fam, below, visit)
     }
 }
 

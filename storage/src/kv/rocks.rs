@@ -159,6 +159,29 @@ fn walk_iter<D: DBAccess>(
     Ok(it.status()?)
 }
 
+fn walk_back_iter<D: DBAccess>(
+    mut it: DBRawIteratorWithThreadMode<'_, D>,
+    below: Option<&[u8]>,
+    visit: &mut Visit<'_>,
+) -> Result<()> {
+    match below {
+        None => it.seek_to_last(),
+        Some(b) => {
+            it.seek_for_prev(b);
+            if it.valid() && it.key() == Some(b) {
+                it.prev();
+            }
+        }
+    }
+    while it.valid() {
+        if !visit(it.key().expect("valid"), it.value().expect("valid"))? {
+            return Ok(());
+        }
+        it.prev();
+    }
+    Ok(it.status()?)
+}
+
 fn floor_iter<D: DBAccess>(
     mut it: DBRawIteratorWithThreadMode<'_, D>,
     key: &[u8],
@@ -183,6 +206,10 @@ impl KvRead for RocksKv {
 
     fn floor(&self, fam: Family, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         floor_iter(self.db.raw_iterator_cf(self.cf(fam)), key)
+    }
+
+    fn walk_back(&self, fam: Family, below: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<()> {
+        walk_back_iter(self.db.raw_iterator_cf(self.cf(fam)), below, visit)
     }
 }
 
@@ -255,6 +282,10 @@ impl KvRead for RocksSnapshot<'_> {
     fn floor(&self, fam: Family, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         floor_iter(self.snap.raw_iterator_cf(self.kv.cf(fam)), key)
     }
+
+    fn walk_back(&self, fam: Family, below: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<()> {
+        walk_back_iter(self.snap.raw_iterator_cf(self.kv.cf(fam)), below, visit)
+    }
 }
 
 struct RocksTxn<'a> {
@@ -273,6 +304,10 @@ impl KvRead for RocksTxn<'_> {
 
     fn floor(&self, fam: Family, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         floor_iter(self.txn.raw_iterator_cf(self.kv.cf(fam)), key)
+    }
+
+    fn walk_back(&self, fam: Family, below: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<()> {
+        walk_back_iter(self.txn.raw_iterator_cf(self.kv.cf(fam)), below, visit)
     }
 }
 
