@@ -21,14 +21,21 @@ pub fn empty() -> Body {
     full(Bytes::new())
 }
 
-/// Streams a blob to the client. A read error (an integrity failure) aborts the response:
-/// the client sees a truncated body, never wrong bytes.
-pub fn blob(reader: BlobReader) -> Body {
-    let frames = reader.map(|r| {
+/// Streams a blob to the client once its first bytes are read: a read that fails before
+/// any byte (the object store unreachable, a damaged first chunk) becomes the protocol's
+/// error answer (503 for a transient failure) instead of a 200 cut off at once. A failure
+/// after that aborts the response: the client sees a truncated body, never wrong bytes.
+pub async fn blob(mut reader: BlobReader) -> Result<Body, glint_storage::StoreError> {
+    let first = match reader.next().await {
+        None => None,
+        Some(Ok(bytes)) => Some(Ok(bytes)),
+        Some(Err(e)) => return Err(e),
+    };
+    let frames = futures::stream::iter(first).chain(reader).map(|r| {
         r.map(Frame::data).map_err(|e| {
             tracing::error!(error = %e, "read failed mid-stream; aborting the response");
             std::io::Error::other(e)
         })
     });
-    BodyExt::boxed(StreamBody::new(frames))
+    Ok(BodyExt::boxed(StreamBody::new(frames)))
 }

@@ -209,7 +209,8 @@ async fn a_damaged_chunk_is_replaced_by_the_next_write_of_its_bytes() {
             s.s("PUT", "/bkt/first", &[], data.clone()).await.status,
             200
         );
-        // One flipped byte in one chunk: reads refuse it (a truncated body, never wrong bytes).
+        // One flipped byte in one chunk: reads refuse it (an error answer before the first
+        // byte, a truncated body after it; never wrong bytes).
         damage_first_chunk(&s, format);
         let report = s.store.scrub(Default::default()).await.unwrap();
         assert_eq!(report.corrupt.len() + report.corrupt_records.len(), 1);

@@ -544,5 +544,5 @@ pub async fn download(
             format!("bytes {}-{}/{}", r.start, r.end - 1, size),
         );
     }
-    Ok(b.body(body::blob(reader)).expect("valid"))
+    Ok(b.body(body::blob(reader).await?).expect("valid"))
 }

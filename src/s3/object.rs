@@ -604,7 +604,10 @@ async fn respond_with(
     }
     let blob = blob_id(rec).map_err(S3Error::from)?;
     match store.read(blob, range).await {
-        Ok((_, reader)) => Ok(builder.body(body::blob(reader)).expect("valid")),
+        Ok((_, reader)) => {
+            let body = body::blob(reader).await.map_err(S3Error::from)?;
+            Ok(builder.body(body).expect("valid"))
+        }
         Err(StoreError::BlobNotFound(_)) => Err(RespondError::Gone),
         Err(e) => Err(S3Error::from(e).into()),
     }

@@ -13,12 +13,15 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutPayload, WriteMultipart};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig, WriteMultipart,
+};
 
 use crate::bridge::Bridge;
 use crate::error::{Result, StoreError};
@@ -54,6 +57,12 @@ fn remote_error(what: &str, id: u64, e: object_store::Error) -> StoreError {
 impl RemotePacks {
     pub(crate) fn open(cfg: &RemotePackConfig) -> Result<RemotePacks> {
         let s3 = AmazonS3Builder::new()
+            // First: `with_allow_http` below is one of these options.
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(60)),
+            )
             .with_endpoint(&cfg.endpoint)
             .with_allow_http(cfg.endpoint.starts_with("http://"))
             .with_virtual_hosted_style_request(false)
@@ -61,6 +70,19 @@ impl RemotePacks {
             .with_region(&cfg.region)
             .with_access_key_id(&cfg.access_key)
             .with_secret_access_key(&cfg.secret_key)
+            // The object store's own retries stay short: an error that outlasts them is
+            // answered 503, and S3 clients and Glance's retry on their own. With the default
+            // (10 retries, 3 minutes) a read of a pack on a stopped volume server held its
+            // request that long before failing.
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(2),
+                    base: 2.0,
+                },
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(10),
+            })
             .build()
             .map_err(|e| StoreError::Config(format!("[chunk_store]: {e}")))?;
         let remote = RemotePacks {
