@@ -320,8 +320,12 @@ fn database_connection(value: Option<String>) -> Result<Option<String>, ConfigEr
     Ok(Some(format!("postgresql://{rest}")))
 }
 
-/// `[chunk_store]` (endpoint, bucket, region, access_key, secret_key, prefix): where packs
-/// go in cluster mode. Absent: packs stay on the local data directories.
+/// `[chunk_store] local_cache_size` by default: bytes of pack copies a node keeps locally.
+const DEFAULT_LOCAL_CACHE: u64 = 16 << 30;
+
+/// `[chunk_store]` (endpoint, bucket, region, access_key, secret_key, prefix,
+/// local_cache_size): where packs go in cluster mode. Absent: packs stay on the local data
+/// directories.
 fn chunk_store(r: &Reader) -> Result<Option<glint_storage::RemotePackConfig>, ConfigError> {
     let Some(endpoint) = r.get("chunk_store", "endpoint") else {
         return Ok(None);
@@ -351,6 +355,10 @@ fn chunk_store(r: &Reader) -> Result<Option<glint_storage::RemotePackConfig>, Co
         prefix: r
             .get("chunk_store", "prefix")
             .unwrap_or_else(|| "packs".into()),
+        local_cache_bytes: match r.parse("chunk_store", "local_cache_size", DEFAULT_LOCAL_CACHE)? {
+            0 => None,
+            n => Some(n),
+        },
     }))
 }
 

@@ -11,13 +11,18 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use crate::error::{Result, StoreError};
 use crate::pack::{self, PackWriter};
 
 /// Open read descriptors kept (packs are tens of MiB, so this covers GiBs of hot data).
 const READ_FDS: usize = 512;
+/// Cluster mode: a local pack copy younger than this is never dropped (it may still be on
+/// its way to the object store).
+const KEEP_YOUNG: Duration = Duration::from_secs(60);
 
 pub(crate) struct Packs {
     /// `<data dir>/packs` of each data directory.
@@ -33,6 +38,10 @@ pub(crate) struct Packs {
     /// Cluster mode: the object store every pack is uploaded to before it is referenced.
     /// Local files are then the packs this node wrote or fetched, read in its stead.
     remote: Option<crate::remote::RemotePacks>,
+    /// Cluster mode: bytes of local pack files, as last counted plus what was added since
+    /// (an estimate that starts `evict_copies` once it passes the bound, which recounts).
+    local_bytes: AtomicU64,
+    evicting: AtomicBool,
 }
 
 /// A writer lent to one ingest. `new_entry` is set when the pack was created for it: its
@@ -66,6 +75,11 @@ impl Packs {
             }
             dirs.push(d);
         }
+        let local_bytes = placed
+            .iter()
+            .filter_map(|(id, i)| std::fs::metadata(dirs[*i].join(pack::file_name(*id))).ok())
+            .map(|m| m.len())
+            .sum();
         Ok(Packs {
             dirs,
             target,
@@ -74,6 +88,8 @@ impl Packs {
             placed: Mutex::new(placed),
             read_fds: Mutex::new(HashMap::new()),
             remote,
+            local_bytes: AtomicU64::new(local_bytes),
+            evicting: AtomicBool::new(false),
         })
     }
 
@@ -92,8 +108,68 @@ impl Packs {
         if let Some(remote) = &self.remote {
             let path = self.path(w.id).ok_or(StoreError::PackMissing(w.id))?;
             remote.upload(w.id, &path)?;
+            self.added_local(w.len());
         }
         Ok(())
+    }
+
+    /// Cluster mode: `n` more bytes of local pack copies; past the bound, drops the oldest.
+    fn added_local(&self, n: u64) {
+        let Some(cap) = self.remote.as_ref().and_then(|r| r.local_cache_bytes) else {
+            return;
+        };
+        let total = self.local_bytes.fetch_add(n, Ordering::AcqRel) + n;
+        if total > cap && !self.evicting.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.evict_copies(cap) {
+                tracing::warn!(error = %e, "dropping local pack copies failed; retried later");
+            }
+            self.evicting.store(false, Ordering::Release);
+        }
+    }
+
+    /// Cluster mode: drops local pack copies, least recently written first, until they take
+    /// at most 90 % of `cap` bytes. Only a copy the object store holds whole is dropped, never
+    /// one lent to a writer or written in the last minute. Reads then go to the object store;
+    /// a read holding the dropped file open finishes on it (an unlinked file stays readable).
+    pub(crate) fn evict_copies(&self, cap: u64) -> Result<u64> {
+        let Some(remote) = &self.remote else {
+            return Ok(0);
+        };
+        let mut files: Vec<(SystemTime, u64, u64)> = Vec::new();
+        for id in self.local_ids() {
+            if let Some(m) = self.path(id).and_then(|p| std::fs::metadata(p).ok()) {
+                files.push((m.modified().unwrap_or(SystemTime::UNIX_EPOCH), id, m.len()));
+            }
+        }
+        let mut total: u64 = files.iter().map(|f| f.2).sum();
+        let goal = cap / 10 * 9;
+        let young = SystemTime::now() - KEEP_YOUNG;
+        files.sort_unstable();
+        let mut dropped = 0;
+        for (mtime, id, len) in files {
+            if total <= goal {
+                break;
+            }
+            if mtime > young || self.is_lent(id) || remote.size(id)? != Some(len) {
+                continue;
+            }
+            let Some(path) = self.path(id) else { continue };
+            // Forget it first: from here on reads of it go to the object store.
+            self.placed.lock().expect("packs").remove(&id);
+            self.read_fds.lock().expect("packs").remove(&id);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(&path, e)),
+            }
+            total -= len;
+            dropped += len;
+        }
+        self.local_bytes.store(total, Ordering::Release);
+        if dropped > 0 {
+            tracing::debug!(dropped, kept = total, "dropped local pack copies");
+        }
+        Ok(dropped)
     }
 
     /// Every pack's id and size: local files, and in cluster mode the object store's.
@@ -125,6 +201,9 @@ impl Packs {
         let path = self.dirs[dir].join(pack::file_name(id));
         std::fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
         self.placed.lock().expect("packs").insert(id, dir);
+        if let Ok(m) = std::fs::metadata(&path) {
+            self.added_local(m.len());
+        }
         Ok(path)
     }
 
@@ -242,7 +321,14 @@ impl Packs {
             buf.copy_from_slice(&got);
             return Ok(());
         }
-        let f = self.read_fd(id)?;
+        let f = match self.read_fd(id) {
+            Err(StoreError::PackMissing(_)) if self.remote.is_some() => {
+                // Its local copy was dropped between the lookup and the open.
+                buf.copy_from_slice(&self.read_from_store(id, offset, buf.len())?);
+                return Ok(());
+            }
+            f => f?,
+        };
         f.read_exact_at(buf, offset).map_err(|e| {
             let path = self.path(id).unwrap_or_default();
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -259,14 +345,17 @@ impl Packs {
         use std::os::fd::AsRawFd;
         let want: usize = bufs.iter().map(|b| b.len()).sum();
         if let Some(got) = self.read_remote(id, offset, want)? {
-            let mut at = 0;
-            for b in bufs.iter_mut() {
-                b.copy_from_slice(&got[at..at + b.len()]);
-                at += b.len();
-            }
+            scatter(&got, bufs);
             return Ok(());
         }
-        let f = self.read_fd(id)?;
+        let f = match self.read_fd(id) {
+            Err(StoreError::PackMissing(_)) if self.remote.is_some() => {
+                // Its local copy was dropped between the lookup and the open.
+                scatter(&self.read_from_store(id, offset, want)?, bufs);
+                return Ok(());
+            }
+            f => f?,
+        };
         let all: Vec<libc::iovec> = bufs
             .iter_mut()
             .map(|b| libc::iovec {
@@ -302,6 +391,11 @@ impl Packs {
             done += r as usize;
         }
         Ok(())
+    }
+
+    fn read_from_store(&self, id: u64, offset: u64, len: usize) -> Result<bytes::Bytes> {
+        let remote = self.remote.as_ref().ok_or(StoreError::PackMissing(id))?;
+        remote.read(id, offset, len)
     }
 
     /// In cluster mode, the bytes of a pack this node has no file of (one range GET).
@@ -382,5 +476,14 @@ mod tests {
             reopened.read_exact_at(id, 0, &mut [0u8; 4]),
             Err(StoreError::PackMissing(_))
         ));
+    }
+}
+
+/// Copies `got` into `bufs`, in order (their lengths sum to its length).
+fn scatter(got: &[u8], bufs: &mut [&mut [u8]]) {
+    let mut at = 0;
+    for b in bufs.iter_mut() {
+        b.copy_from_slice(&got[at..at + b.len()]);
+        at += b.len();
     }
 }

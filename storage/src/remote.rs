@@ -37,6 +37,10 @@ pub struct RemotePackConfig {
     pub secret_key: String,
     /// Key prefix of this store's packs (stores sharing a bucket take different ones).
     pub prefix: String,
+    /// At most this many bytes of pack copies stay on the local data directories (the packs
+    /// this node wrote or fetched whole); the least recently written go first, once the object
+    /// store holds them. `None`: no bound.
+    pub local_cache_bytes: Option<u64>,
 }
 
 const PART: usize = 8 << 20;
@@ -45,6 +49,8 @@ pub(crate) struct RemotePacks {
     bridge: Bridge,
     s3: Arc<AmazonS3>,
     prefix: String,
+    /// `RemotePackConfig::local_cache_bytes`.
+    pub(crate) local_cache_bytes: Option<u64>,
 }
 
 fn remote_error(what: &str, id: u64, e: object_store::Error) -> StoreError {
@@ -89,6 +95,7 @@ impl RemotePacks {
             bridge: Bridge::new("glint-s3")?,
             s3: Arc::new(s3),
             prefix: cfg.prefix.trim_matches('/').to_string(),
+            local_cache_bytes: cfg.local_cache_bytes,
         };
         // Fail at start, with the endpoint named, rather than on the first upload.
         remote.list().map_err(|e| {
@@ -167,6 +174,16 @@ impl RemotePacks {
             ));
         }
         Ok(got)
+    }
+
+    /// The size of pack `id` in the store; `None` when it is not there (yet).
+    pub(crate) fn size(&self, id: u64) -> Result<Option<u64>> {
+        let (s3, key) = (self.s3.clone(), self.key(id));
+        match self.bridge.wait(async move { s3.head(&key).await })? {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(remote_error("looking up", id, e)),
+        }
     }
 
     /// Downloads pack `id` to `to` (a temporary name the caller renames).

@@ -42,5 +42,8 @@ pub fn pack_store_for(root: &Path) -> Option<crate::RemotePackConfig> {
             "t-{}",
             &blake3::hash(root.to_string_lossy().as_bytes()).to_hex()[..16]
         ),
+        local_cache_bytes: std::env::var("GLINT_TEST_LOCAL_CACHE_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok()),
     })
 }

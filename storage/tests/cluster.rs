@@ -297,3 +297,64 @@ async fn a_blob_spanning_many_packs_reads_on_the_other_node() {
     );
     assert!(a.scrub(SCRUB).await.unwrap().is_clean());
 }
+
+/// Local pack copies stay under `local_cache_bytes`: once they pass it, the least recently
+/// written that the object store holds whole are dropped, and reads of them go to the
+/// object store, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_pack_copies_stay_under_their_bound() {
+    let dirs = [(); 2].map(|_| tempfile::tempdir().unwrap());
+    let mut cfg = StoreConfig::single(dirs[1].path());
+    std::fs::create_dir_all(&cfg.data_dirs[0]).unwrap();
+    cfg.format = Format::V2;
+    let Some(url) = glint_storage::testing::catalog_url_for(dirs[0].path()) else {
+        eprintln!("no PostgreSQL and object store given: cluster test skipped");
+        return;
+    };
+    cfg.catalog_url = Some(url);
+    let Some(mut remote) = glint_storage::testing::pack_store_for(dirs[0].path()) else {
+        return;
+    };
+    let cap: u64 = 8 << 20;
+    remote.local_cache_bytes = Some(cap);
+    cfg.pack_store = Some(remote);
+    let store = Store::open(cfg).unwrap();
+    let packs_dir = dirs[1].path().join("data/packs");
+    let local = || -> (u64, usize) {
+        let files: Vec<u64> = std::fs::read_dir(&packs_dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .collect();
+        (files.iter().sum(), files.len())
+    };
+    let mut written = Vec::new();
+    for i in 0..6u64 {
+        let data = pattern(700 + i, 3 << 20);
+        let staged = store.write_bytes(data.clone(), opts()).await.unwrap();
+        written.push((store.commit(staged).await.unwrap(), data));
+    }
+    // Young copies are kept (they may still be on their way to the object store).
+    assert!(local().0 > cap, "{:?}", local());
+    // Once they are older than a minute, the next write drops the oldest.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    for e in std::fs::read_dir(&packs_dir).unwrap() {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(e.unwrap().path())
+            .unwrap();
+        f.set_modified(old).unwrap();
+    }
+    let data = pattern(799, 3 << 20);
+    let staged = store.write_bytes(data.clone(), opts()).await.unwrap();
+    written.push((store.commit(staged).await.unwrap(), data));
+    let (bytes, files) = local();
+    assert!(
+        bytes <= cap,
+        "{bytes} bytes in {files} local packs over the bound {cap}"
+    );
+    for (id, data) in &written {
+        assert_eq!(&store.read_to_vec(*id, None).await.unwrap(), data);
+    }
+    let report = store.scrub(Default::default()).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
