@@ -287,13 +287,13 @@ impl Inner {
         Ok(keep)
     }
 
-    /// A read lease on blob `id`: refused (`BlobNotFound`) when the blob is gone or being
-    /// deleted.
-    pub(crate) fn lease_in_catalog(&self, node: &Node, id: BlobId) -> Result<Vec<u8>> {
+    /// A read lease on blob `id` (its row) and the blob's record, in one round trip:
+    /// refused (`BlobNotFound`) when the blob is gone or being deleted.
+    pub(crate) fn lease_in_catalog(&self, node: &Node, id: BlobId) -> Result<(Vec<u8>, Vec<u8>)> {
         let row = row_key(&id.0, node.id(&*self.kv)?, node.token());
         match crate::tx::retry_conflicts(|| self.kv.take_lease(&id.0, &row))? {
-            true => Ok(row),
-            false => Err(StoreError::BlobNotFound(id)),
+            Some(record) => Ok((row, record)),
+            None => Err(StoreError::BlobNotFound(id)),
         }
     }
 

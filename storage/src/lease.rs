@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Result, StoreError};
 use crate::ids::BlobId;
+use crate::manifest::BlobInfo;
 use crate::store::Inner;
 
 #[derive(Default)]
@@ -107,18 +108,24 @@ pub(crate) struct ReadLease {
 }
 
 impl ReadLease {
-    /// Blocking with a shared catalog (a catalog transaction).
-    pub(crate) fn acquire(inner: &Arc<Inner>, id: BlobId) -> Result<ReadLease> {
+    /// The lease and the blob's record (`None`: no such blob). Blocking with a shared
+    /// catalog, where the lease is a catalog row taken in the same round trip as the record.
+    pub(crate) fn acquire(inner: &Arc<Inner>, id: BlobId) -> Result<(ReadLease, Option<BlobInfo>)> {
         inner.leases.acquire(id)?;
         let mut lease = ReadLease {
             inner: inner.clone(),
             id,
             row: None,
         };
-        if let Some(node) = &inner.node {
-            lease.row = Some(inner.lease_in_catalog(node, id)?);
-        }
-        Ok(lease)
+        let info = match &inner.node {
+            Some(node) => {
+                let (row, record) = inner.lease_in_catalog(node, id)?;
+                lease.row = Some(row);
+                Some(BlobInfo::decode(id, &record)?)
+            }
+            None => inner.blob_info(id)?,
+        };
+        Ok((lease, info))
     }
 }
 

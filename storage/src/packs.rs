@@ -435,6 +435,15 @@ fn free_bytes(dir: &Path) -> Option<u64> {
         .then(|| s.f_bavail as u64 * s.f_frsize as u64)
 }
 
+/// Copies `got` into `bufs`, in order (their lengths sum to its length).
+fn scatter(got: &[u8], bufs: &mut [&mut [u8]]) {
+    let mut at = 0;
+    for b in bufs.iter_mut() {
+        b.copy_from_slice(&got[at..at + b.len()]);
+        at += b.len();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,14 +485,5 @@ mod tests {
             reopened.read_exact_at(id, 0, &mut [0u8; 4]),
             Err(StoreError::PackMissing(_))
         ));
-    }
-}
-
-/// Copies `got` into `bufs`, in order (their lengths sum to its length).
-fn scatter(got: &[u8], bufs: &mut [&mut [u8]]) {
-    let mut at = 0;
-    for b in bufs.iter_mut() {
-        b.copy_from_slice(&got[at..at + b.len()]);
-        at += b.len();
     }
 }

@@ -52,11 +52,8 @@ impl Store {
     ) -> Result<(BlobInfo, BlobReader)> {
         // The lease first: a delete that commits after it waits for this read to end.
         let inner = self.inner.clone();
-        let (lease, info) = tokio::task::spawn_blocking(move || {
-            let lease = ReadLease::acquire(&inner, id)?;
-            Ok::<_, StoreError>((lease, inner.blob_info(id)?))
-        })
-        .await??;
+        let (lease, info) =
+            tokio::task::spawn_blocking(move || ReadLease::acquire(&inner, id)).await??;
         let info = info.ok_or(StoreError::BlobNotFound(id))?;
         let range = range.unwrap_or(0..info.size);
         if range.start > range.end || range.end > info.size {

@@ -204,17 +204,18 @@ pub(crate) trait Kv: KvRead + Send + Sync {
     }
 
     /// Takes a read lease (cluster.rs): under the shared key lock of `Blobs[blob]`, adds
-    /// `Leases[row]` if the blob exists and is not doomed; false otherwise. Volatile (see
-    /// [`Kv::begin_volatile`]). One round trip where that matters: every read takes one.
-    fn take_lease(&self, blob: &[u8], row: &[u8]) -> Result<bool> {
+    /// `Leases[row]` if the blob exists and is not doomed, and returns its record (`None`
+    /// otherwise). Volatile (see [`Kv::begin_volatile`]). One round trip where that matters:
+    /// every read takes one, and needs the record next.
+    fn take_lease(&self, blob: &[u8], row: &[u8]) -> Result<Option<Vec<u8>>> {
         let txn = self.begin_volatile()?;
-        let found = txn.get_locked(Family::Blobs, blob, false)?.is_some()
-            && txn.get(Family::Doomed, blob)?.is_none();
+        let record = txn.get_locked(Family::Blobs, blob, false)?;
+        let found = record.is_some() && txn.get(Family::Doomed, blob)?.is_none();
         if found {
             txn.put(Family::Leases, row, &[])?;
         }
         txn.commit()?;
-        Ok(found)
+        Ok(record.filter(|_| found))
     }
 
     /// Ends a read lease: removes `Leases[row]`, then tells whether `Doomed[blob]` exists
@@ -325,6 +326,15 @@ pub(crate) fn walk_prefix(
     })
 }
 
+/// The greatest key of `fam`, whose keys are at most `max_len` bytes long.
+pub(crate) fn last_key(
+    read: &(impl KvRead + ?Sized),
+    fam: Family,
+    max_len: usize,
+) -> Result<Option<Vec<u8>>> {
+    Ok(read.floor(fam, &vec![0xff; max_len + 1])?.map(|(k, _)| k))
+}
+
 #[cfg(test)]
 mod tests {
     use super::successor;
@@ -336,13 +346,4 @@ mod tests {
         assert_eq!(successor(b"\xff\xff"), None);
         assert_eq!(successor(b""), None);
     }
-}
-
-/// The greatest key of `fam`, whose keys are at most `max_len` bytes long.
-pub(crate) fn last_key(
-    read: &(impl KvRead + ?Sized),
-    fam: Family,
-    max_len: usize,
-) -> Result<Option<Vec<u8>>> {
-    Ok(read.floor(fam, &vec![0xff; max_len + 1])?.map(|(k, _)| k))
 }

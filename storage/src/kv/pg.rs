@@ -689,7 +689,7 @@ impl Kv for PgKv {
     /// The whole lease in one simple-query round trip. Each statement of it takes a fresh
     /// snapshot (READ COMMITTED), so the existence checks run after the lock is granted,
     /// as in the generic version.
-    fn take_lease(&self, blob: &[u8], row: &[u8]) -> Result<bool> {
+    fn take_lease(&self, blob: &[u8], row: &[u8]) -> Result<Option<Vec<u8>>> {
         let (lock, blob, row) = (lock_id(Family::Blobs, blob), hex(blob), hex(row));
         let sql = format!(
             "BEGIN; SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}; SET LOCAL synchronous_commit = off; \
@@ -697,13 +697,18 @@ impl Kv for PgKv {
              INSERT INTO {leases} (k, v) SELECT '\\x{row}'::bytea, ''::bytea \
                WHERE EXISTS (SELECT 1 FROM {blobs} WHERE k = '\\x{blob}'::bytea) \
                AND NOT EXISTS (SELECT 1 FROM {doomed} WHERE k = '\\x{blob}'::bytea) \
-               ON CONFLICT (k) DO NOTHING RETURNING 'taken'; \
+               ON CONFLICT (k) DO NOTHING \
+               RETURNING 'taken:' || encode((SELECT v FROM {blobs} WHERE k = '\\x{blob}'::bytea), 'hex'); \
              COMMIT;",
             leases = table(Family::Leases),
             blobs = table(Family::Blobs),
             doomed = table(Family::Doomed),
         );
-        Ok(self.simple(&sql)?.iter().any(|v| v == "taken"))
+        self.simple(&sql)?
+            .iter()
+            .find_map(|v| v.strip_prefix("taken:"))
+            .map(|h| hex::decode(h).map_err(|_| StoreError::Malformed("hex from PostgreSQL")))
+            .transpose()
     }
 
     fn drop_lease(&self, blob: &[u8], row: &[u8]) -> Result<bool> {
