@@ -31,6 +31,9 @@ pub struct Config {
     pub glance_addr: SocketAddr,
     pub image_size_cap: u64,
     pub s3_addr: SocketAddr,
+    /// `[glint] admin_bind_host` (default loopback) / `admin_bind_port`: the admin listener
+    /// (`/metrics`); off unless a port is given.
+    pub admin_addr: Option<SocketAddr>,
     pub s3_domain: Option<String>,
     pub s3_region: String,
     pub s3_bootstrap: Option<(String, String, String)>,
@@ -216,7 +219,18 @@ impl Reader {
         port_key: &'static str,
         port: u16,
     ) -> Result<SocketAddr, ConfigError> {
-        let h: String = self.parse(section, host_key, "0.0.0.0".to_string())?;
+        self.addr_on(section, host_key, "0.0.0.0", port_key, port)
+    }
+
+    fn addr_on(
+        &self,
+        section: &'static str,
+        host_key: &'static str,
+        host: &str,
+        port_key: &'static str,
+        port: u16,
+    ) -> Result<SocketAddr, ConfigError> {
+        let h: String = self.parse(section, host_key, host.to_string())?;
         let p: u16 = self.parse(section, port_key, port)?;
         format!("{h}:{p}")
             .parse()
@@ -511,6 +525,16 @@ impl Config {
             glance_addr: r.addr("DEFAULT", "bind_host", "bind_port", 9292)?,
             image_size_cap: r.parse("DEFAULT", "image_size_cap", 1u64 << 40)?,
             s3_addr: r.addr("glint", "s3_bind_host", "s3_bind_port", 8080)?,
+            admin_addr: match r.get("glint", "admin_bind_port") {
+                None => None,
+                Some(_) => Some(r.addr_on(
+                    "glint",
+                    "admin_bind_host",
+                    "127.0.0.1",
+                    "admin_bind_port",
+                    0,
+                )?),
+            },
             s3_domain: r.get("glint", "s3_domain"),
             s3_region: r
                 .get("glint", "s3_region")

@@ -2,6 +2,7 @@
 //! ends over one images domain (`images`) and the `glint-storage` engine. The binary in
 //! `main.rs` is a thin CLI over this library, which the integration tests start on loopback.
 
+pub mod admin;
 pub mod body;
 pub mod config;
 pub mod conn;
@@ -10,6 +11,7 @@ pub mod damage;
 pub mod glance;
 pub mod http_util;
 pub mod images;
+pub mod metrics;
 pub mod range;
 pub mod request_body;
 pub mod s3;
@@ -24,6 +26,8 @@ use glint_storage::Store;
 pub struct Running {
     pub s3_addr: std::net::SocketAddr,
     pub glance_addr: std::net::SocketAddr,
+    /// The admin listener (metrics), when `[glint] admin_bind_port` is set.
+    pub admin_addr: Option<std::net::SocketAddr>,
     pub store: Store,
     /// The image backends (the main store, and others with `enabled_backends`).
     pub stores: Arc<images::stores::Stores>,
@@ -112,10 +116,12 @@ pub async fn start(
     });
     let limits = listener_limits(&cfg.limits);
     let background = shutdown::Background::new();
+    let metrics = metrics::Metrics::new();
     background.spawn(server::serve_s3(
         listener,
         limits.clone(),
         background.clone(),
+        metrics.clone(),
         s3,
     ));
     tracing::info!(%s3_addr, "S3 listening");
@@ -147,10 +153,27 @@ pub async fn start(
     }
     background.spawn(server::serve_glance(
         listener,
-        limits,
+        limits.clone(),
         background.clone(),
+        metrics.clone(),
         glance,
     ));
+    let admin_addr = match cfg.admin_addr {
+        Some(addr) => {
+            let listener = server::bind(addr).await?;
+            let addr = listener.local_addr()?;
+            background.spawn(server::serve_admin(
+                listener,
+                limits,
+                background.clone(),
+                metrics,
+                store.clone(),
+            ));
+            tracing::info!(admin_addr = %addr, "admin listener (metrics) listening");
+            Some(addr)
+        }
+        None => None,
+    };
     if !noauth {
         tracing::info!(%glance_addr, "Glance API listening; tokens are validated by Keystone");
     } else {
@@ -162,6 +185,7 @@ pub async fn start(
     Ok(Running {
         s3_addr,
         glance_addr,
+        admin_addr,
         store,
         stores,
         drain: cfg.drain_timeout,

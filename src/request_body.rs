@@ -44,6 +44,8 @@ pub struct RequestBody {
     polled: bool,
     stall_timeout: Duration,
     stall: Option<Pin<Box<Sleep>>>,
+    /// Bytes received, for the metrics.
+    received: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 impl RequestBody {
@@ -54,7 +56,14 @@ impl RequestBody {
             polled: false,
             stall_timeout,
             stall: None,
+            received: None,
         }
+    }
+
+    /// Adds the bytes of this body, as they arrive, to `counter`.
+    pub fn counting(mut self, counter: prometheus_client::metrics::counter::Counter) -> Self {
+        self.received = Some(counter);
+        self
     }
 
     /// Wraps every request of a connection.
@@ -97,6 +106,11 @@ impl Body for RequestBody {
             }
             Poll::Ready(frame) => {
                 this.stall = None;
+                if let (Some(Ok(f)), Some(c)) = (&frame, &this.received) {
+                    if let Some(data) = f.data_ref() {
+                        c.inc_by(data.len() as u64);
+                    }
+                }
                 Poll::Ready(frame.map(|f| f.map_err(|e| Box::new(e) as BodyError)))
             }
         }

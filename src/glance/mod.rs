@@ -23,6 +23,7 @@ mod members;
 mod metadef_items;
 mod metadefs;
 mod notify;
+pub mod operation;
 mod patch;
 mod record;
 pub mod recovery;

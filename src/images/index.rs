@@ -190,6 +190,21 @@ pub async fn with_status(store: &Store, statuses: &[&str]) -> Result<Vec<ImageRe
     store.read_catalog(move |r| read_scopes(r, &scopes)).await
 }
 
+/// How many images are in each of `statuses` (metrics).
+pub async fn count_by_status(
+    store: &Store,
+    statuses: &'static [&'static str],
+) -> Result<Vec<(&'static str, u64)>, StoreError> {
+    store
+        .read_catalog(move |r| {
+            statuses
+                .iter()
+                .map(|s| Ok((*s, r.count(Catalog::ImageIndex, &scope(b's', s))?)))
+                .collect()
+        })
+        .await
+}
+
 /// The images of `owner`, whatever their status (quota usage).
 pub async fn owned_by(store: &Store, owner: &str) -> Result<Vec<ImageRecord>, StoreError> {
     let scopes = vec![scope(b'o', owner)];

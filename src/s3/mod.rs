@@ -89,7 +89,8 @@ pub async fn handle(
     let (parts, incoming) = req.into_parts();
     let resource = parts.uri.path().to_string();
     let is_head = parts.method == Method::HEAD;
-    let mut resp = match route(&s3, parts, incoming).await {
+    let mut op = None;
+    let mut resp = match route(&s3, parts, incoming, &mut op).await {
         Ok(r) => r,
         Err(e) => {
             if e.status.is_server_error() && e.status != StatusCode::NOT_IMPLEMENTED {
@@ -106,6 +107,11 @@ pub async fn handle(
     }
     resp.headers_mut()
         .insert("server", HeaderValue::from_static("Glint"));
+    // For the metrics: AWS's operation name (none when the request was refused before it
+    // named one, e.g. a bad signature).
+    let name = op.map_or_else(|| "unknown".to_string(), |o| format!("{o:?}"));
+    resp.extensions_mut()
+        .insert(crate::metrics::Operation(name));
     resp
 }
 
@@ -192,7 +198,12 @@ async fn authenticate(
     Ok((None, Payload::Unsigned))
 }
 
-async fn route(s3: &S3, parts: http::request::Parts, incoming: RequestBody) -> S3Result {
+async fn route(
+    s3: &S3,
+    parts: http::request::Parts,
+    incoming: RequestBody,
+    op_named: &mut Option<Op>,
+) -> S3Result {
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
     if parts.method == Method::OPTIONS {
@@ -220,6 +231,7 @@ async fn route(s3: &S3, parts: http::request::Parts, incoming: RequestBody) -> S
     };
     features::subresources(&ctx)?;
     let op = Op::of(&ctx)?;
+    *op_named = Some(op);
     features::check(op, &ctx)?;
     if ctx.bucket.is_some() && ctx.bucket == s3.cfg.s3_images_bucket {
         return images_view::handle(s3, &ctx).await;

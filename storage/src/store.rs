@@ -932,6 +932,16 @@ impl CatalogReader<'_> {
         kv::scan(self.kv, Family::Front(cat), prefix, after, limit)
     }
 
+    /// How many entries have keys that start with `prefix`.
+    pub fn count(&self, cat: Catalog, prefix: &[u8]) -> Result<u64> {
+        let mut n = 0;
+        kv::walk_prefix(self.kv, Family::Front(cat), prefix, &mut |_, _| {
+            n += 1;
+            Ok(true)
+        })?;
+        Ok(n)
+    }
+
     /// Up to `limit` entries whose keys start with `prefix`, in descending key order, from
     /// the greatest key strictly before `before` (or from the prefix's end).
     pub fn scan_back(

@@ -1,0 +1,306 @@
+//! Prometheus metrics, served in the OpenMetrics text format on the admin listener
+//! (`[glint] admin_bind_host` / `admin_bind_port`, loopback by default) at `/metrics`. The
+//! encoding is the `prometheus-client` crate's; nothing here writes the format by hand.
+//!
+//! - requests by API (`s3`, `glance`), operation (S3's operation names such as `GetObject`,
+//!   Glance's routes such as `images.upload`) and status class, their durations (until the
+//!   last byte of the answer), bytes received and sent, requests in flight;
+//! - images by status (counted in the listing index's status scopes at scrape time);
+//! - the process: CPU seconds, resident memory, open descriptors, start time.
+//!
+//! A front end names its operation by putting an [`Operation`] in its response's
+//! extensions; the listener (`server.rs`) does the counting, once per request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+/// The operation a response answered, as a front end names it (a response extension).
+#[derive(Clone, Debug)]
+pub struct Operation(pub String);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    api: &'static str,
+    operation: String,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    api: &'static str,
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    api: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+/// Request durations, 1 ms to 5 minutes (a multi-GiB image download takes minutes).
+const DURATION_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 120.0, 300.0,
+];
+
+/// Every metric this process exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<OperationLabels, Histogram>,
+    received: Family<ApiLabels, Counter>,
+    sent: Family<OperationLabels, Counter>,
+    in_flight: Family<ApiLabels, Gauge>,
+    images: Family<StatusLabels, Gauge>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut root = Registry::default();
+        register_process(root.sub_registry_with_prefix("process"));
+        let registry = root.sub_registry_with_prefix("glint");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "Requests answered, by API, operation and status class",
+            requests.clone(),
+        );
+        let durations = Family::<OperationLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(DURATION_BUCKETS)
+        });
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time from a request's arrival to the last byte of its answer",
+            Unit::Seconds,
+            durations.clone(),
+        );
+        let received = Family::<ApiLabels, Counter>::default();
+        registry.register_with_unit(
+            "http_request_body",
+            "Request body bytes received",
+            Unit::Bytes,
+            received.clone(),
+        );
+        let sent = Family::<OperationLabels, Counter>::default();
+        registry.register_with_unit(
+            "http_response_body",
+            "Response body bytes sent",
+            Unit::Bytes,
+            sent.clone(),
+        );
+        let in_flight = Family::<ApiLabels, Gauge>::default();
+        registry.register(
+            "http_requests_in_flight",
+            "Requests being answered now",
+            in_flight.clone(),
+        );
+        let images = Family::<StatusLabels, Gauge>::default();
+        registry.register("images", "Images by status", images.clone());
+        Arc::new(Metrics {
+            registry: root,
+            requests,
+            durations,
+            received,
+            sent,
+            in_flight,
+            images,
+        })
+    }
+
+    /// Starts counting one request of `api`: in flight until the returned mark is finished
+    /// or dropped.
+    pub fn start(self: &Arc<Self>, api: &'static str) -> RequestMark {
+        self.in_flight.get_or_create(&ApiLabels { api }).inc();
+        RequestMark {
+            metrics: self.clone(),
+            api,
+            started: Instant::now(),
+            answered: None,
+            sent: 0,
+        }
+    }
+
+    /// The counter of request body bytes of `api` (the request body adds to it as it reads).
+    pub fn received(&self, api: &'static str) -> Counter {
+        self.received.get_or_create(&ApiLabels { api }).clone()
+    }
+
+    /// Sets the image counts (`(status, count)` for every status).
+    pub fn set_images(&self, counts: &[(&'static str, u64)]) {
+        for (status, n) in counts {
+            self.images
+                .get_or_create(&StatusLabels { status })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            tracing::error!("encoding metrics failed");
+        }
+        out
+    }
+}
+
+/// One request being answered. Dropped when the answer's last byte went out (or the
+/// connection ended first): then it is counted.
+pub struct RequestMark {
+    metrics: Arc<Metrics>,
+    api: &'static str,
+    started: Instant,
+    /// (operation, status class) once the handler answered.
+    answered: Option<(String, &'static str)>,
+    sent: u64,
+}
+
+impl RequestMark {
+    pub fn answered(&mut self, operation: Option<&Operation>, status: http::StatusCode) {
+        let class = match status.as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        let op = operation.map_or_else(|| "unknown".to_string(), |o| o.0.clone());
+        self.answered = Some((op, class));
+    }
+
+    pub fn sent(&mut self, bytes: usize) {
+        self.sent += bytes as u64;
+    }
+}
+
+impl Drop for RequestMark {
+    fn drop(&mut self) {
+        let m = &self.metrics;
+        m.in_flight
+            .get_or_create(&ApiLabels { api: self.api })
+            .dec();
+        // A request dropped before its handler answered (the client went away) has no
+        // status: it is not a request answered.
+        let Some((operation, status)) = self.answered.take() else {
+            return;
+        };
+        let op = OperationLabels {
+            api: self.api,
+            operation,
+        };
+        m.durations
+            .get_or_create(&op)
+            .observe(self.started.elapsed().as_secs_f64());
+        m.sent.get_or_create(&op).inc_by(self.sent);
+        m.requests
+            .get_or_create(&RequestLabels {
+                api: self.api,
+                operation: op.operation,
+                status,
+            })
+            .inc();
+    }
+}
+
+/// The process metrics every exporter shares, under their standard names (read from /proc
+/// at each scrape).
+fn register_process(root: &mut Registry) {
+    root.register_with_unit(
+        "cpu",
+        "User and system CPU time spent",
+        Unit::Seconds,
+        ProcessStat::CpuSeconds,
+    );
+    root.register_with_unit(
+        "resident_memory",
+        "Resident memory size",
+        Unit::Bytes,
+        ProcessStat::ResidentBytes,
+    );
+    root.register("open_fds", "Open file descriptors", ProcessStat::OpenFds);
+    root.register_with_unit(
+        "start_time",
+        "Start time of the process since the Unix epoch",
+        Unit::Seconds,
+        ProcessStat::StartTime,
+    );
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ProcessStat {
+    CpuSeconds,
+    ResidentBytes,
+    OpenFds,
+    StartTime,
+}
+
+impl EncodeMetric for ProcessStat {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let stat = proc_stat().unwrap_or_default();
+        match self {
+            ProcessStat::CpuSeconds => {
+                encoder.encode_counter::<NoLabelSet, _, u64>(&stat.cpu_seconds, None)
+            }
+            ProcessStat::ResidentBytes => encoder.encode_gauge(&(stat.resident_bytes as i64)),
+            ProcessStat::OpenFds => encoder.encode_gauge(&open_fds()),
+            ProcessStat::StartTime => encoder.encode_gauge(&stat.start_time),
+        }
+    }
+
+    fn metric_type(&self) -> MetricType {
+        match self {
+            ProcessStat::CpuSeconds => MetricType::Counter,
+            _ => MetricType::Gauge,
+        }
+    }
+}
+
+#[derive(Default)]
+struct ProcStat {
+    cpu_seconds: f64,
+    resident_bytes: u64,
+    start_time: f64,
+}
+
+/// `/proc/self/stat` (fields after the command name: utime 14, stime 15, starttime 22,
+/// rss 24, counted from 1) with the clock tick and page size.
+fn proc_stat() -> Option<ProcStat> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    // SAFETY: sysconf reads process-wide constants.
+    let (tick, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let tick = if tick > 0 { tick as f64 } else { 100.0 };
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    })?;
+    Some(ProcStat {
+        cpu_seconds: (field(14)? + field(15)?) as f64 / tick,
+        resident_bytes: field(24)? * page.max(0) as u64,
+        start_time: boot as f64 + field(22)? as f64 / tick,
+    })
+}
+
+fn open_fds() -> i64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64)
+}

@@ -1,0 +1,103 @@
+"""Prometheus metrics on the admin listener: a scripted workload through S3 (boto3) and
+the Images API, scraped before and after with the `prometheus_client` package's
+OpenMetrics parser; each counter must have moved by exactly what the workload did."""
+import json
+import os
+import urllib.request
+
+import boto3
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from conftest import AK, SK, free_port, start_glint
+
+
+@pytest.fixture(scope="module")
+def server():
+    s3_port, glance_port, admin_port = free_port(), free_port(), free_port()
+    proc, root, _ = start_glint({
+        "DEFAULT": {"bind_port": glance_port},
+        "glint": {"s3_bind_port": s3_port, "s3_access_key": AK, "s3_secret_key": SK,
+                  "s3_bootstrap_project": "pytest", "admin_bind_port": admin_port},
+    }, s3_port, "metrics")
+    yield {"s3": f"http://127.0.0.1:{s3_port}", "glance": f"http://127.0.0.1:{glance_port}",
+           "admin": f"http://127.0.0.1:{admin_port}"}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def scrape(server):
+    """{(sample name, frozenset(labels)): value} of one scrape, parsed as OpenMetrics."""
+    with urllib.request.urlopen(server["admin"] + "/metrics", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("application/openmetrics-text")
+        text = r.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def value(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), 0)
+
+
+def glance(server, method, path, body=None, content_type="application/json"):
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    req = urllib.request.Request(server["glance"] + path, data=data, method=method, headers={
+        "X-Auth-Token": "user:pytest:member", "Content-Type": content_type})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status, r.read()
+
+
+def test_counters_move_by_what_the_workload_did(server):
+    s3 = boto3.client("s3", endpoint_url=server["s3"], aws_access_key_id=AK,
+                      aws_secret_access_key=SK, region_name="us-east-1")
+    s3.create_bucket(Bucket="metrics")
+    before = scrape(server)
+    body = os.urandom(100_000)
+    for i in range(5):
+        s3.put_object(Bucket="metrics", Key=f"k{i}", Body=body)
+    for i in range(7):
+        assert s3.get_object(Bucket="metrics", Key=f"k{i % 5}")["Body"].read() == body
+    with pytest.raises(s3.exceptions.NoSuchKey):
+        s3.get_object(Bucket="metrics", Key="missing")
+    _, created = glance(server, "POST", "/v2/images",
+                        {"name": "m", "disk_format": "raw", "container_format": "bare"})
+    image = json.loads(created)["id"]
+    image_bytes = os.urandom(300_000)
+    glance(server, "PUT", f"/v2/images/{image}/file", image_bytes, "application/octet-stream")
+    assert glance(server, "GET", f"/v2/images/{image}/file")[1] == image_bytes
+    after = scrape(server)
+
+    def moved(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    req = "glint_http_requests_total"
+    assert moved(req, api="s3", operation="PutObject", status="2xx") == 5
+    assert moved(req, api="s3", operation="GetObject", status="2xx") == 7
+    assert moved(req, api="s3", operation="GetObject", status="4xx") == 1
+    assert moved(req, api="glance", operation="images.create", status="2xx") == 1
+    assert moved(req, api="glance", operation="images.upload", status="2xx") == 1
+    assert moved(req, api="glance", operation="images.download", status="2xx") == 1
+    # Every GetObject is in its duration histogram; the bytes are the bodies, at least.
+    assert moved("glint_http_request_duration_seconds_count", api="s3", operation="GetObject") == 8
+    assert moved("glint_http_response_body_bytes_total", api="s3", operation="GetObject") >= 7 * len(body)
+    assert moved("glint_http_response_body_bytes_total", api="glance",
+                 operation="images.download") == len(image_bytes)
+    assert moved("glint_http_request_body_bytes_total", api="s3") >= 5 * len(body)
+    assert moved("glint_http_request_body_bytes_total", api="glance") >= len(image_bytes)
+    assert value(after, "glint_images", status="active") == 1
+    # The scrape itself is in flight while it is answered; nothing else is.
+    assert value(after, "glint_http_requests_in_flight", api="s3") == 0
+    assert value(after, "process_open_fds") > 0
+    assert value(after, "process_resident_memory_bytes") > 1 << 20
+    assert value(after, "process_cpu_seconds_total") > 0
+
+
+def test_the_admin_listener_answers_only_its_endpoints(server):
+    with urllib.request.urlopen(server["admin"] + "/healthcheck", timeout=5) as r:
+        assert r.read() == b"OK"
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(server["admin"] + "/v2/images", timeout=5)
+    assert e.value.code == 404
