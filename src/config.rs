@@ -34,6 +34,10 @@ pub struct Config {
     /// `[glint] admin_bind_host` (default loopback) / `admin_bind_port`: the admin listener
     /// (`/metrics`); off unless a port is given.
     pub admin_addr: Option<SocketAddr>,
+    /// `[glint] access_log`: one log line per request (target `access`). Default on.
+    pub access_log: bool,
+    /// `[glint] log_format`: `text` (default) or `json` (one JSON object per line).
+    pub log_format: LogFormat,
     pub s3_domain: Option<String>,
     pub s3_region: String,
     pub s3_bootstrap: Option<(String, String, String)>,
@@ -334,6 +338,13 @@ fn database_connection(value: Option<String>) -> Result<Option<String>, ConfigEr
     Ok(Some(format!("postgresql://{rest}")))
 }
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// `[chunk_store] local_cache_size` by default: bytes of pack copies a node keeps locally.
 const DEFAULT_LOCAL_CACHE: u64 = 16 << 30;
 
@@ -525,6 +536,18 @@ impl Config {
             glance_addr: r.addr("DEFAULT", "bind_host", "bind_port", 9292)?,
             image_size_cap: r.parse("DEFAULT", "image_size_cap", 1u64 << 40)?,
             s3_addr: r.addr("glint", "s3_bind_host", "s3_bind_port", 8080)?,
+            access_log: r.flag("glint", "access_log", true)?,
+            log_format: match r.get("glint", "log_format").as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        section: "glint",
+                        key: "log_format",
+                        reason: format!("{other:?} is neither text nor json"),
+                    })
+                }
+            },
             admin_addr: match r.get("glint", "admin_bind_port") {
                 None => None,
                 Some(_) => Some(r.addr_on(

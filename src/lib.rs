@@ -116,7 +116,10 @@ pub async fn start(
     });
     let limits = listener_limits(&cfg.limits);
     let background = shutdown::Background::new();
-    let metrics = metrics::Metrics::new();
+    let metrics = metrics::Metrics::new(metrics::Recording {
+        metrics: cfg.admin_addr.is_some(),
+        access_log: cfg.access_log,
+    });
     background.spawn(server::serve_s3(
         listener,
         limits.clone(),

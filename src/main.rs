@@ -112,12 +112,22 @@ enum CredentialAction {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    // The log format is the configuration's (a configuration that does not load is
+    // reported by `run`, in the default format).
+    let json = cli
+        .config
+        .as_deref()
+        .and_then(|p| Config::load(p).ok())
+        .is_some_and(|c| c.log_format == glint::config::LogFormat::Json);
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    );
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

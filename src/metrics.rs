@@ -9,7 +9,11 @@
 //! - the process: CPU seconds, resident memory, open descriptors, start time.
 //!
 //! A front end names its operation by putting an [`Operation`] in its response's
-//! extensions; the listener (`server.rs`) does the counting, once per request.
+//! extensions, and its request id and caller's project in a [`RequestInfo`]; the listener
+//! (`server.rs`) does the counting, once per request, and writes the request's access-log
+//! line (target `access`: method, path without its query, status, bytes sent, seconds, id,
+//! project), never a secret: query strings (presigned signatures) and headers (tokens) stay
+//! out of it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +29,23 @@ use prometheus_client::registry::{Registry, Unit};
 /// The operation a response answered, as a front end names it (a response extension).
 #[derive(Clone, Debug)]
 pub struct Operation(pub String);
+
+/// Who asked, for the access log (a response extension): the request id the answer
+/// carries and the caller's project, once known.
+#[derive(Clone, Debug, Default)]
+pub struct RequestInfo {
+    pub id: String,
+    pub project: Option<String>,
+}
+
+/// What is recorded per request.
+#[derive(Clone, Copy, Debug)]
+pub struct Recording {
+    /// Count requests in the metrics (off without an admin listener: nothing would read them).
+    pub metrics: bool,
+    /// One access-log line per request (`[glint] access_log`).
+    pub access_log: bool,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -56,6 +77,7 @@ const DURATION_BUCKETS: [f64; 14] = [
 
 /// Every metric this process exports.
 pub struct Metrics {
+    recording: Recording,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<OperationLabels, Histogram>,
@@ -66,7 +88,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Arc<Metrics> {
+    pub fn new(recording: Recording) -> Arc<Metrics> {
         let mut root = Registry::default();
         register_process(root.sub_registry_with_prefix("process"));
         let registry = root.sub_registry_with_prefix("glint");
@@ -108,6 +130,7 @@ impl Metrics {
         let images = Family::<StatusLabels, Gauge>::default();
         registry.register("images", "Images by status", images.clone());
         Arc::new(Metrics {
+            recording,
             registry: root,
             requests,
             durations,
@@ -118,22 +141,38 @@ impl Metrics {
         })
     }
 
-    /// Starts counting one request of `api`: in flight until the returned mark is finished
-    /// or dropped.
-    pub fn start(self: &Arc<Self>, api: &'static str) -> RequestMark {
-        self.in_flight.get_or_create(&ApiLabels { api }).inc();
+    /// Starts recording one request of `api`: in flight until the returned mark drops (when
+    /// the answer's last byte went out, or the connection ended first).
+    pub fn start(
+        self: &Arc<Self>,
+        api: &'static str,
+        req: &http::Request<impl Sized>,
+    ) -> RequestMark {
+        if self.recording.metrics {
+            self.in_flight.get_or_create(&ApiLabels { api }).inc();
+        }
         RequestMark {
             metrics: self.clone(),
             api,
+            method: req.method().clone(),
+            path: self
+                .recording
+                .access_log
+                .then(|| req.uri().path().to_string()),
             started: Instant::now(),
             answered: None,
+            status: 0,
+            info: None,
             sent: 0,
         }
     }
 
-    /// The counter of request body bytes of `api` (the request body adds to it as it reads).
-    pub fn received(&self, api: &'static str) -> Counter {
-        self.received.get_or_create(&ApiLabels { api }).clone()
+    /// The counter of request body bytes of `api` (the request body adds to it as it
+    /// reads); none when requests are not counted.
+    pub fn received(&self, api: &'static str) -> Option<Counter> {
+        self.recording
+            .metrics
+            .then(|| self.received.get_or_create(&ApiLabels { api }).clone())
     }
 
     /// Sets the image counts (`(status, count)` for every status).
@@ -156,18 +195,24 @@ impl Metrics {
 }
 
 /// One request being answered. Dropped when the answer's last byte went out (or the
-/// connection ended first): then it is counted.
+/// connection ended first): then it is counted and logged.
 pub struct RequestMark {
     metrics: Arc<Metrics>,
     api: &'static str,
+    method: http::Method,
+    /// The path (never the query), when the access log is on.
+    path: Option<String>,
     started: Instant,
     /// (operation, status class) once the handler answered.
     answered: Option<(String, &'static str)>,
+    status: u16,
+    info: Option<RequestInfo>,
     sent: u64,
 }
 
 impl RequestMark {
-    pub fn answered(&mut self, operation: Option<&Operation>, status: http::StatusCode) {
+    pub fn answered<B>(&mut self, resp: &http::Response<B>) {
+        let status = resp.status();
         let class = match status.as_u16() {
             100..=199 => "1xx",
             200..=299 => "2xx",
@@ -175,8 +220,13 @@ impl RequestMark {
             400..=499 => "4xx",
             _ => "5xx",
         };
-        let op = operation.map_or_else(|| "unknown".to_string(), |o| o.0.clone());
+        let op = resp
+            .extensions()
+            .get::<Operation>()
+            .map_or_else(|| "unknown".to_string(), |o| o.0.clone());
         self.answered = Some((op, class));
+        self.status = status.as_u16();
+        self.info = resp.extensions().get::<RequestInfo>().cloned();
     }
 
     pub fn sent(&mut self, bytes: usize) {
@@ -187,21 +237,41 @@ impl RequestMark {
 impl Drop for RequestMark {
     fn drop(&mut self) {
         let m = &self.metrics;
-        m.in_flight
-            .get_or_create(&ApiLabels { api: self.api })
-            .dec();
+        if m.recording.metrics {
+            m.in_flight
+                .get_or_create(&ApiLabels { api: self.api })
+                .dec();
+        }
+        let secs = self.started.elapsed().as_secs_f64();
         // A request dropped before its handler answered (the client went away) has no
         // status: it is not a request answered.
         let Some((operation, status)) = self.answered.take() else {
             return;
         };
+        if let Some(path) = &self.path {
+            let info = self.info.take().unwrap_or_default();
+            tracing::info!(
+                target: "access",
+                api = self.api,
+                method = %self.method,
+                path = %path,
+                status = self.status,
+                bytes = self.sent,
+                secs,
+                id = %info.id,
+                project = info.project.as_deref().unwrap_or("-"),
+                operation = %operation,
+                "request"
+            );
+        }
+        if !m.recording.metrics {
+            return;
+        }
         let op = OperationLabels {
             api: self.api,
             operation,
         };
-        m.durations
-            .get_or_create(&op)
-            .observe(self.started.elapsed().as_secs_f64());
+        m.durations.get_or_create(&op).observe(secs);
         m.sent.get_or_create(&op).inc_by(self.sent);
         m.requests
             .get_or_create(&RequestLabels {

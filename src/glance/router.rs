@@ -109,6 +109,7 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<RequestBody>) -> Response
         }
         _ => None,
     };
+    let mut project = None;
     let result = match (parts.method.clone(), path.as_str()) {
         (Method::GET, "/") => Ok(json(
             StatusCode::MULTIPLE_CHOICES,
@@ -129,6 +130,7 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<RequestBody>) -> Response
         _ if path.starts_with("/v2/") => {
             let caller =
                 keystone_caller.unwrap_or_else(|| noauth_caller(&parts.headers, &request_id));
+            project = caller.project.clone();
             v2(&g, &caller, &parts, incoming).await
         }
         // An unknown version: the versions document, as upstream's negotiation answers.
@@ -150,6 +152,10 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<RequestBody>) -> Response
         }
     }
     cors::decorate(&opts.cors, &parts.headers, &mut resp);
+    resp.extensions_mut().insert(crate::metrics::RequestInfo {
+        id: request_id,
+        project,
+    });
     resp
 }
 

@@ -89,8 +89,8 @@ pub async fn handle(
     let (parts, incoming) = req.into_parts();
     let resource = parts.uri.path().to_string();
     let is_head = parts.method == Method::HEAD;
-    let mut op = None;
-    let mut resp = match route(&s3, parts, incoming, &mut op).await {
+    let mut named = Named::default();
+    let mut resp = match route(&s3, parts, incoming, &mut named).await {
         Ok(r) => r,
         Err(e) => {
             if e.status.is_server_error() && e.status != StatusCode::NOT_IMPLEMENTED {
@@ -109,10 +109,23 @@ pub async fn handle(
         .insert("server", HeaderValue::from_static("Glint"));
     // For the metrics: AWS's operation name (none when the request was refused before it
     // named one, e.g. a bad signature).
-    let name = op.map_or_else(|| "unknown".to_string(), |o| format!("{o:?}"));
+    let name = named
+        .op
+        .map_or_else(|| "unknown".to_string(), |o| format!("{o:?}"));
     resp.extensions_mut()
         .insert(crate::metrics::Operation(name));
+    resp.extensions_mut().insert(crate::metrics::RequestInfo {
+        id: request_id,
+        project: named.project,
+    });
     resp
+}
+
+/// What routing learned about a request, for the metrics and the access log.
+#[derive(Default)]
+struct Named {
+    op: Option<Op>,
+    project: Option<String>,
 }
 
 fn error_response(e: &S3Error, resource: &str, request_id: &str, is_head: bool) -> Response<Body> {
@@ -202,7 +215,7 @@ async fn route(
     s3: &S3,
     parts: http::request::Parts,
     incoming: RequestBody,
-    op_named: &mut Option<Op>,
+    named: &mut Named,
 ) -> S3Result {
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
@@ -220,6 +233,7 @@ async fn route(
     let (bucket, key, vhost) = address(&s3.cfg, &parts.headers, raw_path)?;
     let (identity, payload) =
         authenticate(s3, &signed, vhost.then_some(bucket.as_deref()).flatten()).await?;
+    named.project = identity.as_ref().map(|i| i.project.clone());
     let ctx = Ctx {
         method: parts.method.clone(),
         headers: parts.headers,
@@ -231,7 +245,7 @@ async fn route(
     };
     features::subresources(&ctx)?;
     let op = Op::of(&ctx)?;
-    *op_named = Some(op);
+    named.op = Some(op);
     features::check(op, &ctx)?;
     if ctx.bucket.is_some() && ctx.bucket == s3.cfg.s3_images_bucket {
         return images_view::handle(s3, &ctx).await;

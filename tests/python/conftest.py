@@ -60,7 +60,7 @@ def cluster_sections(sections, root):
     return sections
 
 
-def start_glint(sections, probe_port, name):
+def start_glint(sections, probe_port, name, rust_log="warn"):
     """Starts the real binary; waits until probe_port answers HTTP. Returns (proc, root)."""
     binary = os.environ["GLINT_BIN"]
     # GLINT_TEST_STORE_FORMAT=v1 runs the whole suite on the engine's format v1 (v2 is the default).
@@ -72,7 +72,7 @@ def start_glint(sections, probe_port, name):
     sections = cluster_sections(sections, root)
     conf = write_conf(root, sections)
     log = open(os.path.join(root, "glint.log"), "w")
-    env = dict(os.environ, RUST_LOG="warn")
+    env = dict(os.environ, RUST_LOG=rust_log)
     env.pop("GLINT_S3_ACCESS_KEY", None)
     env.pop("GLINT_S3_SECRET_KEY", None)
     # The standard metadata definitions (upstream's files from glance's wheel, which

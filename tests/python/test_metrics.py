@@ -6,6 +6,7 @@ import os
 import urllib.request
 
 import boto3
+import botocore.config
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
@@ -101,3 +102,45 @@ def test_the_admin_listener_answers_only_its_endpoints(server):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(server["admin"] + "/v2/images", timeout=5)
     assert e.value.code == 404
+
+
+def test_access_log_lines_carry_the_request_id_and_no_secret():
+    s3_port, glance_port = free_port(), free_port()
+    proc, root, _ = start_glint({
+        "DEFAULT": {"bind_port": glance_port},
+        "glint": {"s3_bind_port": s3_port, "s3_access_key": AK, "s3_secret_key": SK,
+                  "s3_bootstrap_project": "pytest", "log_format": "json"},
+    }, s3_port, "accesslog", rust_log="info")
+    try:
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}",
+                          aws_access_key_id=AK, aws_secret_access_key=SK, region_name="us-east-1",
+                          config=botocore.config.Config(signature_version="s3v4"))
+        s3.create_bucket(Bucket="logged")
+        put = s3.put_object(Bucket="logged", Key="k", Body=b"x" * 1000)
+        s3_id = put["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": "logged", "Key": "k"})
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.read() == b"x" * 1000
+        signature = url.split("X-Amz-Signature=")[1].split("&")[0]
+        token = "someone:pytest:member"
+        req = urllib.request.Request(f"http://127.0.0.1:{glance_port}/v2/images",
+                                     headers={"X-Auth-Token": token})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            glance_id = r.headers["x-openstack-request-id"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    text = open(os.path.join(root, "glint.log")).read()
+    lines = [json.loads(l) for l in text.splitlines() if l.startswith("{")]
+    access = [l["fields"] for l in lines if l.get("target") == "access"]
+    by_id = {a["id"]: a for a in access}
+    put_line = by_id[s3_id]
+    assert (put_line["method"], put_line["path"], put_line["status"], put_line["project"],
+            put_line["operation"]) == ("PUT", "/logged/k", 200, "pytest", "PutObject")
+    get_line = [a for a in access if a["operation"] == "GetObject"][0]
+    assert get_line["bytes"] == 1000 and get_line["path"] == "/logged/k"
+    assert by_id[glance_id]["operation"] == "images.list"
+    assert by_id[glance_id]["project"] == "pytest"
+    # No secret reaches the log: not the presigned signature, the token, or the secret key.
+    for secret in (signature, token, SK):
+        assert secret not in text
