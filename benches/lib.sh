@@ -38,7 +38,7 @@ bench_start_glint() {
     printf 's3_access_key = BENCHACCESSKEY\ns3_secret_key = bench-secret-key-0000\n'
     for line in "$@"; do printf '%s\n' "$line"; done
   } > "$root/glance-api.conf"
-  RUST_LOG=warn "$bin" --config "$root/glance-api.conf" serve >> "$root/log" 2>&1 &
+  RUST_LOG=${BENCH_RUST_LOG:-warn} "$bin" --config "$root/glance-api.conf" serve >> "$root/log" 2>&1 &
   BENCH_GLINT_PID=$!
   local _
   for _ in $(seq 100); do

@@ -274,7 +274,6 @@ where
             http::HeaderValue::from_static("close"),
         );
     }
-    tracing::info!(status = resp.status().as_u16(), "done");
     Ok(resp)
 }
 

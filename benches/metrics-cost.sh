@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# What metrics and the access log cost: benches/s3load.rs against one embedded Glint with
+# both off (no admin listener, access_log = false) and with both on (admin listener,
+# access_log = true, RUST_LOG=info writing every access line to a file), one after the
+# other in ABBA order, ROUNDS times (default 2). Prints each scenario's mean per setting
+# and the ratio on / off (1.00: free).
+source "$(dirname "$0")/../scripts/env.sh"
+source "$(dirname "$0")/lib.sh"
+cd "$GLINT_ROOT"
+cargo build -q --release --locked --bin glint
+cargo bench -q --locked --bench s3load --no-run 2>/dev/null
+load=$(ls -t "$CARGO_TARGET_DIR"/release/deps/s3load-* | grep -v '\.d$' | head -1)
+bin=$CARGO_TARGET_DIR/release/glint
+work=$(mktemp -d "${GLINT_BENCH_DIR:-/tmp}/metrics-cost.XXXX")
+trap 'bench_stop_glint; rm -rf "$work"' EXIT
+scenarios=${SCENARIOS:-put_1g get_1g put_4k_x16 get_4k_x16}
+AK=BENCHACCESSKEY SK=bench-secret-key-0000
+run() { # SETTING ROUND
+  local gp sp ap
+  read -r gp sp ap < <(bench_ports 3)
+  if [ "$1" = on ]; then
+    BENCH_RUST_LOG=info bench_start_glint "$bin" "$work/$1-$2" "$gp" "$sp" \
+      "admin_bind_port = $ap" "access_log = true"
+  else
+    bench_start_glint "$bin" "$work/$1-$2" "$gp" "$sp" "access_log = false"
+  fi
+  # shellcheck disable=SC2086
+  "$load" "http://127.0.0.1:$sp" "$AK" "$SK" bench $scenarios | sed "s/^/$1 /" >> "$work/results"
+  [ "$1" = off ] || curl -fsS "http://127.0.0.1:$ap/metrics" | grep -c '^glint_http_requests_total' \
+    | sed 's/^/  metric series: /' >&2
+  bench_stop_glint
+  rm -rf "$work/$1-$2"
+}
+for r in $(seq "${ROUNDS:-2}"); do
+  for s in off on on off; do run "$s" "$r"; done
+done
+python3 - "$work/results" <<'PY'
+import sys, collections
+vals = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    setting, name, *kv = line.split()
+    d = dict(x.split("=") for x in kv)
+    key = "ops/s" if "4k" in name else "MiB/s"
+    vals[(name, setting)].append((float(d[key]), key))
+print("| scenario | off | on | on / off |")
+print("| --- | --- | --- | --- |")
+for name in dict.fromkeys(n for n, _ in vals):
+    off = [v for v, _ in vals[(name, "off")]]; on = [v for v, _ in vals[(name, "on")]]
+    unit = vals[(name, "off")][0][1]
+    mo, mn = sum(off) / len(off), sum(on) / len(on)
+    print(f"| {name} | {mo:,.0f} {unit} | {mn:,.0f} {unit} | {mn / mo:.3f} |")
+PY
