@@ -2,8 +2,9 @@
 # What metrics and the access log cost: benches/s3load.rs against one embedded Glint with
 # both off (no admin listener, access_log = false) and with both on (admin listener,
 # access_log = true, RUST_LOG=info writing every access line to a file), one after the
-# other in ABBA order, ROUNDS times (default 2). Prints each scenario's mean per setting
-# and the ratio on / off (1.00: free).
+# other in ABBA order, ROUNDS times (default 2). SETTINGS picks the runs of a round (default
+# "off on on off"; also "metrics": metrics only, "log": access log only). Prints each
+# scenario's mean per setting and its ratio to off (1.00: free).
 source "$(dirname "$0")/../scripts/env.sh"
 source "$(dirname "$0")/lib.sh"
 cd "$GLINT_ROOT"
@@ -21,18 +22,23 @@ run() { # SETTING ROUND
   if [ "$1" = on ]; then
     BENCH_RUST_LOG=info bench_start_glint "$bin" "$work/$1-$2" "$gp" "$sp" \
       "admin_bind_port = $ap" "access_log = true"
+  elif [ "$1" = metrics ]; then
+    bench_start_glint "$bin" "$work/$1-$2" "$gp" "$sp" "admin_bind_port = $ap" "access_log = false"
+  elif [ "$1" = log ]; then
+    BENCH_RUST_LOG=info bench_start_glint "$bin" "$work/$1-$2" "$gp" "$sp" "access_log = true"
   else
     bench_start_glint "$bin" "$work/$1-$2" "$gp" "$sp" "access_log = false"
   fi
   # shellcheck disable=SC2086
   "$load" "http://127.0.0.1:$sp" "$AK" "$SK" bench $scenarios | sed "s/^/$1 /" >> "$work/results"
-  [ "$1" = off ] || curl -fsS "http://127.0.0.1:$ap/metrics" | grep -c '^glint_http_requests_total' \
+  [ "$1" = off ] || [ "$1" = log ] || curl -fsS "http://127.0.0.1:$ap/metrics" | grep -c '^glint_http_requests_total' \
     | sed 's/^/  metric series: /' >&2
   bench_stop_glint
   rm -rf "$work/$1-$2"
 }
 for r in $(seq "${ROUNDS:-2}"); do
-  for s in off on on off; do run "$s" "$r"; done
+  # shellcheck disable=SC2086
+  for s in ${SETTINGS:-off on on off}; do run "$s" "$r"; done
 done
 python3 - "$work/results" <<'PY'
 import sys, collections
@@ -42,11 +48,12 @@ for line in open(sys.argv[1]):
     d = dict(x.split("=") for x in kv)
     key = "ops/s" if "4k" in name else "MiB/s"
     vals[(name, setting)].append((float(d[key]), key))
-print("| scenario | off | on | on / off |")
-print("| --- | --- | --- | --- |")
+settings = [x for x in ("off", "metrics", "log", "on") if any(s == x for _, s in vals)]
+print("| scenario | " + " | ".join(settings) + " | " + " | ".join(f"{x} / off" for x in settings[1:]) + " |")
+print("| --- " * (2 * len(settings)) + "|")
 for name in dict.fromkeys(n for n, _ in vals):
-    off = [v for v, _ in vals[(name, "off")]]; on = [v for v, _ in vals[(name, "on")]]
     unit = vals[(name, "off")][0][1]
-    mo, mn = sum(off) / len(off), sum(on) / len(on)
-    print(f"| {name} | {mo:,.0f} {unit} | {mn:,.0f} {unit} | {mn / mo:.3f} |")
+    mean = {x: sum(v for v, _ in vals[(name, x)]) / len(vals[(name, x)]) for x in settings}
+    print(f"| {name} | " + " | ".join(f"{mean[x]:,.0f} {unit}" for x in settings) + " | "
+          + " | ".join(f"{mean[x] / mean['off']:.3f}" for x in settings[1:]) + " |")
 PY

@@ -61,6 +61,6 @@ pub async fn handle(
         .header("content-type", content_type)
         .body(body::full(text))
         .expect("valid response");
-    resp.extensions_mut().insert(Operation(op.into()));
+    resp.extensions_mut().insert(Operation(op));
     resp
 }

@@ -120,9 +120,17 @@ async fn main() -> std::process::ExitCode {
         .as_deref()
         .and_then(|p| Config::load(p).ok())
         .is_some_and(|c| c.log_format == glint::config::LogFormat::Json);
-    let logs = tracing_subscriber::fmt().with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-    );
+    // Lines go through a writer thread (never dropped: a full queue makes the logger wait),
+    // so a request's access-log line costs a queue push, not a write to stdout. The guard
+    // flushes what is queued when main returns.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stdout());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        );
     if json {
         logs.json().init();
     } else {

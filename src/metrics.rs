@@ -28,7 +28,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 /// The operation a response answered, as a front end names it (a response extension).
 #[derive(Clone, Debug)]
-pub struct Operation(pub String);
+pub struct Operation(pub &'static str);
 
 /// Who asked, for the access log (a response extension): the request id the answer
 /// carries and the caller's project, once known.
@@ -50,14 +50,14 @@ pub struct Recording {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     api: &'static str,
-    operation: String,
+    operation: &'static str,
     status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
     api: &'static str,
-    operation: String,
+    operation: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -204,7 +204,7 @@ pub struct RequestMark {
     path: Option<String>,
     started: Instant,
     /// (operation, status class) once the handler answered.
-    answered: Option<(String, &'static str)>,
+    answered: Option<(&'static str, &'static str)>,
     status: u16,
     info: Option<RequestInfo>,
     sent: u64,
@@ -223,7 +223,7 @@ impl RequestMark {
         let op = resp
             .extensions()
             .get::<Operation>()
-            .map_or_else(|| "unknown".to_string(), |o| o.0.clone());
+            .map_or("unknown", |o| o.0);
         self.answered = Some((op, class));
         self.status = status.as_u16();
         self.info = resp.extensions().get::<RequestInfo>().cloned();
@@ -260,7 +260,7 @@ impl Drop for RequestMark {
                 secs,
                 id = %info.id,
                 project = info.project.as_deref().unwrap_or("-"),
-                operation = %operation,
+                operation,
                 "request"
             );
         }

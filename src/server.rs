@@ -340,7 +340,7 @@ pub async fn serve_glance(
         let g = g.clone();
         async move {
             let mut resp = glance::handle(g, req).await;
-            resp.extensions_mut().insert(Operation(op.to_string()));
+            resp.extensions_mut().insert(Operation(op));
             resp
         }
     })

@@ -109,9 +109,7 @@ pub async fn handle(
         .insert("server", HeaderValue::from_static("Glint"));
     // For the metrics: AWS's operation name (none when the request was refused before it
     // named one, e.g. a bad signature).
-    let name = named
-        .op
-        .map_or_else(|| "unknown".to_string(), |o| format!("{o:?}"));
+    let name = named.op.map_or("unknown", Op::name);
     resp.extensions_mut()
         .insert(crate::metrics::Operation(name));
     resp.extensions_mut().insert(crate::metrics::RequestInfo {
