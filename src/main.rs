@@ -128,6 +128,8 @@ async fn main() -> std::process::ExitCode {
         .finish(std::io::stdout());
     let logs = tracing_subscriber::fmt()
         .with_writer(writer)
+        // Colours only on a terminal: a log file or journal gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         );
