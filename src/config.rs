@@ -34,6 +34,9 @@ pub struct Config {
     /// `[glint] admin_bind_host` (default loopback) / `admin_bind_port`: the admin listener
     /// (`/metrics`); off unless a port is given.
     pub admin_addr: Option<SocketAddr>,
+    /// `[DEFAULT] cert_file` / `key_file` (upstream's names): every listener speaks TLS
+    /// with this certificate chain and key (PEM), reloaded on SIGHUP.
+    pub tls: Option<TlsFiles>,
     /// `[glint] access_log`: one log line per request (target `access`). Default on.
     pub access_log: bool,
     /// `[glint] log_format`: `text` (default) or `json` (one JSON object per line).
@@ -49,6 +52,13 @@ pub struct Config {
     /// How long a stop (SIGTERM, SIGINT) lets requests in flight finish (`shutdown_timeout`).
     pub drain_timeout: std::time::Duration,
     pub glance: GlanceOptions,
+}
+
+/// The certificate chain and key the listeners serve (`[DEFAULT] cert_file`, `key_file`).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// Options that change what the Images API answers (upstream names and defaults).
@@ -536,6 +546,7 @@ impl Config {
             glance_addr: r.addr("DEFAULT", "bind_host", "bind_port", 9292)?,
             image_size_cap: r.parse("DEFAULT", "image_size_cap", 1u64 << 40)?,
             s3_addr: r.addr("glint", "s3_bind_host", "s3_bind_port", 8080)?,
+            tls: tls_files(&r)?,
             access_log: r.flag("glint", "access_log", true)?,
             log_format: match r.get("glint", "log_format").as_deref() {
                 None | Some("text") => LogFormat::Text,
@@ -582,6 +593,30 @@ impl Config {
             glance: glance_options(&r, &data_dirs)?,
             data_dirs,
         })
+    }
+}
+
+/// `cert_file` and `key_file` go together; `ca_file` (upstream: verify client certificates)
+/// is not implemented and refused rather than ignored.
+fn tls_files(r: &Reader) -> Result<Option<TlsFiles>, ConfigError> {
+    if r.get("DEFAULT", "ca_file").is_some() {
+        return Err(ConfigError::Invalid {
+            section: "DEFAULT",
+            key: "ca_file",
+            reason: "client certificate verification is not implemented; remove ca_file".into(),
+        });
+    }
+    match (r.get("DEFAULT", "cert_file"), r.get("DEFAULT", "key_file")) {
+        (None, None) => Ok(None),
+        (Some(c), Some(k)) => Ok(Some(TlsFiles {
+            cert_file: c.into(),
+            key_file: k.into(),
+        })),
+        (c, _) => Err(ConfigError::Invalid {
+            section: "DEFAULT",
+            key: if c.is_some() { "key_file" } else { "cert_file" },
+            reason: "cert_file and key_file must both be set (or neither)".into(),
+        }),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod request_body;
 pub mod s3;
 pub mod server;
 pub mod shutdown;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -120,14 +121,20 @@ pub async fn start(
         metrics: cfg.admin_addr.is_some(),
         access_log: cfg.access_log,
     });
-    background.spawn(server::serve_s3(
-        listener,
-        limits.clone(),
-        background.clone(),
-        metrics.clone(),
-        s3,
-    ));
-    tracing::info!(%s3_addr, "S3 listening");
+    let tls = match &cfg.tls {
+        Some(files) => Some(tls::Tls::new(&files.cert_file, &files.key_file)?),
+        None => None,
+    };
+    spawn_reload_on_hangup(&background, tls.clone())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let shared = server::Listening {
+        limits,
+        background: background.clone(),
+        metrics,
+        tls,
+    };
+    background.spawn(server::serve_s3(listener, shared.clone(), s3));
+    tracing::info!(%s3_addr, scheme, "S3 listening");
     let listener = server::bind(cfg.glance_addr).await?;
     let glance_addr = listener.local_addr()?;
     let glance = Arc::new(glance::Glance::new(
@@ -154,34 +161,23 @@ pub async fn start(
             std::time::Duration::from_secs(o.scrubber_wakeup_time),
         );
     }
-    background.spawn(server::serve_glance(
-        listener,
-        limits.clone(),
-        background.clone(),
-        metrics.clone(),
-        glance,
-    ));
+    background.spawn(server::serve_glance(listener, shared.clone(), glance));
     let admin_addr = match cfg.admin_addr {
         Some(addr) => {
             let listener = server::bind(addr).await?;
             let addr = listener.local_addr()?;
-            background.spawn(server::serve_admin(
-                listener,
-                limits,
-                background.clone(),
-                metrics,
-                store.clone(),
-            ));
-            tracing::info!(admin_addr = %addr, "admin listener (metrics) listening");
+            background.spawn(server::serve_admin(listener, shared, store.clone()));
+            tracing::info!(admin_addr = %addr, scheme, "admin listener (metrics) listening");
             Some(addr)
         }
         None => None,
     };
     if !noauth {
-        tracing::info!(%glance_addr, "Glance API listening; tokens are validated by Keystone");
+        tracing::info!(%glance_addr, scheme, "Glance API listening; tokens are validated by Keystone");
     } else {
         tracing::warn!(
         %glance_addr,
+        scheme,
         "Glance API listening in noauth mode: identity headers (X-Project-Id, X-Roles) and USER:PROJECT[:ROLES] tokens are trusted; bind it to loopback only"
         );
     }
@@ -194,6 +190,33 @@ pub async fn start(
         drain: cfg.drain_timeout,
         background,
     })
+}
+
+/// Reloads the listeners' certificate on each SIGHUP (`systemctl reload glint`). Without
+/// TLS a SIGHUP is logged and otherwise ignored (its default action would end the process).
+fn spawn_reload_on_hangup(
+    background: &shutdown::Background,
+    tls: Option<std::sync::Arc<tls::Tls>>,
+) -> std::io::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let stop = background.clone();
+    background.spawn(async move {
+        loop {
+            tokio::select! {
+                got = hangups.recv() => if got.is_none() { return },
+                _ = stop.stopping() => return,
+            }
+            let Some(tls) = &tls else {
+                tracing::info!("SIGHUP: nothing to reload (no cert_file)");
+                continue;
+            };
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: certificate not reloaded; the one in use stays"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// The configured connection limits, with the cap lowered to what this process's file

@@ -121,11 +121,16 @@ async fn main() -> std::process::ExitCode {
         .and_then(|p| Config::load(p).ok())
         .is_some_and(|c| c.log_format == glint::config::LogFormat::Json);
     // Lines go through a writer thread (never dropped: a full queue makes the logger wait),
-    // so a request's access-log line costs a queue push, not a write to stdout. The guard
-    // flushes what is queued when main returns.
+    // so a request's access-log line costs a queue push, not a write to stdout. That thread
+    // writes what is queued in one system call (it flushes whenever the queue is empty;
+    // stdout alone would make one per line). The guard flushes what is queued when main
+    // returns.
     let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stdout());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     let logs = tracing_subscriber::fmt()
         .with_writer(writer)
         // Colours only on a terminal: a log file or journal gets plain text.
@@ -248,8 +253,9 @@ async fn metadefs(cfg: &Config, action: MetadefsAction) -> Result<(), Error> {
 
 /// Serves until SIGTERM or SIGINT, then stops in order (a second signal exits at once).
 async fn serve(cfg: Config) -> Result<(), Error> {
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let running = glint::start(cfg).await?;
-    println!("Glint S3 gateway on http://{}", running.s3_addr);
+    println!("Glint S3 gateway on {scheme}://{}", running.s3_addr);
     use tokio::signal::unix::{signal, SignalKind};
     let (mut term, mut int) = (
         signal(SignalKind::terminate())?,

@@ -15,7 +15,9 @@
 //! project), never a secret: query strings (presigned signatures) and headers (tokens) stay
 //! out of it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
@@ -85,6 +87,25 @@ pub struct Metrics {
     sent: Family<OperationLabels, Counter>,
     in_flight: Family<ApiLabels, Gauge>,
     images: Family<StatusLabels, Gauge>,
+    /// The series an answered request adds to, by (api, operation, status class): one map
+    /// lookup per request instead of one per family.
+    answered: RwLock<HashMap<RequestLabels, Arc<AnsweredSeries>>>,
+}
+
+/// The series one (api, operation, status class) adds to.
+struct AnsweredSeries {
+    requests: Counter,
+    duration: Histogram,
+    sent: Counter,
+}
+
+/// One listener's metrics, resolved once when it starts serving.
+#[derive(Clone)]
+pub struct ApiMetrics {
+    metrics: Arc<Metrics>,
+    api: &'static str,
+    in_flight: Gauge,
+    received: Counter,
 }
 
 impl Metrics {
@@ -138,41 +159,44 @@ impl Metrics {
             sent,
             in_flight,
             images,
+            answered: RwLock::default(),
         })
     }
 
-    /// Starts recording one request of `api`: in flight until the returned mark drops (when
-    /// the answer's last byte went out, or the connection ended first).
-    pub fn start(
-        self: &Arc<Self>,
-        api: &'static str,
-        req: &http::Request<impl Sized>,
-    ) -> RequestMark {
-        if self.recording.metrics {
-            self.in_flight.get_or_create(&ApiLabels { api }).inc();
-        }
-        RequestMark {
+    /// The metrics of the listener serving `api`.
+    pub fn api(self: &Arc<Self>, api: &'static str) -> ApiMetrics {
+        ApiMetrics {
             metrics: self.clone(),
             api,
-            method: req.method().clone(),
-            path: self
-                .recording
-                .access_log
-                .then(|| req.uri().path().to_string()),
-            started: Instant::now(),
-            answered: None,
-            status: 0,
-            info: None,
-            sent: 0,
+            in_flight: self.in_flight.get_or_create(&ApiLabels { api }).clone(),
+            received: self.received.get_or_create(&ApiLabels { api }).clone(),
         }
     }
 
-    /// The counter of request body bytes of `api` (the request body adds to it as it
-    /// reads); none when requests are not counted.
-    pub fn received(&self, api: &'static str) -> Option<Counter> {
-        self.recording
-            .metrics
-            .then(|| self.received.get_or_create(&ApiLabels { api }).clone())
+    fn answered_series(&self, labels: RequestLabels) -> Arc<AnsweredSeries> {
+        if let Some(s) = self
+            .answered
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&labels)
+        {
+            return s.clone();
+        }
+        let op = OperationLabels {
+            api: labels.api,
+            operation: labels.operation,
+        };
+        let series = Arc::new(AnsweredSeries {
+            requests: self.requests.get_or_create(&labels).clone(),
+            duration: self.durations.get_or_create(&op).clone(),
+            sent: self.sent.get_or_create(&op).clone(),
+        });
+        self.answered
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(labels)
+            .or_insert(series)
+            .clone()
     }
 
     /// Sets the image counts (`(status, count)` for every status).
@@ -194,12 +218,43 @@ impl Metrics {
     }
 }
 
+impl ApiMetrics {
+    /// Starts recording one request from `peer`: in flight until the returned mark drops
+    /// (when the answer's last byte went out, or the connection ended first).
+    pub fn start(&self, req: &http::Request<impl Sized>, peer: SocketAddr) -> RequestMark {
+        let recording = self.metrics.recording;
+        if recording.metrics {
+            self.in_flight.inc();
+        }
+        RequestMark {
+            api: self.clone(),
+            method: req.method().clone(),
+            path: recording.access_log.then(|| req.uri().path().to_string()),
+            peer,
+            started: Instant::now(),
+            answered: None,
+            status: 0,
+            info: None,
+            sent: 0,
+        }
+    }
+
+    /// The counter of request body bytes (the request body adds to it as it reads); none
+    /// when requests are not counted.
+    pub fn received(&self) -> Option<Counter> {
+        self.metrics
+            .recording
+            .metrics
+            .then(|| self.received.clone())
+    }
+}
+
 /// One request being answered. Dropped when the answer's last byte went out (or the
 /// connection ended first): then it is counted and logged.
 pub struct RequestMark {
-    metrics: Arc<Metrics>,
-    api: &'static str,
+    api: ApiMetrics,
     method: http::Method,
+    peer: SocketAddr,
     /// The path (never the query), when the access log is on.
     path: Option<String>,
     started: Instant,
@@ -236,11 +291,9 @@ impl RequestMark {
 
 impl Drop for RequestMark {
     fn drop(&mut self) {
-        let m = &self.metrics;
-        if m.recording.metrics {
-            m.in_flight
-                .get_or_create(&ApiLabels { api: self.api })
-                .dec();
+        let recording = self.api.metrics.recording;
+        if recording.metrics {
+            self.api.in_flight.dec();
         }
         let secs = self.started.elapsed().as_secs_f64();
         // A request dropped before its handler answered (the client went away) has no
@@ -252,7 +305,7 @@ impl Drop for RequestMark {
             let info = self.info.take().unwrap_or_default();
             tracing::info!(
                 target: "access",
-                api = self.api,
+                api = self.api.api,
                 method = %self.method,
                 path = %path,
                 status = self.status,
@@ -260,26 +313,21 @@ impl Drop for RequestMark {
                 secs,
                 id = %info.id,
                 project = info.project.as_deref().unwrap_or("-"),
+                peer = %self.peer,
                 operation,
                 "request"
             );
         }
-        if !m.recording.metrics {
-            return;
-        }
-        let op = OperationLabels {
-            api: self.api,
-            operation,
-        };
-        m.durations.get_or_create(&op).observe(secs);
-        m.sent.get_or_create(&op).inc_by(self.sent);
-        m.requests
-            .get_or_create(&RequestLabels {
-                api: self.api,
-                operation: op.operation,
+        if recording.metrics {
+            let series = self.api.metrics.answered_series(RequestLabels {
+                api: self.api.api,
+                operation,
                 status,
-            })
-            .inc();
+            });
+            series.duration.observe(secs);
+            series.sent.inc_by(self.sent);
+            series.requests.inc();
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Listeners: one tokio task per connection, hyper HTTP/1.1 with keep-alive, every
-//! connection bounded by `conn.rs` (timeouts, a cap, descriptor exhaustion); each request
-//! gets a tracing span (the S3 front end adds its request id, returned as
-//! `x-amz-request-id`; Glance returns `x-openstack-request-id`).
+//! connection bounded by `conn.rs` (timeouts, a cap, descriptor exhaustion), over TLS when
+//! configured (`tls.rs`); each front end runs a request in a tracing span holding its
+//! request id (S3 returns it as `x-amz-request-id`, Glance as `x-openstack-request-id`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,15 +17,17 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio_util::either::Either;
 use tracing::Instrument;
 
 use crate::body::Body;
 use crate::conn::{self, ConnState, GuardedIo, Limits, Registry};
 use crate::glance::{self, Glance};
-use crate::metrics::{Metrics, Operation, RequestMark};
+use crate::metrics::{ApiMetrics, Metrics, Operation, RequestMark};
 use crate::request_body::RequestBody;
 use crate::s3::{self, S3};
 use crate::shutdown::Background;
+use crate::tls::Tls;
 
 /// Connections the kernel may complete before `accept` takes them. tokio's default (1,024)
 /// overflows when thousands of clients connect at once (the completed connections beyond it
@@ -98,20 +100,32 @@ impl hyper::body::Body for TrackedBody {
 /// What a refused connection is told before it is closed.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n";
 
+/// What every listener shares.
+#[derive(Clone)]
+pub struct Listening {
+    pub limits: Limits,
+    /// The process's background tasks (a stop closes the listeners).
+    pub background: Background,
+    pub metrics: Arc<Metrics>,
+    /// TLS on every listener (`[DEFAULT] cert_file` / `key_file`), or plain HTTP.
+    pub tls: Option<Arc<Tls>>,
+}
+
 /// Accepts connections on `listener` until the process ends and answers each request with
 /// `handler`, within the connection limits of `conn.rs`.
-async fn serve<H, F>(
-    listener: TcpListener,
-    api: &'static str,
-    limits: Limits,
-    background: Background,
-    metrics: Arc<Metrics>,
-    handler: H,
-) where
+async fn serve<H, F>(listener: TcpListener, api: &'static str, shared: Listening, handler: H)
+where
     H: Fn(Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
+    let Listening {
+        limits,
+        background,
+        metrics,
+        tls,
+    } = shared;
     let handler = Arc::new(handler);
+    let metrics = metrics.api(api);
     let registry = Registry::new(limits);
     let mut backoff = Duration::ZERO;
     loop {
@@ -165,7 +179,7 @@ async fn serve<H, F>(
             handler,
             guard,
             limits,
-            (background.clone(), metrics.clone()),
+            (background.clone(), metrics.clone(), tls.clone()),
         ));
     }
 }
@@ -179,7 +193,7 @@ async fn serve_connection<H, F>(
     handler: Arc<H>,
     guard: conn::ConnGuard,
     limits: Limits,
-    (bg, metrics): (Background, Arc<Metrics>),
+    (bg, metrics, tls): (Background, ApiMetrics, Option<Arc<Tls>>),
 ) where
     H: Fn(Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
@@ -188,21 +202,40 @@ async fn serve_connection<H, F>(
     let body_timeout = limits.socket_timeout;
     let service_state = state.clone();
     let service = service_fn(move |req: Request<Incoming>| {
-        let span = tracing::info_span!("request", api, method = %req.method(), path = %req.uri().path(), peer = %peer);
         let in_flight = InFlight::start(service_state.clone());
-        let mark = metrics.start(api, &req);
+        let mark = metrics.start(&req, peer);
         let sent_body = declares_body(req.headers());
         let mut req = RequestBody::wrap(req, body_timeout);
-        if let Some(received) = metrics.received(api) {
+        if let Some(received) = metrics.received() {
             req = req.map(|b| b.counting(received));
         }
         let fut = handler(req);
         // Boxed: hyper keeps the service's future inline in each connection's state, and a
         // request handler's state machine is large. Measured with 5,000 idle connections:
         // 1.3 KB of RSS each boxed, 4.0 KB inline.
-        Box::pin(answer(api, fut, in_flight, mark, sent_body).instrument(span))
+        // Log lines inside a request carry its id: each front end enters a span holding it
+        // once the id is known (the access log names method, path and peer).
+        Box::pin(answer(api, fut, in_flight, mark, sent_body))
     });
     let io = GuardedIo::new(stream, state.clone(), limits.socket_timeout);
+    let io = match &tls {
+        None => Either::Left(io),
+        // The handshake is bounded like a request head: a client that stalls in it holds
+        // its connection slot no longer than one that stalls sending headers.
+        Some(tls) => {
+            match tokio::time::timeout(limits.header_timeout, tls.acceptor().accept(io)).await {
+                Ok(Ok(io)) => Either::Right(io),
+                Ok(Err(e)) => {
+                    tracing::debug!(api, %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(api, %peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
     let connection = http1::Builder::new()
         .keep_alive(limits.keepalive)
         .serve_connection(TokioIo::new(io), service);
@@ -308,14 +341,8 @@ fn declares_body(headers: &http::HeaderMap) -> bool {
 }
 
 /// Serves S3 on `listener` until the process ends.
-pub async fn serve_s3(
-    listener: TcpListener,
-    limits: Limits,
-    bg: Background,
-    metrics: Arc<Metrics>,
-    s3: Arc<S3>,
-) {
-    serve(listener, "s3", limits, bg, metrics, move |req| {
+pub async fn serve_s3(listener: TcpListener, shared: Listening, s3: Arc<S3>) {
+    serve(listener, "s3", shared, move |req| {
         let s3 = s3.clone();
         async move {
             let id = s3::request_id();
@@ -327,14 +354,8 @@ pub async fn serve_s3(
 }
 
 /// Serves the Glance Images API on `listener` until the process ends.
-pub async fn serve_glance(
-    listener: TcpListener,
-    limits: Limits,
-    bg: Background,
-    metrics: Arc<Metrics>,
-    g: Arc<Glance>,
-) {
-    serve(listener, "glance", limits, bg, metrics, move |req| {
+pub async fn serve_glance(listener: TcpListener, shared: Listening, g: Arc<Glance>) {
+    serve(listener, "glance", shared, move |req| {
         // Named here, so that every answer counts under its route, refusals included.
         let op = glance::operation::name(req.method(), req.uri().path());
         let g = g.clone();
@@ -349,15 +370,9 @@ pub async fn serve_glance(
 
 /// Serves the admin endpoints on `listener` until the process ends: `GET /metrics`
 /// (OpenMetrics text) and `GET /healthcheck`.
-pub async fn serve_admin(
-    listener: TcpListener,
-    limits: Limits,
-    bg: Background,
-    metrics: Arc<Metrics>,
-    store: glint_storage::Store,
-) {
-    let m = metrics.clone();
-    serve(listener, "admin", limits, bg, metrics, move |req| {
+pub async fn serve_admin(listener: TcpListener, shared: Listening, store: glint_storage::Store) {
+    let m = shared.metrics.clone();
+    serve(listener, "admin", shared, move |req| {
         let (m, store) = (m.clone(), store.clone());
         async move { crate::admin::handle(&m, &store, req).await }
     })

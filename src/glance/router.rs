@@ -2,6 +2,7 @@
 //! request ids, CORS and proxy headers, then the `/v2` routes (`image::route`).
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode};
@@ -92,71 +93,79 @@ pub async fn handle(g: Arc<Glance>, req: http::Request<RequestBody>) -> Response
         Some(id) => id,
         None => format!("req-{}", uuid_v4()),
     };
-    // Keystone mode: everything under /v2 needs a valid token (the version documents and
-    // the healthcheck do not).
-    let keystone_caller = match &g.keystone {
-        Some(ks) if path == "/v2" || path.starts_with("/v2/") => {
-            match ks.caller(&parts.headers, &request_id).await {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    let mut resp = error_response(&e, accept.as_deref());
-                    if let Ok(v) = HeaderValue::from_str(&request_id) {
-                        resp.headers_mut().insert("x-openstack-request-id", v);
+    // Every log line of the request carries its id.
+    let span = tracing::info_span!("glance", id = %request_id);
+    async {
+        // Keystone mode: everything under /v2 needs a valid token (the version documents and
+        // the healthcheck do not).
+        let keystone_caller = match &g.keystone {
+            Some(ks) if path == "/v2" || path.starts_with("/v2/") => {
+                match ks.caller(&parts.headers, &request_id).await {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        let mut resp = error_response(&e, accept.as_deref());
+                        if let Ok(v) = HeaderValue::from_str(&request_id) {
+                            resp.headers_mut().insert("x-openstack-request-id", v);
+                        }
+                        return resp;
                     }
-                    return resp;
                 }
             }
-        }
-        _ => None,
-    };
-    let mut project = None;
-    let result = match (parts.method.clone(), path.as_str()) {
-        (Method::GET, "/") => Ok(json(
-            StatusCode::MULTIPLE_CHOICES,
-            &versions(&base, g.stores.multi()),
-        )),
-        (Method::GET, "/versions") => Ok(json(StatusCode::OK, &versions(&base, g.stores.multi()))),
-        (Method::GET, "/healthcheck") => Ok(Response::builder()
-            .status(StatusCode::OK)
-            .header("content-type", "text/plain")
-            .body(body::full(Bytes::from_static(b"OK")))
-            .expect("valid")),
-        (_, "/v2") => Ok(Response::builder()
-            .status(StatusCode::FOUND)
-            .header("location", format!("{base}/v2/"))
-            .header("content-type", "text/plain; charset=utf8")
-            .body(body::empty())
-            .expect("valid")),
-        _ if path.starts_with("/v2/") => {
-            let caller =
-                keystone_caller.unwrap_or_else(|| noauth_caller(&parts.headers, &request_id));
-            project = caller.project.clone();
-            v2(&g, &caller, &parts, incoming).await
-        }
-        // An unknown version: the versions document, as upstream's negotiation answers.
-        _ if path.starts_with("/v") && path[2..].starts_with(|c: char| c.is_ascii_digit()) => {
-            Ok(json(
+            _ => None,
+        };
+        let mut project = None;
+        let result = match (parts.method.clone(), path.as_str()) {
+            (Method::GET, "/") => Ok(json(
                 StatusCode::MULTIPLE_CHOICES,
                 &versions(&base, g.stores.multi()),
-            ))
+            )),
+            (Method::GET, "/versions") => {
+                Ok(json(StatusCode::OK, &versions(&base, g.stores.multi())))
+            }
+            (Method::GET, "/healthcheck") => Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "text/plain")
+                .body(body::full(Bytes::from_static(b"OK")))
+                .expect("valid")),
+            (_, "/v2") => Ok(Response::builder()
+                .status(StatusCode::FOUND)
+                .header("location", format!("{base}/v2/"))
+                .header("content-type", "text/plain; charset=utf8")
+                .body(body::empty())
+                .expect("valid")),
+            _ if path.starts_with("/v2/") => {
+                let caller =
+                    keystone_caller.unwrap_or_else(|| noauth_caller(&parts.headers, &request_id));
+                project = caller.project.clone();
+                v2(&g, &caller, &parts, incoming).await
+            }
+            // An unknown version: the versions document, as upstream's negotiation answers.
+            _ if path.starts_with("/v") && path[2..].starts_with(|c: char| c.is_ascii_digit()) => {
+                Ok(json(
+                    StatusCode::MULTIPLE_CHOICES,
+                    &versions(&base, g.stores.multi()),
+                ))
+            }
+            _ => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "The resource could not be found.",
+            )),
+        };
+        let mut resp = result.unwrap_or_else(|e| error_response(&e, accept.as_deref()));
+        if path.starts_with("/v2") {
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                resp.headers_mut().insert("x-openstack-request-id", v);
+            }
         }
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "The resource could not be found.",
-        )),
-    };
-    let mut resp = result.unwrap_or_else(|e| error_response(&e, accept.as_deref()));
-    if path.starts_with("/v2") {
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            resp.headers_mut().insert("x-openstack-request-id", v);
-        }
+        cors::decorate(&opts.cors, &parts.headers, &mut resp);
+        resp.extensions_mut().insert(crate::metrics::RequestInfo {
+            id: request_id,
+            project,
+        });
+        resp
     }
-    cors::decorate(&opts.cors, &parts.headers, &mut resp);
-    resp.extensions_mut().insert(crate::metrics::RequestInfo {
-        id: request_id,
-        project,
-    });
-    resp
+    .instrument(span)
+    .await
 }
 
 /// The `/v2` routes.

@@ -60,8 +60,9 @@ def cluster_sections(sections, root):
     return sections
 
 
-def start_glint(sections, probe_port, name, rust_log="warn"):
-    """Starts the real binary; waits until probe_port answers HTTP. Returns (proc, root)."""
+def start_glint(sections, probe_port, name, rust_log="warn", https_ca=None):
+    """Starts the real binary; waits until probe_port answers HTTP (HTTPS verified against
+    https_ca when given). Returns (proc, root, conf)."""
     binary = os.environ["GLINT_BIN"]
     # GLINT_TEST_STORE_FORMAT=v1 runs the whole suite on the engine's format v1 (v2 is the default).
     if os.environ.get("GLINT_TEST_STORE_FORMAT"):
@@ -82,9 +83,13 @@ def start_glint(sections, probe_port, name, rust_log="warn"):
         subprocess.run([binary, "--config", conf, "metadefs", "load", metadefs], stdout=log,
                        stderr=subprocess.STDOUT, env=env, check=True)
     proc = subprocess.Popen([binary, "--config", conf, "serve"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    scheme, context = "http", None
+    if https_ca:
+        import ssl
+        scheme, context = "https", ssl.create_default_context(cafile=https_ca)
     for _ in range(100):
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{probe_port}/", timeout=1)
+            urllib.request.urlopen(f"{scheme}://127.0.0.1:{probe_port}/", timeout=1, context=context)
             break
         except urllib.error.HTTPError:
             break  # it answers (S3: 403 for an anonymous ListBuckets; Glance: 300)
