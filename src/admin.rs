@@ -33,6 +33,15 @@ pub async fn handle(
                 Ok(counts) => metrics.set_images(&counts),
                 Err(e) => tracing::warn!(error = %e, "counting images for the metrics failed"),
             }
+            if metrics.usage_due() {
+                let started = std::time::Instant::now();
+                match store.usage(false).await {
+                    Ok(u) => metrics.set_usage(&u, started),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading store totals for the metrics failed")
+                    }
+                }
+            }
             (
                 StatusCode::OK,
                 "metrics",

@@ -117,10 +117,13 @@ pub async fn start(
     });
     let limits = listener_limits(&cfg.limits);
     let background = shutdown::Background::new();
-    let metrics = metrics::Metrics::new(metrics::Recording {
-        metrics: cfg.admin_addr.is_some(),
-        access_log: cfg.access_log,
-    });
+    let metrics = metrics::Metrics::new(
+        metrics::Recording {
+            metrics: cfg.admin_addr.is_some(),
+            access_log: cfg.access_log,
+        },
+        &store,
+    );
     let tls = match &cfg.tls {
         Some(files) => Some(tls::Tls::new(&files.cert_file, &files.key_file)?),
         None => None,

@@ -6,6 +6,11 @@
 //!   Glance's routes such as `images.upload`) and status class, their durations (until the
 //!   last byte of the answer), bytes received and sent, requests in flight;
 //! - images by status (counted in the listing index's status scopes at scrape time);
+//! - the engine (`glint_engine_*`, read from the store's counters at scrape time): chunks
+//!   written and their bytes before and after the codec, dedup hits, zero chunks elided,
+//!   chunks read, corrupt reads, compactions and what they reclaimed, catalog transaction
+//!   latency; blobs and bytes logical vs stored (`glint_store_*`: a walk of the catalog,
+//!   done at a scrape when the last walk's duration ×100 has passed);
 //! - the process: CPU seconds, resident memory, open descriptors, start time.
 //!
 //! A front end names its operation by putting an [`Operation`] in its response's
@@ -27,6 +32,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
+
+use glint_storage::{EngineStats, Store};
 
 /// The operation a response answered, as a front end names it (a response extension).
 #[derive(Clone, Debug)]
@@ -87,6 +94,7 @@ pub struct Metrics {
     sent: Family<OperationLabels, Counter>,
     in_flight: Family<ApiLabels, Gauge>,
     images: Family<StatusLabels, Gauge>,
+    store_usage: StoreUsage,
     /// The series an answered request adds to, by (api, operation, status class): one map
     /// lookup per request instead of one per family.
     answered: RwLock<HashMap<RequestLabels, Arc<AnsweredSeries>>>,
@@ -108,10 +116,42 @@ pub struct ApiMetrics {
     received: Counter,
 }
 
+/// Store totals, walked from the catalog at a scrape when due (see `usage_due`).
+#[derive(Default)]
+struct StoreUsage {
+    blobs: Gauge,
+    logical: Gauge,
+    stored: Gauge,
+    /// When the last walk started and how long it took.
+    last: std::sync::Mutex<Option<(Instant, std::time::Duration)>>,
+}
+
+/// A store-totals walk may take at most this share of the time between walks: a small
+/// store is walked at every scrape, one whose walk takes 100 ms at most every 10 s.
+const USAGE_DUTY: u32 = 100;
+
 impl Metrics {
-    pub fn new(recording: Recording) -> Arc<Metrics> {
+    pub fn new(recording: Recording, store: &Store) -> Arc<Metrics> {
         let mut root = Registry::default();
         register_process(root.sub_registry_with_prefix("process"));
+        register_engine(root.sub_registry_with_prefix("glint_engine"), store);
+        let store_usage = StoreUsage::default();
+        {
+            let r = root.sub_registry_with_prefix("glint_store");
+            r.register("blobs", "Blobs stored", store_usage.blobs.clone());
+            r.register_with_unit(
+                "logical",
+                "Sum of the blobs' sizes (what clients stored)",
+                Unit::Bytes,
+                store_usage.logical.clone(),
+            );
+            r.register_with_unit(
+                "stored",
+                "Bytes on disk for chunk data (packs and chunk files): logical / stored is the dedup, zero-elision and compression ratio",
+                Unit::Bytes,
+                store_usage.stored.clone(),
+            );
+        }
         let registry = root.sub_registry_with_prefix("glint");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -159,6 +199,7 @@ impl Metrics {
             sent,
             in_flight,
             images,
+            store_usage,
             answered: RwLock::default(),
         })
     }
@@ -206,6 +247,32 @@ impl Metrics {
                 .get_or_create(&StatusLabels { status })
                 .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Whether the store totals are due for a walk: the last walk's duration times
+    /// [`USAGE_DUTY`] has passed since it started.
+    pub fn usage_due(&self) -> bool {
+        let last = *self
+            .store_usage
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        last.is_none_or(|(at, took)| at.elapsed() >= took * USAGE_DUTY)
+    }
+
+    /// Sets the store totals from a walk that started at `started`.
+    pub fn set_usage(&self, u: &glint_storage::Usage, started: Instant) {
+        *self
+            .store_usage
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((started, started.elapsed()));
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.store_usage.blobs.set(g(u.blobs));
+        self.store_usage.logical.set(g(u.logical_bytes));
+        self.store_usage
+            .stored
+            .set(g(u.chunk_file_bytes + u.pack_bytes));
     }
 
     /// The OpenMetrics text of every metric.
@@ -328,6 +395,164 @@ impl Drop for RequestMark {
             series.sent.inc_by(self.sent);
             series.requests.inc();
         }
+    }
+}
+
+/// The engine's counters (`Store::stats`), read at each scrape.
+fn register_engine(r: &mut Registry, store: &Store) {
+    type Read = fn(&EngineStats) -> &std::sync::atomic::AtomicU64;
+    let counters: [(&str, &str, Option<Unit>, Read); 16] = [
+        ("chunks_written", "New chunks written", None, |s| {
+            &s.chunks_written
+        }),
+        (
+            "chunk_written",
+            "Bytes of new chunks, before the codec",
+            Some(Unit::Bytes),
+            |s| &s.chunk_bytes_written,
+        ),
+        (
+            "chunk_stored",
+            "Bytes of new chunks as stored (after the codec)",
+            Some(Unit::Bytes),
+            |s| &s.chunk_bytes_stored,
+        ),
+        (
+            "dedup_hits",
+            "Chunks of writes found already stored",
+            None,
+            |s| &s.dedup_hits,
+        ),
+        (
+            "dedup",
+            "Bytes of writes found already stored (not written again)",
+            Some(Unit::Bytes),
+            |s| &s.dedup_bytes,
+        ),
+        (
+            "zero_chunks",
+            "All-zero chunks recorded as holes instead of stored",
+            None,
+            |s| &s.zero_chunks,
+        ),
+        (
+            "zero",
+            "Bytes of all-zero chunks not stored",
+            Some(Unit::Bytes),
+            |s| &s.zero_bytes,
+        ),
+        (
+            "chunks_read",
+            "Chunks read from packs (CRC32C verified)",
+            None,
+            |s| &s.chunks_read,
+        ),
+        (
+            "chunk_read",
+            "Decoded bytes of chunks read",
+            Some(Unit::Bytes),
+            |s| &s.chunk_bytes_read,
+        ),
+        (
+            "corrupt_reads",
+            "Reads that met a record failing its CRC32C, codec or hash",
+            None,
+            |s| &s.corrupt_reads,
+        ),
+        (
+            "compactions",
+            "Compaction passes (background and glint gc)",
+            None,
+            |s| &s.compactions,
+        ),
+        (
+            "packs_removed",
+            "Packs removed by compaction (nothing live)",
+            None,
+            |s| &s.packs_removed,
+        ),
+        (
+            "packs_rewritten",
+            "Packs whose live records compaction copied into a new pack",
+            None,
+            |s| &s.packs_rewritten,
+        ),
+        (
+            "chunks_reclaimed",
+            "Unreferenced chunks dropped by compaction",
+            None,
+            |s| &s.chunks_reclaimed,
+        ),
+        (
+            "reclaimed",
+            "Pack bytes reclaimed by compaction",
+            Some(Unit::Bytes),
+            |s| &s.bytes_reclaimed,
+        ),
+        (
+            "catalog_transactions",
+            "Catalog transactions committed",
+            None,
+            |s| &s.catalog_commits,
+        ),
+    ];
+    for (name, help, unit, read) in counters {
+        let metric = EngineCounter {
+            store: store.clone(),
+            read,
+        };
+        match unit {
+            Some(u) => r.register_with_unit(name, help, u, metric),
+            None => r.register(name, help, metric),
+        }
+    }
+    r.register_with_unit(
+        "catalog_transaction_duration",
+        "Catalog transactions from begin to commit (conflict retries included)",
+        Unit::Seconds,
+        CatalogLatency(store.clone()),
+    );
+}
+
+/// One engine counter, read from the store at scrape.
+struct EngineCounter {
+    store: Store,
+    read: fn(&EngineStats) -> &std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for EngineCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EngineCounter")
+    }
+}
+
+impl EncodeMetric for EngineCounter {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let v = (self.read)(self.store.stats()).load(std::sync::atomic::Ordering::Relaxed);
+        encoder.encode_counter::<NoLabelSet, _, u64>(&v, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
+struct CatalogLatency(Store);
+
+impl std::fmt::Debug for CatalogLatency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CatalogLatency")
+    }
+}
+
+impl EncodeMetric for CatalogLatency {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let h = self.0.stats().catalog.read();
+        encoder.encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &h.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 

@@ -15,6 +15,7 @@
 //! - the new pack is fsynced before that commit (the same commit rule as ingest), and the
 //!   old file is unlinked only after it.
 
+use crate::stats;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -162,6 +163,12 @@ impl Inner {
         if report.packs_removed + report.packs_rewritten > 0 {
             tracing::info!(?report, "compacted packs");
         }
+        let s = &self.stats;
+        stats::add(&s.compactions, 1);
+        stats::add(&s.packs_removed, report.packs_removed as u64);
+        stats::add(&s.packs_rewritten, report.packs_rewritten as u64);
+        stats::add(&s.chunks_reclaimed, report.chunks_dropped);
+        stats::add(&s.bytes_reclaimed, report.bytes_reclaimed);
         Ok(report)
     }
 

@@ -34,6 +34,7 @@ use crate::ids::{BlobId, ChunkId};
 use crate::kv::{Family, Op};
 use crate::manifest::{push_extent, Extent};
 use crate::pack::{self, Encoded, RecordHeader, RECORD_HEADER};
+use crate::stats;
 use crate::store::{Inner, PinGuard, Store};
 use crate::write::{is_zero, StagedBlob, WriteOptions};
 
@@ -430,16 +431,39 @@ impl Appender {
             self.after_fresh = appended;
         }
         let numbers = self.append(&fresh, &starts_run)?;
+        // (chunks, bytes) elided as zeros and found already stored.
+        let (mut zeros, mut dups) = ((0u64, 0u64), (0u64, 0u64));
+        let mut appended = vec![false; fresh.len()];
         for p in plan {
             match p {
                 Plan::Zero(n) => {
                     self.end_run();
                     push_extent(&mut self.extents, Extent::Zero { len: n });
+                    zeros = (zeros.0 + 1, zeros.1 + n);
                 }
-                Plan::Stored(no, len) => self.reference(no, len),
-                Plan::Fresh(k) => self.reference(numbers[k], fresh[k].header.raw_len),
+                Plan::Stored(no, len) => {
+                    self.reference(no, len);
+                    dups = (dups.0 + 1, dups.1 + u64::from(len));
+                }
+                Plan::Fresh(k) => {
+                    let len = fresh[k].header.raw_len;
+                    self.reference(numbers[k], len);
+                    if std::mem::replace(&mut appended[k], true) {
+                        dups = (dups.0 + 1, dups.1 + u64::from(len));
+                    }
+                }
             }
         }
+        let s = &self.inner.stats;
+        let raw: u64 = fresh.iter().map(|e| u64::from(e.header.raw_len)).sum();
+        let stored: u64 = fresh.iter().map(|e| u64::from(e.header.stored_len)).sum();
+        stats::add(&s.chunks_written, fresh.len() as u64);
+        stats::add(&s.chunk_bytes_written, raw);
+        stats::add(&s.chunk_bytes_stored, stored);
+        stats::add(&s.zero_chunks, zeros.0);
+        stats::add(&s.zero_bytes, zeros.1);
+        stats::add(&s.dedup_hits, dups.0);
+        stats::add(&s.dedup_bytes, dups.1);
         Ok(())
     }
 

@@ -42,6 +42,7 @@ mod refs;
 mod remote;
 mod scrub;
 mod scrub_packs;
+mod stats;
 mod store;
 #[doc(hidden)]
 pub mod testing;
@@ -58,6 +59,7 @@ pub use pack::Codec;
 pub use read::BlobReader;
 pub use remote::RemotePackConfig;
 pub use scrub::{ScrubOptions, ScrubReport};
+pub use stats::{EngineStats, HistogramReading, LatencyHistogram};
 pub use store::{
     CatalogReader, Format, RecoveryReport, Store, StoreConfig, Usage, DEFAULT_CHUNK_SIZE,
 };

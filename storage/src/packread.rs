@@ -197,6 +197,7 @@ impl Inner {
                 &scratch[i]
             };
             if crc32c::crc32c(stored) != w.at.slot.crc {
+                crate::stats::add(&self.stats.corrupt_reads, 1);
                 self.note_damaged_record(w.no, &headers[i], w.at.slot.raw_len, w.at.slot.crc);
                 return Err(self.corrupt(r.pack, w));
             }
@@ -205,14 +206,18 @@ impl Inner {
                 (_, true) => stored,
                 (Codec::Raw, false) => stored,
                 (Codec::Lz4, false) => {
-                    decoded = pack::decode(Codec::Lz4, stored, w.at.slot.raw_len)
-                        .map_err(|_| self.corrupt(r.pack, w))?;
+                    decoded =
+                        pack::decode(Codec::Lz4, stored, w.at.slot.raw_len).map_err(|_| {
+                            crate::stats::add(&self.stats.corrupt_reads, 1);
+                            self.corrupt(r.pack, w)
+                        })?;
                     &decoded
                 }
             };
             if self.cfg.verify_full_hash_on_read {
                 let named = pack::RecordHeader::decode(&headers[i]).map(|h| h.name);
                 if named != Some(crate::ids::ChunkId::of(raw)) {
+                    crate::stats::add(&self.stats.corrupt_reads, 1);
                     return Err(self.corrupt(r.pack, w));
                 }
             }
@@ -222,6 +227,8 @@ impl Inner {
             }
             pos += n;
         }
+        crate::stats::add(&self.stats.chunks_read, r.wants.len() as u64);
+        crate::stats::add(&self.stats.chunk_bytes_read, out_len as u64);
         Ok(crate::bufpool::freeze(out))
     }
 

@@ -185,6 +185,8 @@ pub(crate) struct Inner {
     /// With a shared catalog: this node, whose pins and leases are catalog rows as well
     /// (cluster.rs).
     pub node: Option<crate::cluster::Node>,
+    /// What this process's engine has done (stats.rs), for the metrics.
+    pub stats: crate::stats::EngineStats,
 }
 
 /// The blob engine. Cheap to clone; all clones share one catalog and set of data directories.
@@ -325,6 +327,7 @@ impl Store {
                 compaction_due: AtomicBool::new(false),
                 compaction_scheduled: AtomicBool::new(false),
                 damage: Default::default(),
+                stats: Default::default(),
                 kv,
                 dirs: DataDirs::new(dirs),
                 read_slots: Arc::new(tokio::sync::Semaphore::new(cfg.read_parallelism.max(1))),
@@ -409,6 +412,11 @@ impl Store {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || f(&CatalogReader { kv: &*inner.kv })).await?
+    }
+
+    /// The engine's counters since this process opened the store (for metrics exporters).
+    pub fn stats(&self) -> &crate::stats::EngineStats {
+        &self.inner.stats
     }
 
     /// Removes unreferenced chunk files older than `grace` that no in-flight write holds, and

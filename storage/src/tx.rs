@@ -91,6 +91,7 @@ impl Inner {
         mut f: impl FnMut(&mut Tx<'_>) -> Result<R>,
     ) -> Result<R> {
         let mut attempt = 0;
+        let started = std::time::Instant::now();
         loop {
             attempt += 1;
             let mut tx = Tx {
@@ -117,6 +118,8 @@ impl Inner {
             self.leases.end_delete(&deleting);
             match outcome {
                 Ok(r) => {
+                    crate::stats::add(&self.stats.catalog_commits, 1);
+                    self.stats.catalog.observe(started.elapsed());
                     if packs_lowered {
                         self.compaction_due
                             .store(true, std::sync::atomic::Ordering::Release);

@@ -80,6 +80,9 @@ fn crash_child() {
         let store = glint_storage::Store::open(config(std::path::Path::new(&dir), format)).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut ids = store.list_blobs().await.unwrap();
+        // The parent's kill timer starts now: recovery at open takes what the machine's
+        // load makes it take, and the rounds must still get work done.
+        println!("READY");
         loop {
             // Slow readers in the background, so that deletes also land on blobs being
             // read (deferred until the reader ends, or finished by recovery after the kill).
@@ -192,6 +195,25 @@ fn crash_rounds(format: Format) {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        // The child's lines, collected by a thread that tells when the store is open.
+        let out = child.stdout.take().unwrap();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(out).split(b'\n') {
+                let line = String::from_utf8(line.unwrap()).unwrap();
+                if line == "READY" {
+                    let _ = ready_tx.send(());
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        // One round in five times its kill from the start, so kills also land in the
+        // recovery that opening the store does.
+        if round % 5 != 4 {
+            let _ = ready_rx.recv_timeout(Duration::from_secs(120));
+        }
         std::thread::sleep(Duration::from_millis(rng.gen_range(60..400)));
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -199,11 +221,9 @@ fn crash_rounds(format: Format) {
         );
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let out = child.stdout.take().unwrap();
         let mut in_flight = InFlight::None;
         let mut child_spoke = false;
-        for line in BufReader::new(out).split(b'\n') {
-            let line = String::from_utf8(line.unwrap()).unwrap();
+        for line in reader.join().unwrap() {
             let w: Vec<&str> = line.split_whitespace().collect();
             child_spoke |= w.first().is_some_and(|f| *f == "BEGIN");
             match w.as_slice() {

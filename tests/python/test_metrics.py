@@ -69,13 +69,15 @@ def test_counters_move_by_what_the_workload_did(server):
     image_bytes = os.urandom(300_000)
     glance(server, "PUT", f"/v2/images/{image}/file", image_bytes, "application/octet-stream")
     assert glance(server, "GET", f"/v2/images/{image}/file")[1] == image_bytes
+    zeros = bytes(4 << 20)
+    s3.put_object(Bucket="metrics", Key="zeros", Body=zeros)
     after = scrape(server)
 
     def moved(name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
 
     req = "glint_http_requests_total"
-    assert moved(req, api="s3", operation="PutObject", status="2xx") == 5
+    assert moved(req, api="s3", operation="PutObject", status="2xx") == 6  # 5 + the zeros
     assert moved(req, api="s3", operation="GetObject", status="2xx") == 7
     assert moved(req, api="s3", operation="GetObject", status="4xx") == 1
     assert moved(req, api="glance", operation="images.create", status="2xx") == 1
@@ -94,6 +96,22 @@ def test_counters_move_by_what_the_workload_did(server):
     assert value(after, "process_open_fds") > 0
     assert value(after, "process_resident_memory_bytes") > 1 << 20
     assert value(after, "process_cpu_seconds_total") > 0
+    # The engine: the first copy of `body` and the image are new chunks; the four later
+    # copies of `body` are found stored; the zeros are holes; reads went through packs.
+    engine = {k[0]: moved(k[0]) for k in after if k[0].startswith("glint_engine")}
+    print(engine)
+    assert moved("glint_engine_chunk_written_bytes_total") == len(body) + len(image_bytes)
+    assert moved("glint_engine_dedup_bytes_total") == 4 * len(body)
+    assert moved("glint_engine_zero_bytes_total") == len(zeros)
+    assert moved("glint_engine_chunk_read_bytes_total") == 7 * len(body) + len(image_bytes)
+    assert moved("glint_engine_corrupt_reads_total") == 0
+    assert moved("glint_engine_catalog_transactions_total") >= 8
+    assert moved("glint_engine_catalog_transaction_duration_seconds_count") == \
+        moved("glint_engine_catalog_transactions_total")
+    # Store totals: what clients stored vs what the disk holds for it.
+    logical = value(after, "glint_store_logical_bytes")
+    assert logical >= 5 * len(body) + len(image_bytes) + len(zeros)
+    assert value(after, "glint_store_stored_bytes") < logical / 4
 
 
 def test_the_admin_listener_answers_only_its_endpoints(server):
