@@ -16,6 +16,7 @@ pub mod range;
 pub mod request_body;
 pub mod s3;
 pub mod server;
+pub mod service;
 pub mod shutdown;
 pub mod tls;
 
@@ -213,10 +214,12 @@ fn spawn_reload_on_hangup(
                 tracing::info!("SIGHUP: nothing to reload (no cert_file)");
                 continue;
             };
+            service::reloading();
             match tls.reload() {
                 Ok(()) => tracing::info!("SIGHUP: certificate reloaded"),
                 Err(e) => tracing::error!(error = %e, "SIGHUP: certificate not reloaded; the one in use stays"),
             }
+            service::ready("serving; certificate reload done");
         }
     });
     Ok(())

@@ -256,6 +256,10 @@ async fn serve(cfg: Config) -> Result<(), Error> {
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let running = glint::start(cfg).await?;
     println!("Glint S3 gateway on {scheme}://{}", running.s3_addr);
+    glint::service::ready(&format!(
+        "serving the Images API on {scheme}://{} and S3 on {scheme}://{}",
+        running.glance_addr, running.s3_addr
+    ));
     use tokio::signal::unix::{signal, SignalKind};
     let (mut term, mut int) = (
         signal(SignalKind::terminate())?,
@@ -266,6 +270,7 @@ async fn serve(cfg: Config) -> Result<(), Error> {
         _ = int.recv() => {}
     }
     tracing::info!("stopping: requests in flight may finish; a second signal exits at once");
+    glint::service::stopping();
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {}
