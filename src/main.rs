@@ -3,6 +3,7 @@
 //! images; `status`, `scrub` and `gc` are the engine's maintenance calls.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -31,14 +32,16 @@ enum Command {
         #[command(subcommand)]
         action: CredentialAction,
     },
-    /// Open the store (recovering after a crash) and print what it holds and what that
-    /// costs on disk.
+    /// Open the store (recovering after a crash) and print what it holds, what that costs
+    /// on disk, and the space left on its data directories.
     Status {
-        /// One JSON object instead of lines.
+        /// One JSON object instead of tables.
         #[arg(long)]
         json: bool,
     },
     /// Check every chunk against its hash and every reference count against the manifests.
+    /// Exit status as fsck's: 0 clean, 1 problems found and repaired, 4 problems left, 8
+    /// the scrub could not run.
     Scrub {
         /// Fix reference counts and remove orphan chunks.
         #[arg(long)]
@@ -46,6 +49,9 @@ enum Command {
         /// Skip reading chunk data (references and orphans only).
         #[arg(long)]
         no_data: bool,
+        /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
     },
     /// The image scrubber (delayed delete): purge `pending_delete` images older than
     /// `scrub_time`, or restore one. Run it while the server is stopped; a running server
@@ -72,6 +78,9 @@ enum Command {
     Gc {
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Rewrite every blob stored in engine format v1 in format v2 (content-defined chunks in
     /// packs), keeping blob ids, then reclaim the v1 chunk files and scrub. Offline: stop
@@ -120,21 +129,22 @@ async fn main() -> std::process::ExitCode {
         .as_deref()
         .and_then(|p| Config::load(p).ok())
         .is_some_and(|c| c.log_format == glint::config::LogFormat::Json);
-    // Lines go through a writer thread (never dropped: a full queue makes the logger wait),
-    // so a request's access-log line costs a queue push, not a write to stdout. That thread
-    // writes what is queued in one system call (it flushes whenever the queue is empty;
-    // stdout alone would make one per line). The guard flushes what is queued when main
-    // returns.
+    // Logs go to stderr: stdout carries what a command prints (`status --json`, the
+    // credentials it creates), and a service manager captures both. Lines go through a
+    // writer thread (never dropped: a full queue makes the logger wait), so a request's
+    // access-log line costs a queue push, not a write. That thread writes what is queued
+    // in one system call (it flushes whenever the queue is empty). The guard flushes what
+    // is queued when main returns.
     let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::BufWriter::with_capacity(
             64 * 1024,
-            std::io::stdout(),
+            std::io::stderr(),
         ));
     let logs = tracing_subscriber::fmt()
         .with_writer(writer)
         // Colours only on a terminal: a log file or journal gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         );
@@ -144,7 +154,7 @@ async fn main() -> std::process::ExitCode {
         logs.init();
     }
     match run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("glint: {e}");
             std::process::ExitCode::FAILURE
@@ -171,57 +181,53 @@ async fn open_store(cfg: &Config) -> Result<Store, Box<dyn std::error::Error + S
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-async fn run(cli: Cli) -> Result<(), Error> {
+async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let cfg = match &cli.config {
         Some(p) => Config::load(p)?,
         None => Config::defaults(),
     };
     match cli.command {
-        Command::Serve => serve(cfg).await,
-        Command::Credentials { action } => credentials(&cfg, action).await,
+        Command::Serve => serve(cfg).await.map(|()| ExitCode::SUCCESS),
+        Command::Credentials { action } => {
+            credentials(&cfg, action).await.map(|()| ExitCode::SUCCESS)
+        }
         Command::Status { json } => {
             let store = open_store(&cfg).await?;
-            let u = store.usage(true).await?;
-            let stored = u.chunk_file_bytes + u.pack_bytes;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "blobs": u.blobs,
-                        "logical_bytes": u.logical_bytes,
-                        "chunk_files": u.chunk_files,
-                        "chunk_file_bytes": u.chunk_file_bytes,
-                        "packs": u.packs,
-                        "pack_bytes": u.pack_bytes,
-                        "stored_bytes": stored,
-                        "catalog_bytes": u.catalog_bytes,
-                    })
-                );
-            } else {
-                println!("blobs: {}", u.blobs);
-                println!("logical bytes: {}", u.logical_bytes);
-                println!(
-                    "chunk files (format v1): {} ({} bytes)",
-                    u.chunk_files, u.chunk_file_bytes
-                );
-                println!("packs (format v2): {} ({} bytes)", u.packs, u.pack_bytes);
-                println!("catalog: {} bytes", u.catalog_bytes);
-            }
-            Ok(())
+            glint::maintenance::status(&cfg, &store, json).await?;
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Scrub { repair, no_data } => scrub(&cfg, repair, no_data).await,
+        Command::Scrub {
+            repair,
+            no_data,
+            json,
+        } => {
+            let store = match open_store(&cfg).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("glint scrub: {e}");
+                    return Ok(ExitCode::from(8));
+                }
+            };
+            let opts = ScrubOptions {
+                verify_data: !no_data,
+                repair,
+                ..ScrubOptions::default()
+            };
+            Ok(glint::maintenance::scrub(&store, opts, json).await)
+        }
         Command::Scrubber {
             scrubber_config,
             restore,
             daemon,
-        } => scrubber(&cfg, scrubber_config, restore, daemon).await,
-        Command::Metadefs { action } => metadefs(&cfg, action).await,
-        Command::MigrateStore => migrate_store(&cfg).await,
-        Command::Gc { grace_secs } => {
+        } => scrubber(&cfg, scrubber_config, restore, daemon)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Metadefs { action } => metadefs(&cfg, action).await.map(|()| ExitCode::SUCCESS),
+        Command::MigrateStore => migrate_store(&cfg).await.map(|()| ExitCode::SUCCESS),
+        Command::Gc { grace_secs, json } => {
             let store = open_store(&cfg).await?;
-            let removed = store.gc(Duration::from_secs(grace_secs)).await?;
-            println!("removed {removed} unreferenced chunks");
-            Ok(())
+            glint::maintenance::gc(&store, Duration::from_secs(grace_secs), json).await?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -307,37 +313,6 @@ async fn credentials(cfg: &Config, action: CredentialAction) -> Result<(), Error
                 println!("{a}\t{p}");
             }
         }
-    }
-    Ok(())
-}
-
-/// The engine's fsck, naming what damaged data belongs to; non-zero exit when damage
-/// remains (or problems, without --repair).
-async fn scrub(cfg: &Config, repair: bool, no_data: bool) -> Result<(), Error> {
-    let store = open_store(cfg).await?;
-    let report = store
-        .scrub(ScrubOptions {
-            verify_data: !no_data,
-            repair,
-            ..ScrubOptions::default()
-        })
-        .await?;
-    println!("{report:#?}");
-    if !report.damaged_blobs.is_empty() {
-        println!(
-            "damaged: {} blobs reference corrupt or missing chunks; reads of them fail where they meet the damage. A write of the same bytes (re-upload) heals a corrupt chunk.",
-            report.damaged_blobs.len()
-        );
-        for name in glint::damage::describe(&store, &report.damaged_blobs).await? {
-            println!("  {name}");
-        }
-    }
-    let unrepairable = report.has_damage();
-    if unrepairable {
-        return Err("scrub found damaged data (listed above)".into());
-    }
-    if !report.is_clean() && !repair {
-        return Err("scrub found problems (run with --repair to fix counts and orphans)".into());
     }
     Ok(())
 }

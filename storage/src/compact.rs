@@ -97,6 +97,15 @@ impl Inner {
     }
 
     pub(crate) fn compact(self: &Arc<Self>, threshold: f64) -> Result<CompactReport> {
+        self.compact_tracked(threshold, &crate::progress::Progress::default())
+    }
+
+    /// [`Inner::compact`], telling `progress` the bytes of the packs it rewrites.
+    pub(crate) fn compact_tracked(
+        self: &Arc<Self>,
+        threshold: f64,
+        progress: &crate::progress::Progress,
+    ) -> Result<CompactReport> {
         let _one_at_a_time = self.compacting.lock().expect("compacting");
         let mut report = CompactReport::default();
         // One node at a time across a shared catalog.
@@ -139,10 +148,16 @@ impl Inner {
         if chosen.is_empty() {
             return Ok(report);
         }
+        progress.phase(
+            "compaction",
+            crate::progress::ProgressUnit::Bytes,
+            chosen.iter().map(|p| sizes[p]).sum(),
+        );
         let mut survey = self.survey()?;
         for pack in chosen {
             let groups = survey.remove(&pack).unwrap_or_default();
             let size = sizes[&pack];
+            progress.advance(size);
             if live_fraction(size, &groups, self) >= threshold {
                 continue;
             }

@@ -37,6 +37,7 @@ mod pack;
 mod packread;
 #[allow(dead_code)]
 mod packs;
+mod progress;
 mod read;
 mod refs;
 mod remote;
@@ -56,12 +57,13 @@ pub use error::{CatalogError, CatalogErrorKind, Result, StoreError};
 pub use ids::{BlobId, ChunkId};
 pub use manifest::BlobInfo;
 pub use pack::Codec;
+pub use progress::{Progress, ProgressReading, ProgressUnit};
 pub use read::BlobReader;
 pub use remote::RemotePackConfig;
 pub use scrub::{ScrubOptions, ScrubReport};
 pub use stats::{EngineStats, HistogramReading, LatencyHistogram};
 pub use store::{
-    CatalogReader, Format, RecoveryReport, Store, StoreConfig, Usage, DEFAULT_CHUNK_SIZE,
+    CatalogReader, Format, GcReport, RecoveryReport, Store, StoreConfig, Usage, DEFAULT_CHUNK_SIZE,
 };
 pub use tx::Tx;
 pub use write::{StagedBlob, WriteOptions};

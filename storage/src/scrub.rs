@@ -14,6 +14,7 @@ use crate::error::{Result, StoreError};
 use crate::ids::{BlobId, ChunkId};
 use crate::kv::{Family, Op};
 use crate::manifest::{decode_segment, parse_segment_key, BlobInfo};
+use crate::progress::{Progress, ProgressUnit};
 use crate::store::{Inner, Store};
 
 #[derive(Clone, Copy, Debug)]
@@ -103,12 +104,22 @@ impl ScrubReport {
 
 impl Store {
     pub async fn scrub(&self, opts: ScrubOptions) -> Result<ScrubReport> {
+        self.scrub_tracked(opts, Arc::default()).await
+    }
+
+    /// [`Store::scrub`], telling `progress` how far it has got (phases: catalog, packs,
+    /// chunk files).
+    pub async fn scrub_tracked(
+        &self,
+        opts: ScrubOptions,
+        progress: Arc<Progress>,
+    ) -> Result<ScrubReport> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || scrub(&inner, opts)).await?
+        tokio::task::spawn_blocking(move || scrub(&inner, opts, &progress)).await?
     }
 }
 
-fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
+fn scrub(inner: &Arc<Inner>, opts: ScrubOptions, progress: &Progress) -> Result<ScrubReport> {
     let kv = &*inner.kv;
     let mut report = ScrubReport::default();
     // A repairing scrub changes counts and removes orphans: one node at a time, and never
@@ -120,6 +131,7 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
         false => None,
     };
     let snap = kv.snapshot()?;
+    progress.phase("catalog", ProgressUnit::Entries, 0);
 
     // 1. What the manifests say: expected reference counts and per-blob totals.
     let mut expected: HashMap<ChunkId, i64> = HashMap::new();
@@ -128,6 +140,7 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
     let mut totals: HashMap<BlobId, (u64, u64)> = HashMap::new();
     snap.walk(Family::Manifests, &[], &mut |k, v| {
         let (blob, _) = parse_segment_key(k)?;
+        progress.advance(1);
         let t = totals.entry(blob).or_default();
         for e in decode_segment(v)? {
             t.0 += e.len();
@@ -166,7 +179,7 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
         stored.insert(id, decode_count(v));
         Ok(true)
     })?;
-    crate::scrub_packs::scrub_packs(inner, &*snap, &expected_groups, opts, &mut report)?;
+    crate::scrub_packs::scrub_packs(inner, &*snap, &expected_groups, opts, progress, &mut report)?;
     drop(snap);
     let mut all: Vec<ChunkId> = expected.keys().chain(stored.keys()).copied().collect();
     all.sort_unstable();
@@ -192,9 +205,11 @@ fn scrub(inner: &Arc<Inner>, opts: ScrubOptions) -> Result<ScrubReport> {
     let now = SystemTime::now();
     let mut files: Vec<(ChunkId, PathBuf, SystemTime)> = Vec::new();
     report.stray_files = inner.dirs.list_chunks(|id, p, t| files.push((id, p, t)))?;
+    progress.phase("chunk files", ProgressUnit::Entries, files.len() as u64);
     let mut present = std::collections::HashSet::new();
     let mut orphans = Vec::new();
     for (id, path, mtime) in files {
+        progress.advance(1);
         report.chunks += 1;
         present.insert(id);
         if opts.verify_data {

@@ -23,6 +23,7 @@ pub(crate) fn scrub_packs(
     snap: &dyn KvRead,
     expected: &Refs,
     opts: ScrubOptions,
+    progress: &crate::progress::Progress,
     report: &mut ScrubReport,
 ) -> Result<()> {
     let mut stored: HashMap<u64, Vec<i64>> = HashMap::new();
@@ -109,8 +110,15 @@ pub(crate) fn scrub_packs(
             }
         }
     }
+    let sizes: HashMap<u64, u64> = inner.packs.sizes()?.into_iter().collect();
+    progress.phase(
+        "packs",
+        crate::progress::ProgressUnit::Bytes,
+        sizes.values().sum(),
+    );
     for p in all_packs {
         report.packs += 1;
+        progress.advance(sizes.get(&p).copied().unwrap_or(0));
         let path = match inner.packs.local_copy(p) {
             Ok(path) => path,
             Err(StoreError::PackMissing(_)) => continue, // compacted meanwhile

@@ -426,12 +426,27 @@ impl Store {
     /// Format v2 packs are compacted too (`compact_below`): the count includes the chunks
     /// that dropped.
     pub async fn gc(&self, grace: Duration) -> Result<usize> {
+        let report = self.gc_tracked(grace, Arc::default()).await?;
+        Ok(report.chunk_files_removed + report.compaction.chunks_dropped as usize)
+    }
+
+    /// [`Store::gc`], telling `progress` how far it has got (phases: chunk files,
+    /// compaction), and returning what each part did.
+    pub async fn gc_tracked(
+        &self,
+        grace: Duration,
+        progress: Arc<crate::progress::Progress>,
+    ) -> Result<GcReport> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            progress.phase("chunk files", crate::progress::ProgressUnit::Entries, 0);
             inner.dirs.clean_tmp(Some(grace))?;
-            let v1 = inner.collect_garbage(grace)?;
-            let v2 = inner.compact(inner.cfg.compact_below)?;
-            Ok(v1 + v2.chunks_dropped as usize)
+            let chunk_files_removed = inner.collect_garbage(grace)?;
+            let compaction = inner.compact_tracked(inner.cfg.compact_below, &progress)?;
+            Ok(GcReport {
+                chunk_files_removed,
+                compaction,
+            })
         })
         .await?
     }
@@ -553,6 +568,15 @@ impl Store {
     }
 }
 
+/// What `glint gc` did.
+#[derive(Clone, Debug, Default)]
+pub struct GcReport {
+    /// Format v1: unreferenced chunk files removed.
+    pub chunk_files_removed: usize,
+    /// Format v2: the compaction pass.
+    pub compaction: crate::compact::CompactReport,
+}
+
 /// See [`Store::usage`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -565,6 +589,8 @@ pub struct Usage {
     /// Format v2 pack files and their bytes (live records and garbage alike).
     pub packs: u64,
     pub pack_bytes: u64,
+    /// Bytes of the blobs that are zero runs (recorded as holes, nothing stored).
+    pub zero_bytes: u64,
     /// The catalog's table files (every family: blob records, manifests, chunk counts and
     /// locations, the dedup index, and the front ends' records; not the write-ahead log).
     pub catalog_bytes: u64,
@@ -577,6 +603,14 @@ impl Inner {
             let id = BlobId::from_key(k).ok_or(StoreError::Malformed("blob key"))?;
             u.blobs += 1;
             u.logical_bytes += BlobInfo::decode(id, v)?.size;
+            Ok(true)
+        })?;
+        self.kv.walk(Family::Manifests, &[], &mut |_, v| {
+            for e in crate::manifest::decode_segment(v)? {
+                if let crate::manifest::Extent::Zero { len } = e {
+                    u.zero_bytes += len;
+                }
+            }
             Ok(true)
         })?;
         self.dirs.list_chunks(|_, p, _| {

@@ -302,9 +302,10 @@ def test_sigkill_of_nodes_mid_upload_loses_no_acknowledged_write(nodes):
     gc = subprocess.run([os.environ["GLINT_BIN"], "--config", conf, "gc", "--grace-secs", "0"],
                         capture_output=True, text=True, timeout=300)
     assert gc.returncode == 0, gc.stderr
-    scrub = subprocess.run([os.environ["GLINT_BIN"], "--config", conf, "scrub"],
+    scrub = subprocess.run([os.environ["GLINT_BIN"], "--config", conf, "scrub", "--json"],
                            capture_output=True, text=True, timeout=600)
     assert scrub.returncode == 0, scrub.stdout + scrub.stderr
-    assert "dead_packs: 0," in scrub.stdout, scrub.stdout
+    report = json.loads(scrub.stdout)
+    assert report["clean"] and report["dead_packs"] == 0, report
     for n in nodes:
         restart(n)
