@@ -21,11 +21,11 @@ fn example() -> Status {
 
 #[test]
 fn status_table() {
-    let cfg = Config::defaults();
+    let mut cfg = Config::defaults();
+    cfg.catalog_dir = "/var/lib/glint/catalog".into();
     let text = status_text(&cfg, &example());
-    // The README's example is this output: keep them the same.
     let expected = "\
-Catalog: RocksDB at var/catalog
+Catalog: RocksDB at /var/lib/glint/catalog
 
 DATA DIRECTORY       FILESYSTEM      FREE  FREE %
 /var/lib/glint/data    2.00 TiB  1.00 TiB     50%
@@ -47,6 +47,12 @@ catalog                        48.00 MiB
 logical / stored: 4.00× (zero elision 1.25×, dedup and compression 3.20×)
 ";
     assert_eq!(text, expected, "\n{text}");
+    // The README's example is this output.
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(&format!("status\n{expected}```")),
+        "README.md's `glint status` example differs from:\n{expected}"
+    );
     let v = status_json(&cfg, &example());
     assert_eq!(v["images"]["active"], 70);
     assert_eq!(v["ratio"], 4.0);
