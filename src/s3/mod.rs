@@ -94,9 +94,9 @@ pub async fn handle(
         Ok(r) => r,
         Err(e) => {
             if e.status.is_server_error() && e.status != StatusCode::NOT_IMPLEMENTED {
-                tracing::error!(code = e.code, message = %e.message, "request failed");
+                tracing::error!(code = e.code, detail = %e.message, "request failed");
             } else {
-                tracing::info!(code = e.code, message = %e.message, "request refused");
+                tracing::info!(code = e.code, detail = %e.message, "request refused");
             }
             error_response(&e, &resource, &request_id, is_head)
         }
