@@ -7,13 +7,12 @@
 # server closed the hostile connections.
 #   ROUNDS (5)  CYCLES (2)  IDLE (5000)  SLOW (500)  TIMEOUT (20)
 source "$(dirname "$0")/../scripts/env.sh"
+source "$(dirname "$0")/lib.sh"
 cd "$GLINT_ROOT"
 rounds=${ROUNDS:-5} cycles=${CYCLES:-2} idle=${IDLE:-5000} slow=${SLOW:-500} timeout=${TIMEOUT:-20}
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
-cargo build -q --release --locked --bin glint
-cargo bench -q --locked --bench s3load --no-run 2>/dev/null
-load=$(ls -t "$CARGO_TARGET_DIR"/release/deps/s3load-* | grep -v '\.d$' | head -1)
+load=$(bench_load_bin s3load)
 AK=BENCHACCESSKEY SK=bench-secret-key-0000
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 root=$(mktemp -d "${GLINT_BENCH_DIR:-/tmp}/glint-edge.XXXX")

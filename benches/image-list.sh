@@ -9,9 +9,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$GLINT_ROOT"
 images=${IMAGES:-100000}
 rounds=${ROUNDS:-200}
-cargo build -q --release --locked --bin glint
-cargo bench -q --locked --bench imagelist --no-run 2>/dev/null
-load=$(ls -t "$CARGO_TARGET_DIR"/release/deps/imagelist-* | grep -v '\.d$' | head -1)
+load=$(bench_load_bin imagelist)
 bin=${GLINT_BENCH_BIN:-$CARGO_TARGET_DIR/release/glint} # GLINT_BENCH_BIN: another build, for a before/after
 work=$(mktemp -d "${GLINT_BENCH_DIR:-/tmp}/image-list.XXXX")
 cleanup() {

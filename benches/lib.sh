@@ -12,6 +12,14 @@ print(*(s.getsockname()[1] for s in ss))' "${1:-1}"
 
 bench_now() { date +%s.%N; }
 
+# bench_load_bin NAME: builds the release glint and the load generator benches/NAME.rs,
+# and prints the generator's path.
+bench_load_bin() {
+  cargo build -q --release --locked --bin glint
+  cargo bench -q --locked --bench "$1" --no-run 2>/dev/null
+  ls -t "$CARGO_TARGET_DIR"/release/deps/"$1"-* | grep -v '\.d$' | head -1
+}
+
 # Peak RSS (VmHWM, KiB) summed over the given processes.
 bench_rss() {
   local t=0 r p

@@ -8,9 +8,7 @@
 source "$(dirname "$0")/../scripts/env.sh"
 source "$(dirname "$0")/lib.sh"
 cd "$GLINT_ROOT"
-cargo build -q --release --locked --bin glint
-cargo bench -q --locked --bench s3load --no-run 2>/dev/null
-load=$(ls -t "$CARGO_TARGET_DIR"/release/deps/s3load-* | grep -v '\.d$' | head -1)
+load=$(bench_load_bin s3load)
 bin=$CARGO_TARGET_DIR/release/glint
 work=$(mktemp -d "${GLINT_BENCH_DIR:-/tmp}/metrics-cost.XXXX")
 trap 'bench_stop_glint; rm -rf "$work"' EXIT

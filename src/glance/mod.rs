@@ -175,6 +175,11 @@ pub fn uuid_v4() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
+    format_uuid(b)
+}
+
+/// 16 bytes in the UUID text form (8-4-4-4-12 lowercase hex digits).
+pub fn format_uuid(b: [u8; 16]) -> String {
     let h = hex::encode(b);
     format!(
         "{}-{}-{}-{}-{}",

@@ -186,7 +186,14 @@ fn index_order(query: &ListQuery) -> Option<Dir> {
 
 /// The images of `statuses`, in no particular order (recovery's and the scrubber's scans).
 pub async fn with_status(store: &Store, statuses: &[&str]) -> Result<Vec<ImageRecord>, StoreError> {
-    let scopes: Vec<Vec<u8>> = statuses.iter().map(|s| scope(b's', s)).collect();
+    read_scopes_of(store, statuses.iter().map(|s| scope(b's', s)).collect()).await
+}
+
+/// The images of `scopes`, read in one hop off the runtime.
+async fn read_scopes_of(
+    store: &Store,
+    scopes: Vec<Vec<u8>>,
+) -> Result<Vec<ImageRecord>, StoreError> {
     store.read_catalog(move |r| read_scopes(r, &scopes)).await
 }
 
@@ -207,8 +214,7 @@ pub async fn count_by_status(
 
 /// The images of `owner`, whatever their status (quota usage).
 pub async fn owned_by(store: &Store, owner: &str) -> Result<Vec<ImageRecord>, StoreError> {
-    let scopes = vec![scope(b'o', owner)];
-    store.read_catalog(move |r| read_scopes(r, &scopes)).await
+    read_scopes_of(store, vec![scope(b'o', owner)]).await
 }
 
 /// Every image `query` could list for `caller`, unordered and unchecked (a superset: the
@@ -218,8 +224,7 @@ pub async fn candidates(
     query: &ListQuery,
     caller: &Caller,
 ) -> Result<Vec<ImageRecord>, StoreError> {
-    let scopes = scopes(query, caller);
-    store.read_catalog(move |r| read_scopes(r, &scopes)).await
+    read_scopes_of(store, scopes(query, caller)).await
 }
 
 /// One page of `query` for `caller`; None when the marker is not an image `caller` sees.

@@ -33,6 +33,11 @@ pub struct Tx<'a> {
     deleting: Vec<BlobId>,
     /// Whether this change dropped references to v2 chunks (compaction may have work).
     pub(crate) packs_lowered: bool,
+    /// Front-end records this transaction holds exclusively (read with `get_for_update`),
+    /// as they stand in it (its own writes applied): a later `get` of one needs no catalog
+    /// round trip, since nothing else can change it before the commit. Blind writes are
+    /// not kept (a transaction that writes many records holds no copies of them).
+    known: std::cell::RefCell<std::collections::HashMap<(Catalog, Vec<u8>), Option<Vec<u8>>>>,
 }
 
 fn retryable(e: &StoreError) -> bool {
@@ -101,6 +106,7 @@ impl Inner {
                 deferred: Vec::new(),
                 deleting: Vec::new(),
                 packs_lowered: false,
+                known: Default::default(),
             };
             let result = f(&mut tx);
             let Tx {
@@ -157,13 +163,20 @@ impl<'a> Tx<'a> {
     }
 
     pub fn get(&self, cat: Catalog, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.known.borrow().get(&(cat, key.to_vec())) {
+            return Ok(v.clone());
+        }
         self.txn.get(Family::Front(cat), key)
     }
 
     /// Reads `key` and locks it until commit (exclusively: other `get_for_update` callers
     /// wait). Use it for every read-modify-write of a catalog record.
     pub fn get_for_update(&self, cat: Catalog, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.txn.get_locked(Family::Front(cat), key, true)
+        let v = self.txn.get_locked(Family::Front(cat), key, true)?;
+        self.known
+            .borrow_mut()
+            .insert((cat, key.to_vec()), v.clone());
+        Ok(v)
     }
 
     /// Reads `key` under a shared lock: other shared readers proceed, an exclusive
@@ -184,11 +197,19 @@ impl<'a> Tx<'a> {
     }
 
     pub fn put(&self, cat: Catalog, key: &[u8], value: &[u8]) -> Result<()> {
-        self.txn.put(Family::Front(cat), key, value)
+        self.txn.put(Family::Front(cat), key, value)?;
+        if let Some(v) = self.known.borrow_mut().get_mut(&(cat, key.to_vec())) {
+            *v = Some(value.to_vec());
+        }
+        Ok(())
     }
 
     pub fn delete(&self, cat: Catalog, key: &[u8]) -> Result<()> {
-        self.txn.delete(Family::Front(cat), key)
+        self.txn.delete(Family::Front(cat), key)?;
+        if let Some(v) = self.known.borrow_mut().get_mut(&(cat, key.to_vec())) {
+            *v = None;
+        }
+        Ok(())
     }
 
     /// Commits a staged blob in this transaction.

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,19 +88,20 @@ pub fn spawn_in(
         }
         None => Command::new(bin),
     };
+    // stdout (what the command prints) and stderr (the log) into one file, as a service
+    // manager's journal gets them.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("glint.log"))
+        .unwrap();
     let child = cmd
         .arg("--config")
         .arg(&conf)
         .arg("serve")
         .env("RUST_LOG", "warn")
-        .stdout(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.path().join("glint.log"))
-                .unwrap(),
-        )
-        .stderr(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
         .spawn()
         .unwrap();
     let g = Glint {

@@ -27,15 +27,7 @@ fn pick<T: Copy>(rng: &mut StdRng, of: &[T]) -> T {
 }
 
 fn random_id(rng: &mut StdRng) -> String {
-    let h = format!("{:032x}", rng.gen::<u128>());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    crate::glance::format_uuid(rng.gen())
 }
 
 fn shuffle_fields(rng: &mut StdRng, r: &mut ImageRecord) {

@@ -190,6 +190,25 @@ impl Val {
     }
 }
 
+/// Visits one page of `(key, value)` rows of a walk: the key to continue from when the page
+/// was full and `visit` wants more, else `None` (the walk is over).
+fn visit_page(
+    fam: Family,
+    rows: &[Row],
+    page: i64,
+    visit: &mut Visit<'_>,
+) -> Result<Option<Vec<u8>>> {
+    let mut last = None;
+    for r in rows {
+        let k: &[u8] = r.get(0);
+        if !visit(k, &read_value(fam, r, 1))? {
+            return Ok(None);
+        }
+        last = Some(k.to_vec());
+    }
+    Ok(last.filter(|_| rows.len() as i64 == page))
+}
+
 fn read_value(fam: Family, row: &Row, col: usize) -> Vec<u8> {
     match kind(fam) {
         Kind::Bytes => row.get(col),
@@ -389,22 +408,13 @@ impl PgKv {
                 &self.sql(fam).walk_after
             };
             let rows = self.query(c, sql, vec![P::Bytes(from), P::Int(page)])?;
-            let n = rows.len();
-            let mut last = None;
-            for r in &rows {
-                let k: &[u8] = r.get(0);
-                if !visit(k, &read_value(fam, r, 1))? {
-                    return Ok(());
-                }
-                last = Some(k.to_vec());
-            }
-            match last {
-                Some(k) if n as i64 == page => {
+            match visit_page(fam, &rows, page, visit)? {
+                Some(k) => {
                     from = k;
                     first = false;
                     page = (page * 8).min(WALK_PAGE);
                 }
-                _ => return Ok(()),
+                None => return Ok(()),
             }
         }
     }
@@ -428,21 +438,12 @@ impl PgKv {
                     vec![P::Bytes(b.clone()), P::Int(page)],
                 )?,
             };
-            let n = rows.len();
-            let mut last = None;
-            for r in &rows {
-                let k: &[u8] = r.get(0);
-                if !visit(k, &read_value(fam, r, 1))? {
-                    return Ok(());
-                }
-                last = Some(k.to_vec());
-            }
-            match last {
-                Some(k) if n as i64 == page => {
+            match visit_page(fam, &rows, page, visit)? {
+                Some(k) => {
                     below = Some(k);
                     page = (page * 8).min(WALK_PAGE);
                 }
-                _ => return Ok(()),
+                None => return Ok(()),
             }
         }
     }
