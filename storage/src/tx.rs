@@ -37,8 +37,11 @@ pub struct Tx<'a> {
     /// as they stand in it (its own writes applied): a later `get` of one needs no catalog
     /// round trip, since nothing else can change it before the commit. Blind writes are
     /// not kept (a transaction that writes many records holds no copies of them).
-    known: std::cell::RefCell<std::collections::HashMap<(Catalog, Vec<u8>), Option<Vec<u8>>>>,
+    known: std::cell::RefCell<KnownRecords>,
 }
+
+/// Records by (catalog, key): their value in the transaction, or `None` (deleted, absent).
+type KnownRecords = std::collections::HashMap<(Catalog, Vec<u8>), Option<Vec<u8>>>;
 
 fn retryable(e: &StoreError) -> bool {
     matches!(e, StoreError::Catalog(c) if c.kind == CatalogErrorKind::Conflict)
