@@ -5,7 +5,8 @@
 //! - requests by API (`s3`, `glance`), operation (S3's operation names such as `GetObject`,
 //!   Glance's routes such as `images.upload`) and status class, their durations (until the
 //!   last byte of the answer), bytes received and sent, requests in flight;
-//! - images by status (counted in the listing index's status scopes at scrape time);
+//! - images by status (counted in the listing index's status scopes at a scrape, when the
+//!   catalog walks are due: see below);
 //! - the engine (`glint_engine_*`, read from the store's counters at scrape time): chunks
 //!   written and their bytes before and after the codec, dedup hits, zero chunks elided,
 //!   chunks read, corrupt reads, compactions and what they reclaimed, catalog transaction
@@ -249,8 +250,8 @@ impl Metrics {
         }
     }
 
-    /// Whether the store totals are due for a walk: the last walk's duration times
-    /// [`USAGE_DUTY`] has passed since it started.
+    /// Whether the catalog walks (image counts, store totals) are due: the last walk's
+    /// duration times [`USAGE_DUTY`] has passed since it started.
     pub fn usage_due(&self) -> bool {
         let last = *self
             .store_usage

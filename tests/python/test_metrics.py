@@ -91,7 +91,6 @@ def test_counters_move_by_what_the_workload_did(server):
                  operation="images.download") == len(image_bytes)
     assert moved("glint_http_request_body_bytes_total", api="s3") >= 5 * len(body)
     assert moved("glint_http_request_body_bytes_total", api="glance") >= len(image_bytes)
-    assert value(after, "glint_images", status="active") == 1
     # The scrape itself is in flight while it is answered; nothing else is.
     assert value(after, "glint_http_requests_in_flight", api="s3") == 0
     assert value(after, "process_open_fds") > 0
@@ -119,6 +118,7 @@ def test_counters_move_by_what_the_workload_did(server):
         after = scrape(server)
     logical = value(after, "glint_store_logical_bytes")
     assert logical >= want
+    assert value(after, "glint_images", status="active") == 1
     assert value(after, "glint_store_stored_bytes") < logical / 4
 
 
