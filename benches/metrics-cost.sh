@@ -13,6 +13,9 @@ bin=$CARGO_TARGET_DIR/release/glint
 work=$(mktemp -d "${GLINT_BENCH_DIR:-/tmp}/metrics-cost.XXXX")
 trap 'bench_stop_glint; rm -rf "$work"' EXIT
 scenarios=${SCENARIOS:-put_1g get_1g put_4k_x16 get_4k_x16}
+# 40,000 small objects per run (~15 s of PUTs): s3load's default 4,000 last about a second,
+# too short to tell a few per cent from noise.
+export S3LOAD_SMALL=${S3LOAD_SMALL:-40000}
 AK=BENCHACCESSKEY SK=bench-secret-key-0000
 run() { # SETTING ROUND
   local gp sp ap

@@ -3,7 +3,7 @@
 //! reqwest, and prints one line per scenario:
 //!   put_1g, get_1g            one 1 GiB object, single stream
 //!   get_1g_x8                 8 concurrent GETs of that object (aggregate)
-//!   put_4k_x16, get_4k_x16    4 KiB objects at 16-way concurrency
+//!   put_4k_x16, get_4k_x16    4 KiB objects (S3LOAD_SMALL of them, default 4,000) at 16-way concurrency
 //!   range_64k                 1000 random 64 KiB ranged GETs of the 1 GiB object
 //!   list_10k                  listing 10 000 keys (pages of 1000)
 //! Usage: s3load ENDPOINT ACCESS_KEY SECRET_KEY BUCKET [scenario…]
@@ -191,9 +191,14 @@ async fn main() {
         }
         report("range_64k", t.elapsed().as_secs_f64(), 1000 * 65536, 1000);
     }
-    const SMALL: usize = 4000;
+    // S3LOAD_SMALL: how many 4 KiB objects (default 4,000: about a second each way; a
+    // comparison of a few per cent wants more, e.g. metrics-cost.sh's 40,000).
+    let small: usize = std::env::var("S3LOAD_SMALL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000);
     if run("put_4k_x16") || run("get_4k_x16") {
-        let data = random(4096 * SMALL, seed ^ 1);
+        let data = random(4096 * small, seed ^ 1);
         let t = Instant::now();
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let tasks: Vec<_> = (0..16)
@@ -202,7 +207,7 @@ async fn main() {
                 tokio::spawn(async move {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= SMALL {
+                        if i >= small {
                             break;
                         }
                         let body = data.slice(i * 4096..(i + 1) * 4096);
@@ -223,8 +228,8 @@ async fn main() {
         report(
             "put_4k_x16",
             t.elapsed().as_secs_f64(),
-            (SMALL * 4096) as u64,
-            SMALL as u64,
+            (small * 4096) as u64,
+            small as u64,
         );
     }
     if run("get_4k_x16") {
@@ -236,7 +241,7 @@ async fn main() {
                 tokio::spawn(async move {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= SMALL {
+                        if i >= small {
                             break;
                         }
                         let (_, n) = c
@@ -258,13 +263,13 @@ async fn main() {
         report(
             "get_4k_x16",
             t.elapsed().as_secs_f64(),
-            (SMALL * 4096) as u64,
-            SMALL as u64,
+            (small * 4096) as u64,
+            small as u64,
         );
     }
     if run("list_10k") {
         // 10 000 keys: the 4 KiB objects plus empty ones under list/.
-        let extra = 10_000 - SMALL;
+        let extra = 10_000usize.saturating_sub(small);
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let tasks: Vec<_> = (0..16)
             .map(|_| {
@@ -316,7 +321,7 @@ async fn main() {
                 break;
             }
         }
-        assert_eq!(keys, 10_000, "listed keys");
+        assert_eq!(keys, small.max(10_000), "listed keys");
         report("list_10k", t.elapsed().as_secs_f64(), 0, keys as u64);
     }
 }
