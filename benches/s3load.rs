@@ -7,6 +7,9 @@
 //!   range_64k                 1000 random 64 KiB ranged GETs of the 1 GiB object
 //!   list_10k                  listing 10 000 keys (pages of 1000)
 //! Usage: s3load ENDPOINT ACCESS_KEY SECRET_KEY BUCKET [scenario…]
+//! With S3LOAD_SERVER_PID set (a server on this machine), each line also gives the CPU time
+//! that server spent per operation (user + system, all its threads): a cost measure that,
+//! unlike throughput, does not move with what else the machine's cores are doing.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -93,10 +96,42 @@ fn random(len: usize, seed: u64) -> Bytes {
     Bytes::from(v)
 }
 
-fn report(name: &str, secs: f64, bytes: u64, ops: u64) {
+/// When a scenario started: the clock and, with S3LOAD_SERVER_PID, the server's CPU time.
+struct Started {
+    at: Instant,
+    server_cpu: Option<f64>,
+}
+
+impl Started {
+    fn now() -> Started {
+        Started {
+            at: Instant::now(),
+            server_cpu: server_cpu_secs(),
+        }
+    }
+}
+
+/// The CPU seconds (user + system, all threads) of the process S3LOAD_SERVER_PID names.
+fn server_cpu_secs() -> Option<f64> {
+    let pid = std::env::var("S3LOAD_SERVER_PID").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name (which may hold spaces): utime and stime
+    // are the 12th and 13th, in clock ticks (USER_HZ, 100 on Linux).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+fn report(name: &str, started: &Started, bytes: u64, ops: u64) {
+    let secs = started.at.elapsed().as_secs_f64();
     let mibs = bytes as f64 / (1 << 20) as f64 / secs;
+    let cpu = match (started.server_cpu, server_cpu_secs()) {
+        (Some(a), Some(b)) => format!(" server_cpu_us/op={:.1}", (b - a) * 1e6 / ops as f64),
+        _ => String::new(),
+    };
     println!(
-        "{name} secs={secs:.3} MiB/s={mibs:.1} ops/s={:.1}",
+        "{name} secs={secs:.3} MiB/s={mibs:.1} ops/s={:.1}{cpu}",
         ops as f64 / secs
     );
 }
@@ -138,7 +173,7 @@ async fn main() {
             .step_by(1 << 20)
             .map(|i| Ok(data.slice(i..i + (1 << 20))))
             .collect();
-        let t = Instant::now();
+        let t = Started::now();
         let req = c.request(
             "PUT",
             "/big",
@@ -146,18 +181,18 @@ async fn main() {
             reqwest::Body::wrap_stream(futures::stream::iter(pieces)),
         );
         c.send(req).await;
-        report("put_1g", t.elapsed().as_secs_f64(), GIB as u64, 1);
+        report("put_1g", &t, GIB as u64, 1);
     }
     if run("get_1g") {
-        let t = Instant::now();
+        let t = Started::now();
         let (_, n) = c
             .send(c.request("GET", "/big", &[], reqwest::Body::from("")))
             .await;
         assert_eq!(n, GIB as u64);
-        report("get_1g", t.elapsed().as_secs_f64(), n, 1);
+        report("get_1g", &t, n, 1);
     }
     if run("get_1g_x8") {
-        let t = Instant::now();
+        let t = Started::now();
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let c = c.clone();
@@ -172,11 +207,11 @@ async fn main() {
         for t in tasks {
             total += t.await.unwrap();
         }
-        report("get_1g_x8", t.elapsed().as_secs_f64(), total, 8);
+        report("get_1g_x8", &t, total, 8);
     }
     if run("range_64k") {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let t = Instant::now();
+        let t = Started::now();
         for _ in 0..1000 {
             let at = (rng.next_u64() % (GIB as u64 - 65536)) as usize;
             let (_, n) = c
@@ -189,7 +224,7 @@ async fn main() {
                 .await;
             assert_eq!(n, 65536);
         }
-        report("range_64k", t.elapsed().as_secs_f64(), 1000 * 65536, 1000);
+        report("range_64k", &t, 1000 * 65536, 1000);
     }
     // S3LOAD_SMALL: how many 4 KiB objects (default 4,000: about a second each way; a
     // comparison of a few per cent wants more, e.g. metrics-cost.sh's 40,000).
@@ -199,7 +234,7 @@ async fn main() {
         .unwrap_or(4000);
     if run("put_4k_x16") || run("get_4k_x16") {
         let data = random(4096 * small, seed ^ 1);
-        let t = Instant::now();
+        let t = Started::now();
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let tasks: Vec<_> = (0..16)
             .map(|_| {
@@ -225,15 +260,10 @@ async fn main() {
         for t in tasks {
             t.await.unwrap();
         }
-        report(
-            "put_4k_x16",
-            t.elapsed().as_secs_f64(),
-            (small * 4096) as u64,
-            small as u64,
-        );
+        report("put_4k_x16", &t, (small * 4096) as u64, small as u64);
     }
     if run("get_4k_x16") {
-        let t = Instant::now();
+        let t = Started::now();
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let tasks: Vec<_> = (0..16)
             .map(|_| {
@@ -260,12 +290,7 @@ async fn main() {
         for t in tasks {
             t.await.unwrap();
         }
-        report(
-            "get_4k_x16",
-            t.elapsed().as_secs_f64(),
-            (small * 4096) as u64,
-            small as u64,
-        );
+        report("get_4k_x16", &t, (small * 4096) as u64, small as u64);
     }
     if run("list_10k") {
         // 10 000 keys: the 4 KiB objects plus empty ones under list/.
@@ -294,7 +319,7 @@ async fn main() {
         for t in tasks {
             t.await.unwrap();
         }
-        let t = Instant::now();
+        let t = Started::now();
         let mut token: Option<String> = None;
         let mut keys = 0;
         loop {
@@ -322,7 +347,7 @@ async fn main() {
             }
         }
         assert_eq!(keys, small.max(10_000), "listed keys");
-        report("list_10k", t.elapsed().as_secs_f64(), 0, keys as u64);
+        report("list_10k", &t, 0, keys as u64);
     }
 }
 
