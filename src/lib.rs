@@ -2,6 +2,7 @@
 //! ends over one images domain (`images`) and the `glint-storage` engine. The binary in
 //! `main.rs` is a thin CLI over this library, which the integration tests start on loopback.
 
+pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod config;

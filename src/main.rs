@@ -141,6 +141,11 @@ async fn main() -> std::process::ExitCode {
             64 * 1024,
             std::io::stderr(),
         ));
+    if !json && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        // Plain-text access lines skip the formatter (see access_log.rs); on a terminal they
+        // keep its colours.
+        glint::access_log::install(writer.clone());
+    }
     let logs = tracing_subscriber::fmt()
         .with_writer(writer)
         // Colours only on a terminal: a log file or journal gets plain text.

@@ -371,20 +371,36 @@ impl Drop for RequestMark {
         };
         if let Some(path) = &self.path {
             let info = self.info.take().unwrap_or_default();
-            tracing::info!(
-                target: "access",
-                api = self.api.api,
-                method = %self.method,
-                path = %path,
-                status = self.status,
-                bytes = self.sent,
-                secs,
-                id = %info.id,
-                project = info.project.as_deref().unwrap_or("-"),
-                peer = %self.peer,
+            let line = crate::access_log::AccessLine {
+                api: self.api.api,
+                method: &self.method,
+                path,
+                status: self.status,
+                bytes: self.sent,
+                elapsed: self.started.elapsed(),
+                id: &info.id,
+                project: info.project.as_deref().unwrap_or("-"),
+                peer: self.peer,
                 operation,
-                "request"
-            );
+            };
+            // Text lines are written directly (see access_log.rs); JSON lines, and a text
+            // line holding a control character, go through tracing, which escapes them.
+            if !crate::access_log::write(&line) {
+                tracing::info!(
+                    target: "access",
+                    api = line.api,
+                    method = %line.method,
+                    path = %line.path,
+                    status = line.status,
+                    bytes = line.bytes,
+                    secs,
+                    id = %line.id,
+                    project = line.project,
+                    peer = %line.peer,
+                    operation,
+                    "request"
+                );
+            }
         }
         if recording.metrics {
             let series = self.api.metrics.answered_series(RequestLabels {
