@@ -30,8 +30,9 @@ bench_rss() {
 # bench_start_glint BIN ROOT GLANCE_PORT S3_PORT [LINE...]
 # Writes ROOT/glance-api.conf (noauth Images API on GLANCE_PORT, S3 on S3_PORT with the key
 # BENCHACCESSKEY / bench-secret-key-0000, data and catalog under ROOT; each LINE is added to
-# the [glint] section, e.g. "store_format = v2"), starts BIN, waits until the Images API
-# answers, and sets BENCH_GLINT_PID. The log is ROOT/log.
+# the [glint] section, e.g. "store_format = v2"), starts BIN (under BENCH_WRAP, a command
+# prefix such as valgrind's, when set), waits until the Images API answers, and sets
+# BENCH_GLINT_PID. The log is ROOT/log.
 bench_start_glint() {
   local bin=$1 root=$2 gp=$3 sp=$4 line
   shift 4
@@ -46,15 +47,31 @@ bench_start_glint() {
     printf 's3_access_key = BENCHACCESSKEY\ns3_secret_key = bench-secret-key-0000\n'
     for line in "$@"; do printf '%s\n' "$line"; done
   } > "$root/glance-api.conf"
-  RUST_LOG=${BENCH_RUST_LOG:-warn} "$bin" --config "$root/glance-api.conf" serve >> "$root/log" 2>&1 &
+  # shellcheck disable=SC2086 # BENCH_WRAP is a command prefix, split on purpose
+  RUST_LOG=${BENCH_RUST_LOG:-warn} ${BENCH_WRAP:-} "$bin" --config "$root/glance-api.conf" serve \
+    >> "$root/log" 2>&1 &
   BENCH_GLINT_PID=$!
   local _
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     curl -fsS "http://127.0.0.1:$gp/versions" -o /dev/null 2>/dev/null && return 0
     sleep 0.1
   done
   echo "glint did not start; see $root/log" >&2
   return 1
+}
+
+# bench_recording SETTING ADMIN_PORT: a metrics-cost setting (off: no admin listener, no
+# access log; metrics: admin listener; log: access log; on: both) as the [glint] lines for
+# bench_start_glint, in BENCH_RECORDING_LINES, and BENCH_RUST_LOG (info where access lines
+# are written).
+bench_recording() {
+  BENCH_RUST_LOG=warn
+  case $1 in
+    on) BENCH_RUST_LOG=info BENCH_RECORDING_LINES=("admin_bind_port = $2" "access_log = true") ;;
+    metrics) BENCH_RECORDING_LINES=("admin_bind_port = $2" "access_log = false") ;;
+    log) BENCH_RUST_LOG=info BENCH_RECORDING_LINES=("access_log = true") ;;
+    *) BENCH_RECORDING_LINES=("access_log = false") ;;
+  esac
 }
 
 bench_stop_glint() {

@@ -19,38 +19,19 @@ trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 n=${N:-2000}
 AK=BENCHACCESSKEY SK=bench-secret-key-0000
 count() { # SETTING → prints "SETTING instructions-per-request"
-  local root=$work/$1 gp sp ap lines=("access_log = false") rust_log=warn
+  local root=$work/$1 gp sp ap
   read -r gp sp ap < <(bench_ports 3)
-  case $1 in
-    on) lines=("admin_bind_port = $ap" "access_log = true") rust_log=info ;;
-    metrics) lines=("admin_bind_port = $ap" "access_log = false") ;;
-    log) lines=("access_log = true") rust_log=info ;;
-  esac
-  mkdir -p "$root"
-  {
-    printf '[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = %s\n' "$gp"
-    printf '[glance_store]\nfilesystem_store_datadirs = %s/data\n' "$root"
-    printf '[glint]\ncatalog_dir = %s/catalog\n' "$root"
-    printf 's3_bind_host = 127.0.0.1\ns3_bind_port = %s\n' "$sp"
-    printf 's3_access_key = %s\ns3_secret_key = %s\n' "$AK" "$SK"
-    printf '%s\n' "${lines[@]}"
-  } > "$root/glance-api.conf"
-  RUST_LOG=$rust_log valgrind --tool=callgrind --instr-atstart=no \
-    --callgrind-out-file="$root/cg.out" "$bin" --config "$root/glance-api.conf" serve \
-    >> "$root/log" 2>&1 &
-  pid=$!
-  local _
-  for _ in $(seq 600); do
-    curl -fsS "http://127.0.0.1:$gp/versions" -o /dev/null 2>/dev/null && break
-    sleep 0.2
-  done
+  bench_recording "$1" "$ap"
+  BENCH_WRAP="valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$root/cg.out" \
+    bench_start_glint "$bin" "$root" "$gp" "$sp" "${BENCH_RECORDING_LINES[@]}"
+  pid=$BENCH_GLINT_PID
   # Warm up outside the count: the bucket, first connections, lazily built state.
   S3LOAD_SMALL=50 "$load" "http://127.0.0.1:$sp" "$AK" "$SK" bench put_4k_x16 >/dev/null
   callgrind_control -i on "$pid" >/dev/null
   S3LOAD_SMALL=$n "$load" "http://127.0.0.1:$sp" "$AK" "$SK" bench put_4k_x16 get_4k_x16 >/dev/null
   callgrind_control -i off "$pid" >/dev/null
   callgrind_control -d "$pid" >/dev/null
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  bench_stop_glint
   pid=
   echo "$1 $(awk -v r=$((2 * n)) '/^totals:/{print int($2 / r)}' "$root/cg.out.1")"
   rm -rf "$root"

@@ -22,16 +22,8 @@ AK=BENCHACCESSKEY SK=bench-secret-key-0000
 run() { # SETTING ROUND
   local gp sp ap
   read -r gp sp ap < <(bench_ports 3)
-  if [ "$1" = on ]; then
-    BENCH_RUST_LOG=info bench_start_glint "$bin" "$work/$1-$2" "$gp" "$sp" \
-      "admin_bind_port = $ap" "access_log = true"
-  elif [ "$1" = metrics ]; then
-    bench_start_glint "$bin" "$work/$1-$2" "$gp" "$sp" "admin_bind_port = $ap" "access_log = false"
-  elif [ "$1" = log ]; then
-    BENCH_RUST_LOG=info bench_start_glint "$bin" "$work/$1-$2" "$gp" "$sp" "access_log = true"
-  else
-    bench_start_glint "$bin" "$work/$1-$2" "$gp" "$sp" "access_log = false"
-  fi
+  bench_recording "$1" "$ap"
+  bench_start_glint "$bin" "$work/$1-$2" "$gp" "$sp" "${BENCH_RECORDING_LINES[@]}"
   # shellcheck disable=SC2086
   S3LOAD_SERVER_PID=$BENCH_GLINT_PID "$load" "http://127.0.0.1:$sp" "$AK" "$SK" bench $scenarios \
     | sed "s/^/$1 /" | tee -a "$work/results" >&2

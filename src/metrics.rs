@@ -363,7 +363,8 @@ impl Drop for RequestMark {
         if recording.metrics {
             self.api.in_flight.dec();
         }
-        let secs = self.started.elapsed().as_secs_f64();
+        let elapsed = self.started.elapsed();
+        let secs = elapsed.as_secs_f64();
         // A request dropped before its handler answered (the client went away) has no
         // status: it is not a request answered.
         let Some((operation, status)) = self.answered.take() else {
@@ -377,7 +378,7 @@ impl Drop for RequestMark {
                 path,
                 status: self.status,
                 bytes: self.sent,
-                elapsed: self.started.elapsed(),
+                elapsed,
                 id: &info.id,
                 project: info.project.as_deref().unwrap_or("-"),
                 peer: self.peer,
