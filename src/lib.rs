@@ -2,7 +2,6 @@
 //! ends over one images domain (`images`) and the `glint-storage` engine. The binary in
 //! `main.rs` is a thin CLI over this library, which the integration tests start on loopback.
 
-pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod config;
@@ -12,6 +11,7 @@ pub mod damage;
 pub mod glance;
 pub mod http_util;
 pub mod images;
+pub mod logging;
 pub mod maintenance;
 pub mod metrics;
 pub mod range;

@@ -129,35 +129,7 @@ async fn main() -> std::process::ExitCode {
         .as_deref()
         .and_then(|p| Config::load(p).ok())
         .is_some_and(|c| c.log_format == glint::config::LogFormat::Json);
-    // Logs go to stderr: stdout carries what a command prints (`status --json`, the
-    // credentials it creates), and a service manager captures both. Lines go through a
-    // writer thread (never dropped: a full queue makes the logger wait), so a request's
-    // access-log line costs a queue push, not a write. That thread writes what is queued
-    // in one system call (it flushes whenever the queue is empty). The guard flushes what
-    // is queued when main returns.
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    if !json && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        // Plain-text access lines skip the formatter (see access_log.rs); on a terminal they
-        // keep its colours.
-        glint::access_log::install(writer.clone());
-    }
-    let logs = tracing_subscriber::fmt()
-        .with_writer(writer)
-        // Colours only on a terminal: a log file or journal gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        );
-    if json {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
+    let _flush_logs_on_exit = glint::logging::init(json);
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {

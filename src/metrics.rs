@@ -334,7 +334,9 @@ pub struct RequestMark {
 }
 
 impl RequestMark {
-    pub fn answered<B>(&mut self, resp: &http::Response<B>) {
+    /// Records the answer: its status and operation, and the request id and project the
+    /// handler left in `resp`'s extensions (taken: only the listener needs them).
+    pub fn answered<B>(&mut self, resp: &mut http::Response<B>) {
         let status = resp.status();
         let class = match status.as_u16() {
             100..=199 => "1xx",
@@ -349,7 +351,7 @@ impl RequestMark {
             .map_or("unknown", |o| o.0);
         self.answered = Some((op, class));
         self.status = status.as_u16();
-        self.info = resp.extensions().get::<RequestInfo>().cloned();
+        self.info = resp.extensions_mut().remove::<RequestInfo>();
     }
 
     pub fn sent(&mut self, bytes: usize) {
@@ -372,7 +374,7 @@ impl Drop for RequestMark {
         };
         if let Some(path) = &self.path {
             let info = self.info.take().unwrap_or_default();
-            let line = crate::access_log::AccessLine {
+            let line = crate::logging::access::AccessLine {
                 api: self.api.api,
                 method: &self.method,
                 path,
@@ -384,9 +386,9 @@ impl Drop for RequestMark {
                 peer: self.peer,
                 operation,
             };
-            // Text lines are written directly (see access_log.rs); JSON lines, and a text
-            // line holding a control character, go through tracing, which escapes them.
-            if !crate::access_log::write(&line) {
+            // Text lines are written directly (see logging/access.rs); JSON lines, and text
+            // on a terminal, go through tracing.
+            if !crate::logging::access::write(&line) {
                 tracing::info!(
                     target: "access",
                     api = line.api,

@@ -283,14 +283,14 @@ where
     // A bug that panics in one request answers 500 on that request; the connection and the
     // process carry on (no state is shared mutably across requests outside the engine's own
     // transactions).
-    let resp = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+    let mut resp = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
         Ok(r) => r,
         Err(_) => {
             tracing::error!("request handler panicked; answered 500");
             panic_response(api)
         }
     };
-    mark.answered(&resp);
+    mark.answered(&mut resp);
     let mut resp = resp.map(|inner| {
         BodyExt::boxed(TrackedBody {
             inner,

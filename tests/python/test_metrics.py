@@ -2,6 +2,7 @@
 the Images API, scraped before and after with the `prometheus_client` package's
 OpenMetrics parser; each counter must have moved by exactly what the workload did."""
 import json
+import re
 import os
 import time
 import urllib.request
@@ -179,3 +180,44 @@ def test_access_log_lines_carry_the_request_id_and_no_secret():
     # No secret reaches the log: not the presigned signature, the token, or the secret key.
     for secret in (signature, token, SK):
         assert secret not in text
+
+
+def test_text_log_lines_hold_one_line_each_and_carry_the_request_id():
+    """The default text log: access lines in tracing's layout, and a client-chosen string in
+    a logged refusal escaped, never written raw (a control character could end the line
+    early or drive the operator's terminal)."""
+    s3_port, glance_port = free_port(), free_port()
+    proc, root, _ = start_glint({
+        "DEFAULT": {"bind_port": glance_port},
+        "glint": {"s3_bind_port": s3_port, "s3_access_key": AK, "s3_secret_key": SK,
+                  "s3_bootstrap_project": "pytest"},
+    }, s3_port, "textlog", rust_log="info")
+    try:
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}",
+                          aws_access_key_id=AK, aws_secret_access_key=SK, region_name="us-east-1")
+        s3.create_bucket(Bucket="textlog")
+        put = s3.put_object(Bucket="textlog", Key="k", Body=b"y" * 512)
+        put_id = put["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
+        # A tab is the one control character HTTP lets into a header value; the refusal
+        # quotes the grantee type, so the log line holds what the client sent.
+        with pytest.raises(s3.exceptions.ClientError) as refused:
+            s3.put_bucket_acl(Bucket="textlog", GrantRead="evil\tgrantee=x")
+        refused_id = refused.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    raw = open(os.path.join(root, "glint.log"), "rb").read()
+    assert b"\t" not in raw and b"\x1b" not in raw
+    lines = raw.decode().splitlines()
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+    access = re.compile(
+        stamp + r"  INFO access: request api=s3 method=PUT path=/textlog/k status=200 "
+        r"bytes=0 secs=\d+\.\d{6} id=(\S+) project=pytest peer=127\.0\.0\.1:\d+ "
+        r"operation=PutObject$")
+    assert [m.group(1) for m in map(access.match, lines) if m] == [put_id], lines
+    refusal = [l for l in lines if "request refused" in l and refused_id in l]
+    assert len(refusal) == 1, lines
+    assert re.match(stamp + r"  INFO s3\{id=" + refused_id + r"\}: glint::s3: ", refusal[0]), refusal
+    assert "evil\\tgrantee" in refusal[0], refusal
+    acl_line = [l for l in lines if f"id={refused_id} " in l and " access: " in l]
+    assert len(acl_line) == 1 and " status=400 " in acl_line[0], lines
