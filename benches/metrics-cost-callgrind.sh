@@ -5,8 +5,9 @@
 # load runs (instrumentation switched on and off with callgrind_control). Instruction counts
 # do not move with what else the machine's cores are doing (the same setting repeats within
 # 0.1 %), where throughput on this 2-vCPU box swings ±15 % between runs of one setting.
-# SETTINGS as in metrics-cost.sh (default "off metrics log on"). Prints instructions per
-# request per setting and the ratio off / setting (1.00: free).
+# SETTINGS as in metrics-cost.sh (default "off metrics log on"; a setting may repeat, e.g.
+# "off metrics log on on log metrics off"). Prints instructions per request of each run and
+# the ratio off / setting of their means (1.00: free).
 source "$(dirname "$0")/../scripts/env.sh"
 source "$(dirname "$0")/lib.sh"
 cd "$GLINT_ROOT"
@@ -39,9 +40,13 @@ count() { # SETTING → prints "SETTING instructions-per-request"
 for s in ${SETTINGS:-off metrics log on}; do count "$s"; done | tee "$work/results" >&2
 python3 - "$work/results" <<'PY'
 import sys
-per = dict((s, int(v)) for s, v in (l.split() for l in open(sys.argv[1])))
-print("| setting | instructions per request (4 KiB PUT + GET) | off / setting |")
+runs = {}
+for line in open(sys.argv[1]):
+    s, v = line.split()
+    runs.setdefault(s, []).append(int(v))
+mean = {s: sum(v) / len(v) for s, v in runs.items()}
+print("| setting | instructions per request (4 KiB PUT + GET), each run | off / setting (means) |")
 print("| --- | --- | --- |")
-for s, v in per.items():
-    print(f"| {s} | {v:,} | {per['off'] / v:.3f} |")
+for s, v in runs.items():
+    print(f"| {s} | {' / '.join(f'{x:,}' for x in v)} | {mean['off'] / mean[s]:.3f} |")
 PY
