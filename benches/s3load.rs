@@ -113,14 +113,8 @@ impl Started {
 
 /// The CPU seconds (user + system, all threads) of the process S3LOAD_SERVER_PID names.
 fn server_cpu_secs() -> Option<f64> {
-    let pid = std::env::var("S3LOAD_SERVER_PID").ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name (which may hold spaces): utime and stime
-    // are the 12th and 13th, in clock ticks (USER_HZ, 100 on Linux).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
+    let pid = std::env::var("S3LOAD_SERVER_PID").ok()?.parse().ok()?;
+    glint::metrics::cpu_seconds_of(pid)
 }
 
 fn report(name: &str, started: &Started, bytes: u64, ops: u64) {

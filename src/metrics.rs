@@ -636,32 +636,55 @@ struct ProcStat {
     start_time: f64,
 }
 
-/// `/proc/self/stat` (fields after the command name: utime 14, stime 15, starttime 22,
-/// rss 24, counted from 1) with the clock tick and page size.
+/// `/proc/self/stat` (utime 14, stime 15, starttime 22, rss 24) with the clock tick and
+/// page size.
 fn proc_stat() -> Option<ProcStat> {
-    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &text[text.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-    // SAFETY: sysconf reads process-wide constants.
-    let (tick, page) = unsafe {
-        (
-            libc::sysconf(libc::_SC_CLK_TCK),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
-    let tick = if tick > 0 { tick as f64 } else { 100.0 };
+    let field = stat_fields("/proc/self/stat")?;
+    // SAFETY: sysconf reads a process-wide constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
         s.lines()
             .find_map(|l| l.strip_prefix("btime "))
             .and_then(|v| v.trim().parse::<u64>().ok())
     })?;
     Some(ProcStat {
-        cpu_seconds: (field(14)? + field(15)?) as f64 / tick,
+        cpu_seconds: cpu_seconds(&field)?,
         resident_bytes: field(24)? * page.max(0) as u64,
-        start_time: boot as f64 + field(22)? as f64 / tick,
+        start_time: boot as f64 + field(22)? as f64 / clock_tick(),
     })
+}
+
+/// The CPU seconds (user + system, all threads) process `pid` has used so far; the load
+/// generators read the server's this way.
+pub fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    cpu_seconds(&stat_fields(&format!("/proc/{pid}/stat"))?)
+}
+
+fn cpu_seconds(field: &impl Fn(usize) -> Option<u64>) -> Option<f64> {
+    Some((field(14)? + field(15)?) as f64 / clock_tick())
+}
+
+/// The numeric fields of a `/proc/<pid>/stat` file, by their number in proc(5) (from 1).
+fn stat_fields(path: &str) -> Option<impl Fn(usize) -> Option<u64>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: field 3 starts after the
+    // last ')'.
+    let f: Vec<Option<u64>> = text[text.rfind(')')? + 2..]
+        .split_whitespace()
+        .map(|v| v.parse().ok())
+        .collect();
+    Some(move |n: usize| n.checked_sub(3).and_then(|i| f.get(i).copied().flatten()))
+}
+
+/// Clock ticks per second (USER_HZ), the unit of /proc's CPU times.
+fn clock_tick() -> f64 {
+    // SAFETY: sysconf reads a process-wide constant.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if tick > 0 {
+        tick as f64
+    } else {
+        100.0
+    }
 }
 
 fn open_fds() -> i64 {
