@@ -61,6 +61,21 @@ EOF
         -port.lance=0 -filer="127.0.0.1:$((p+6)).$((p+7))" -config="$dir/s3.json"
       cp "$dir/s3.pid" "$dir/weed.pid" # what readiness watches
       log=$dir/s3.log
+      # Both volume servers must have joined before the first write: the master grows a
+      # collection's volumes on the servers it knows at that moment, so a late joiner would
+      # hold no volume of the bucket at all.
+      master_status="http://127.0.0.1:$((p+2))/dir/status"
+      for _ in $(seq 1 120); do
+        nodes=$(curl -fsS "$master_status" 2>/dev/null | "$python" -c '
+import json, sys
+topology = json.load(sys.stdin)["Topology"]
+print(sum(len(rack.get("DataNodes") or []) for dc in topology.get("DataCenters") or []
+          for rack in dc.get("Racks") or []))' 2>/dev/null || echo 0)
+        [ "$nodes" = 2 ] && break
+        sleep 0.5
+      done
+      [ "$nodes" = 2 ] || { echo "volume servers did not join the master" >&2
+                            tail -n 30 "$dir/master.log" >&2; exit 1; }
     else
     setsid "$weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
       -s3.port=$p -s3.port.grpc=$((p+1)) -master.port=$((p+2)) -master.port.grpc=$((p+3)) \
