@@ -190,6 +190,36 @@ mod tests {
         assert_eq!(escaped("x\u{9b}31m¢"), "x\\u{9b}31m¢");
     }
 
+    /// The escape one character at a time, without the byte scan that picks the fast path.
+    fn escaped_slowly(s: &str) -> String {
+        s.chars()
+            .map(|c| match c {
+                '\n' => "\\n".to_string(),
+                '\r' => "\\r".to_string(),
+                '\t' => "\\t".to_string(),
+                c if c.is_control() => format!("\\u{{{:x}}}", c as u32),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        // Any text, controls or not (the byte scan must never take the fast path wrongly):
+        // no control character reaches the log, and the result is the per-character escape.
+        // [\u{80}-\u{bf}]: the characters whose UTF-8 starts with 0xC2, C1 controls among them.
+        #[test]
+        fn no_control_character_survives_the_escape(s in "(\\PC|\\p{Cc}|[\u{80}-\u{bf}])*") {
+            let out = escaped(&s);
+            proptest::prop_assert!(!out.chars().any(char::is_control), "{:?}", out);
+            proptest::prop_assert_eq!(out, escaped_slowly(&s));
+        }
+
+        #[test]
+        fn text_without_controls_is_written_as_it_is(s in "\\PC*") {
+            proptest::prop_assert_eq!(escaped(&s), s);
+        }
+    }
+
     /// Collects what a subscriber writes.
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
