@@ -4,7 +4,9 @@
 //! constant time. Secrets never reach a log line. What an authenticated caller may do is
 //! decided afterwards, in one place (`authz.rs`).
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
 
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, Method};
@@ -280,6 +282,47 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8
     hmac(&k, b"aws4_request")
 }
 
+/// How many derived keys each thread keeps. A client signs with one key per day, region and
+/// service, so a handful of credentials fill few entries; past this the cache starts over.
+const SIGNING_KEY_CACHE_ENTRIES: usize = 256;
+
+/// One remembered derivation, with everything it was derived from.
+struct DerivedKey {
+    scope: [String; 4],
+    key: [u8; 32],
+}
+
+thread_local! {
+    /// Derived signing keys by a hash of (secret, date, region, service): the derivation is
+    /// four HMACs, a sixth of a small request's work, and the same for every request of a
+    /// client on a given day. Each entry keeps the secret itself (not the access key id) and
+    /// is used only on an exact match, so a rotated secret never meets a key derived from
+    /// the old one. Per thread: no lock on the request path.
+    static SIGNING_KEYS: RefCell<(RandomState, HashMap<u64, DerivedKey>)> =
+        RefCell::new((RandomState::new(), HashMap::new()));
+}
+
+/// [`signing_key`], remembered per thread. Called only after the credential is found and
+/// the scope's date checked against X-Amz-Date and the clock.
+pub fn cached_signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    SIGNING_KEYS.with(|cache| {
+        let (hasher, keys) = &mut *cache.borrow_mut();
+        let slot = hasher.hash_one((secret, date, region, service));
+        if let Some(known) = keys.get(&slot) {
+            if known.scope == [secret, date, region, service] {
+                return known.key;
+            }
+        }
+        let key = signing_key(secret, date, region, service);
+        if keys.len() >= SIGNING_KEY_CACHE_ENTRIES {
+            keys.clear();
+        }
+        let scope = [secret, date, region, service].map(String::from);
+        keys.insert(slot, DerivedKey { scope, key });
+        key
+    })
+}
+
 /// Checks the claims against `secret` and the clock; returns how the body must be checked.
 pub fn verify_v4(
     req: &SignedRequest,
@@ -325,7 +368,7 @@ pub fn verify_v4(
         return Err(S3Error::access_denied().with_message("The host header must be signed"));
     }
     let scope = format!("{}/{}/{}/aws4_request", c.date, c.region, c.service);
-    let key = signing_key(secret, &c.date, &c.region, &c.service);
+    let key = cached_signing_key(secret, &c.date, &c.region, &c.service);
     let query = canonical_query(req.raw_query, c.presigned_expires.is_some());
     let headers = canonical_headers(req.headers, &c.signed_headers)?;
     let signed_list = c.signed_headers.join(";");
@@ -397,6 +440,40 @@ pub fn verify_v4(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remembered_signing_key_is_the_derived_one_and_follows_the_secret() {
+        let derive = |s: &str, d: &str, r: &str| signing_key(s, d, r, "s3");
+        let remembered = |s: &str, d: &str, r: &str| cached_signing_key(s, d, r, "s3");
+        for _ in 0..2 {
+            assert_eq!(
+                remembered("old", "20261203", "us-east-1"),
+                derive("old", "20261203", "us-east-1")
+            );
+        }
+        // Same access key, rotated secret: the other key, never the remembered one.
+        assert_eq!(
+            remembered("new", "20261203", "us-east-1"),
+            derive("new", "20261203", "us-east-1")
+        );
+        assert_ne!(
+            remembered("new", "20261203", "us-east-1"),
+            remembered("old", "20261203", "us-east-1")
+        );
+        // Each part of the scope counts, and a full cache starts over without losing truth.
+        for i in 0..SIGNING_KEY_CACHE_ENTRIES * 2 + 7 {
+            let region = format!("r{i}");
+            assert_eq!(
+                remembered("old", "20261204", &region),
+                derive("old", "20261204", &region)
+            );
+        }
+        assert_eq!(
+            remembered("old", "20261203", "us-east-1"),
+            derive("old", "20261203", "us-east-1")
+        );
+        SIGNING_KEYS.with(|c| assert!(c.borrow().1.len() <= SIGNING_KEY_CACHE_ENTRIES));
+    }
 
     /// The AWS documentation's example: GET /test.txt with a Range header (SigV4 examples for S3).
     #[test]
