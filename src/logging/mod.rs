@@ -2,7 +2,7 @@
 //!
 //! Lines go to stderr (stdout carries what a command prints: `status --json`, the credentials
 //! it creates; a service manager captures both) through a writer thread, so a request's
-//! access line costs a queue push, not a write.
+//! access line costs a copy into a batch (access.rs), not a write.
 //!
 //! The filter is `RUST_LOG` (default `info`). A plain list of `target=level` directives, the
 //! usual form, is served by tracing-subscriber's `Targets`, which decides once per call site;
@@ -67,9 +67,17 @@ impl LogFilter {
     }
 }
 
+/// Keeps the logger's queues until the end of main, then writes what they hold.
+pub struct LogGuard {
+    // Fields drop in order: pending access lines go to the writer thread's queue before
+    // that queue is written out.
+    _access: Option<access::FlushOnDrop>,
+    _writer: WorkerGuard,
+}
+
 /// Installs the global logger: text (colours on a terminal) or JSON lines on stderr. The
 /// guard flushes what is queued when it drops (at the end of main).
-pub fn init(json: bool) -> WorkerGuard {
+pub fn init(json: bool) -> LogGuard {
     // Never lossy: a full queue makes the logger wait rather than drop a line.
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
@@ -80,11 +88,11 @@ pub fn init(json: bool) -> WorkerGuard {
             std::io::stderr(),
         ));
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if !json && !terminal {
-        // Plain-text access lines skip the formatter (see access.rs); on a terminal they
-        // keep its colours.
-        access::install(writer.clone());
-    }
+    // Plain-text access lines skip the formatter (see access.rs); on a terminal they keep
+    // its colours. Without their flusher thread they go through tracing.
+    let access = (!json && !terminal)
+        .then(|| access::install(writer.clone()).ok())
+        .flatten();
     let (filter, warning) = LogFilter::parse(std::env::var("RUST_LOG").ok().as_deref());
     let lines = tracing_subscriber::fmt::layer()
         .with_writer(writer)
@@ -99,7 +107,10 @@ pub fn init(json: bool) -> WorkerGuard {
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }
-    guard
+    LogGuard {
+        _access: access,
+        _writer: guard,
+    }
 }
 
 #[cfg(test)]
