@@ -32,7 +32,9 @@ const BATCH_BYTES: usize = 32 * 1024;
 /// …or this long after its first line.
 const BATCH_DELAY: Duration = Duration::from_millis(100);
 
-static BATCH: OnceLock<Batch> = OnceLock::new();
+/// Set once the flusher thread runs: until then (or if it cannot start) lines go through
+/// tracing.
+static BATCH: OnceLock<&'static Batch> = OnceLock::new();
 
 /// Access lines not yet handed to the writer thread.
 struct Batch {
@@ -43,6 +45,14 @@ struct Batch {
 }
 
 impl Batch {
+    fn new(writer: NonBlocking) -> Batch {
+        Batch {
+            writer,
+            pending: Mutex::new(String::with_capacity(BATCH_BYTES)),
+            started: Condvar::new(),
+        }
+    }
+
     fn append(&self, line: &str) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = pending.is_empty();
@@ -109,14 +119,12 @@ thread_local! {
 /// Sends text access lines to `writer` (the writer tracing's text formatter writes to), in
 /// batches; the guard writes the last batch.
 pub fn install(writer: NonBlocking) -> std::io::Result<FlushOnDrop> {
-    let batch = BATCH.get_or_init(|| Batch {
-        writer,
-        pending: Mutex::new(String::with_capacity(BATCH_BYTES)),
-        started: Condvar::new(),
-    });
+    // Lives as long as the process, as its flusher thread does.
+    let batch: &'static Batch = Box::leak(Box::new(Batch::new(writer)));
     std::thread::Builder::new()
         .name("access-log".into())
         .spawn(move || batch.run_flusher())?;
+    let _ = BATCH.set(batch);
     Ok(FlushOnDrop(()))
 }
 
@@ -264,6 +272,7 @@ fn push_peer(out: &mut String, peer: SocketAddr) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::captured::Captured;
     use super::*;
 
     fn line<'a>(path: &'a str, project: &'a str) -> AccessLine<'a> {
@@ -282,36 +291,6 @@ mod tests {
         }
     }
 
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Captured {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-
-        /// Waits (up to 10 s) until the writer thread has written `n` bytes.
-        fn until(&self, n: usize) -> String {
-            for _ in 0..1000 {
-                if self.0.lock().unwrap().len() >= n {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            self.text()
-        }
-    }
-
     fn batch() -> (
         &'static Batch,
         Captured,
@@ -321,12 +300,7 @@ mod tests {
         let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
             .lossy(false)
             .finish(out.clone());
-        let batch = Box::leak(Box::new(Batch {
-            writer,
-            pending: Mutex::new(String::new()),
-            started: Condvar::new(),
-        }));
-        (batch, out, guard)
+        (Box::leak(Box::new(Batch::new(writer))), out, guard)
     }
 
     #[test]

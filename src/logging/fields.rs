@@ -168,8 +168,8 @@ pub fn write_escaped(out: &mut (impl fmt::Write + ?Sized), s: &str) -> fmt::Resu
 
 #[cfg(test)]
 mod tests {
+    use super::super::captured::Captured;
     use super::*;
-    use std::sync::{Arc, Mutex};
 
     fn escaped(s: &str) -> String {
         let mut out = String::new();
@@ -220,20 +220,6 @@ mod tests {
         }
     }
 
-    /// Collects what a subscriber writes.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     fn logged(ansi: bool, f: impl FnOnce()) -> String {
         let out = Captured::default();
         let sink = out.clone();
@@ -244,8 +230,7 @@ mod tests {
             .fmt_fields(SafeFields)
             .finish();
         tracing::subscriber::with_default(subscriber, f);
-        let bytes = out.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        out.text()
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! their encoder.
 
 pub mod access;
+#[cfg(test)]
+mod captured;
 pub mod fields;
 
 use tracing_appender::non_blocking::WorkerGuard;
